@@ -1,0 +1,162 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use freezeframe::config::{Compression, Mode, Strategy, DEFAULT_CONFIG_PATH};
+
+/// Near-zero-downtime backups of Linux containers: freeze, snapshot, thaw,
+/// then archive from the snapshot.
+#[derive(Debug, Parser)]
+#[command(name = "freezeframe", version, after_help = crate::exit::HELP)]
+pub struct Cli {
+    /// Config file.
+    #[arg(long, global = true, env = "FREEZEFRAME_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Back up containers.
+    Backup(BackupArgs),
+    /// List runs in the target.
+    List(ListArgs),
+    /// Restore a container's private area (and config) into a folder.
+    Restore(RestoreArgs),
+    /// Re-read archives and check their checksums and that they decode.
+    Verify(VerifyArgs),
+    /// Print the effective configuration.
+    ShowConfig,
+}
+
+/// `backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Container ids.
+    pub ids: Vec<String>,
+    /// Back up every configured container.
+    #[arg(long, conflicts_with = "ids")]
+    pub all: bool,
+    /// How containers are made consistent.
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// Freeze all containers of a volume at once, or one at a time.
+    #[arg(long, value_enum)]
+    pub strategy: Option<StrategyArg>,
+    /// Compression.
+    #[arg(long, value_enum)]
+    pub compress: Option<CompressArg>,
+    /// Compression level.
+    #[arg(long)]
+    pub level: Option<i32>,
+    /// Containers archived at once (default: half the cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Print the plan and check everything, but freeze and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the manifest as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Container id.
+    pub id: String,
+    /// Run to restore from (default: the newest with a good backup).
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Folder to restore into (new or empty); the config goes to `<DIR>.conf`.
+    #[arg(long)]
+    pub to: PathBuf,
+    /// Restore into a non-empty folder, replacing what is there.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Runs to verify (default: all).
+    pub runs: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--mode`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ModeArg {
+    /// Freeze, snapshot, thaw.
+    Snapshot,
+    /// Stop, snapshot, start.
+    Stop,
+}
+
+/// `--strategy`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum StrategyArg {
+    /// All containers of a volume in one freeze window.
+    Group,
+    /// One container per freeze window.
+    Each,
+}
+
+/// `--compress`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CompressArg {
+    /// zstd (multithreaded).
+    Zstd,
+    /// bzip2 (block-parallel).
+    Bzip2,
+    /// gzip (block-parallel).
+    Gzip,
+    /// No compression.
+    None,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Snapshot => Mode::Snapshot,
+            ModeArg::Stop => Mode::Stop,
+        }
+    }
+}
+
+impl From<StrategyArg> for Strategy {
+    fn from(s: StrategyArg) -> Self {
+        match s {
+            StrategyArg::Group => Strategy::Group,
+            StrategyArg::Each => Strategy::Each,
+        }
+    }
+}
+
+impl From<CompressArg> for Compression {
+    fn from(c: CompressArg) -> Self {
+        match c {
+            CompressArg::Zstd => Compression::Zstd,
+            CompressArg::Bzip2 => Compression::Bzip2,
+            CompressArg::Gzip => Compression::Gzip,
+            CompressArg::None => Compression::None,
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! `freezeframe restore`.
+
+use anyhow::Result;
+use freezeframe::config::Config;
+use freezeframe::engine::{restore, RestoreRequest};
+use freezeframe::target::Store;
+
+use crate::cli::RestoreArgs;
+use crate::exit;
+use crate::output::size;
+
+/// Restores one container into a folder.
+pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
+    let req = RestoreRequest {
+        id: args.id.clone(),
+        run: args.run.clone(),
+        to: args.to.clone(),
+        force: args.force,
+    };
+    let r = restore(&Store::new(&config.target.path), &req)?;
+    println!(
+        "restored {} from run {} into {}: {} entries, {}",
+        args.id,
+        r.run,
+        args.to.display(),
+        r.extract.entries,
+        size(r.extract.bytes)
+    );
+    if let Some(c) = &r.config {
+        println!("config written to {}", c.display());
+    }
+    for w in &r.extract.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(if r.extract.warnings.is_empty() { exit::OK } else { exit::PARTIAL })
+}

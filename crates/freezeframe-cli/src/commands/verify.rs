@@ -1,0 +1,27 @@
+//! `freezeframe verify`.
+
+use anyhow::Result;
+use freezeframe::config::Config;
+use freezeframe::target::Store;
+
+use crate::cli::VerifyArgs;
+use crate::exit;
+
+/// Re-reads every file of the given runs.
+pub fn run(config: &Config, args: &VerifyArgs) -> Result<u8> {
+    let checks = Store::new(&config.target.path).verify(&args.runs)?;
+    let bad = checks.iter().filter(|c| c.problem.is_some()).count();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&checks)?);
+    } else {
+        for c in &checks {
+            let what = if c.file.is_empty() { c.container.clone() } else { format!("{}/{}", c.container, c.file) };
+            match &c.problem {
+                None => println!("ok      {}  {what}", c.run),
+                Some(p) => println!("BAD     {}  {what}: {p}", c.run),
+            }
+        }
+        println!("{} checked, {bad} bad", checks.len());
+    }
+    Ok(if bad == 0 { exit::OK } else { exit::FAILURE })
+}

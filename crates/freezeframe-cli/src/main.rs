@@ -1,0 +1,51 @@
+//! The `freezeframe` command.
+
+mod cli;
+mod commands;
+mod exit;
+mod output;
+mod system;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+        }
+    };
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("FREEZEFRAME_LOG").unwrap_or_else(|_| EnvFilter::new(level)))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("freezeframe: error: {e:#}");
+            ExitCode::from(exit::code_for(&e))
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<u8> {
+    let config = freezeframe::config::load(&cli.config)?;
+    match &cli.command {
+        Command::Backup(a) => commands::backup::run(&config, a),
+        Command::List(a) => commands::list::run(&config, a),
+        Command::Restore(a) => commands::restore::run(&config, a),
+        Command::Verify(a) => commands::verify::run(&config, a),
+        Command::ShowConfig => commands::show_config::run(&config),
+    }
+}

@@ -1,0 +1,121 @@
+//! Human output: sizes, the per-container summary table, the progress bar.
+
+use std::time::Duration;
+
+use freezeframe::engine::{Observer, Phase};
+use freezeframe::target::manifest::{Manifest, Outcome};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// `1.5 GiB`, `300 MiB`, `12 B`.
+pub fn size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// `850 ms`, `12.3 s`.
+pub fn duration_ms(ms: f64) -> String {
+    if ms < 1000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.1} s", ms / 1000.0)
+    }
+}
+
+/// The per-container summary of a run.
+pub fn summary(m: &Manifest) -> String {
+    let mut s = format!(
+        "{:<16} {:<8} {:>10} {:>10} {:>10} {:>9}\n",
+        "CONTAINER", "RESULT", "FREEZE ms", "SIZE IN", "SIZE OUT", "DURATION"
+    );
+    for c in &m.containers {
+        s.push_str(&format!(
+            "{:<16} {:<8} {:>10} {:>10} {:>10} {:>9}\n",
+            c.id,
+            c.result.to_string(),
+            c.freeze_ms.map(|f| format!("{f:.1}")).unwrap_or_else(|| "-".into()),
+            size(c.bytes_in),
+            size(c.bytes_out),
+            duration_ms(c.timings.total_ms),
+        ));
+    }
+    for c in &m.containers {
+        if let Some(e) = &c.error {
+            s.push_str(&format!("{}: error: {e}\n", c.id));
+        }
+        for w in c.tree.warnings.iter().take(20) {
+            s.push_str(&format!("{}: warning: {w}\n", c.id));
+        }
+        if c.tree.warnings.len() > 20 {
+            s.push_str(&format!("{}: … {} more warnings in the manifest\n", c.id, c.tree.warnings.len() - 20));
+        }
+        if !c.tree.skipped_sockets.is_empty() {
+            s.push_str(&format!("{}: {} socket(s) skipped\n", c.id, c.tree.skipped_sockets.len()));
+        }
+    }
+    for w in &m.warnings {
+        s.push_str(&format!("warning: {w}\n"));
+    }
+    s
+}
+
+/// Whether a run is good, partial or failed overall.
+pub fn overall(m: &Manifest) -> Outcome {
+    let failed = m.containers.iter().filter(|c| c.result == Outcome::Failed).count();
+    let partial = m.containers.iter().filter(|c| c.result == Outcome::Partial).count();
+    if failed == m.containers.len() {
+        Outcome::Failed
+    } else if failed > 0 || partial > 0 || !m.warnings.is_empty() {
+        Outcome::Partial
+    } else {
+        Outcome::Ok
+    }
+}
+
+/// Progress on a terminal: bytes read, rate, and what each container is doing.
+pub struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    /// A spinner on stderr, hidden when stderr is not a terminal or `hidden`.
+    pub fn new(hidden: bool) -> Self {
+        let target = if hidden { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
+        let bar = ProgressBar::with_draw_target(None, target);
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {bytes} read ({bytes_per_sec}) {elapsed} {msg}") {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Self { bar }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Observer for Progress {
+    fn phase(&self, container: &str, phase: &Phase) {
+        let msg = match phase {
+            Phase::Freezing => format!("{container}: freezing"),
+            Phase::Thawed { freeze_ms } => format!("{container}: thawed after {freeze_ms:.1} ms"),
+            Phase::Archiving => format!("{container}: archiving"),
+            Phase::Finished(o) => format!("{container}: {o}"),
+        };
+        self.bar.set_message(msg);
+    }
+
+    fn bytes(&self, n: u64) {
+        self.bar.inc(n);
+    }
+}

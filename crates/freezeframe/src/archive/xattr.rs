@@ -1,0 +1,61 @@
+//! Reading extended attributes (without following symlinks).
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// All extended attributes of `path` (not following a final symlink), in
+/// name order. A file system without xattr support yields none.
+pub fn read_all(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
+    let mut names = Vec::new();
+    loop {
+        let n = match rustix::fs::llistxattr_query(path) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        names.resize(n, 0);
+        match rustix::fs::llistxattr(path, &mut names[..]) {
+            Ok(got) => {
+                names.truncate(got);
+                break;
+            }
+            Err(rustix::io::Errno::RANGE) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut out = Vec::new();
+    for raw in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let Ok(name) = std::str::from_utf8(raw) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("xattr name {:?} is not UTF-8", OsStr::from_bytes(raw)),
+            ));
+        };
+        let mut value = Vec::new();
+        loop {
+            let n = match rustix::fs::lgetxattr_query(path, name) {
+                Ok(n) => n,
+                Err(rustix::io::Errno::NODATA) => break,
+                Err(e) => return Err(e.into()),
+            };
+            value.resize(n, 0);
+            match rustix::fs::lgetxattr(path, name, &mut value[..]) {
+                Ok(got) => {
+                    value.truncate(got);
+                    out.push((name.to_owned(), std::mem::take(&mut value)));
+                    break;
+                }
+                Err(rustix::io::Errno::RANGE) => continue,
+                Err(rustix::io::Errno::NODATA) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,81 @@
+//! Durations written as `500ms`, `10s` or `2m` in the config.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A duration that reads and prints as `500ms`, `10s`, `2m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(pub Duration);
+
+impl FromStr for HumanDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("`{s}` is not a duration: write e.g. `500ms`, `10s` or `2m`"))?;
+        let d = match unit.trim() {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            other => {
+                return Err(format!(
+                    "`{s}`: unknown unit `{other}`, use `ms`, `s` or `m` (e.g. `10s`)"
+                ))
+            }
+        };
+        Ok(HumanDuration(d))
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        if ms % 60_000 == 0 && ms > 0 {
+            write!(f, "{}m", ms / 60_000)
+        } else if ms % 1000 == 0 {
+            write!(f, "{}s", ms / 1000)
+        } else {
+            write!(f, "{ms}ms")
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_units() {
+        for (text, ms, shown) in [("500ms", 500, "500ms"), ("10s", 10_000, "10s"), ("2m", 120_000, "2m")] {
+            let d: HumanDuration = text.parse().unwrap();
+            assert_eq!(d.0, Duration::from_millis(ms));
+            assert_eq!(d.to_string(), shown);
+        }
+    }
+
+    #[test]
+    fn rejects_bad_units_with_help() {
+        let e = "10h".parse::<HumanDuration>().unwrap_err();
+        assert!(e.contains("use `ms`, `s` or `m`"), "{e}");
+        assert!("ten".parse::<HumanDuration>().is_err());
+    }
+}

@@ -1,0 +1,79 @@
+//! Configuration: a TOML file parsed into raw serde types ([`raw`]), then
+//! validated into the model the rest of the crate uses ([`model`]).
+
+pub mod duration;
+pub mod model;
+mod raw;
+
+pub use duration::HumanDuration;
+pub use model::{
+    BackupDefaults, CgroupRoots, Compression, Config, Container, ContainerId, Mode,
+    ProviderKind, RuntimeKind, Strategy, Target, Volume,
+};
+
+use std::path::{Path, PathBuf};
+
+/// Where the config is read from when neither `--config` nor
+/// `FREEZEFRAME_CONFIG` says otherwise.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/freezeframe/freezeframe.toml";
+
+/// A config file could not be read or is not valid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source} (pass --config PATH or set FREEZEFRAME_CONFIG)")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// TOML syntax error, unknown key or a value of the wrong type or range.
+    #[error("invalid config {path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message: line, column, key and what is allowed.
+        message: String,
+    },
+    /// The values parse but do not fit together.
+    #[error("invalid config {path}, line {line}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the table or key at fault.
+        line: usize,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and validates config text; `path` is only used in messages.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let raw: raw::RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        path: path.to_owned(),
+        message: e.to_string().trim_end().to_owned(),
+    })?;
+    model::validate(raw, text).map_err(|(line, message)| ConfigError::Invalid {
+        path: path.to_owned(),
+        line,
+        message,
+    })
+}
+
+/// The effective config as TOML (what `show-config` prints).
+pub fn to_toml(config: &Config) -> Result<String, toml::ser::Error> {
+    toml::to_string_pretty(config)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,473 @@
+//! The validated configuration model.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::raw::RawConfig;
+use super::HumanDuration;
+
+/// A container id: 1–64 of `A-Z a-z 0-9 . _ -`, not starting with `.` or `-`.
+/// Ids become file names in the target, so nothing else is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ContainerId(String);
+
+impl ContainerId {
+    /// Checks `s` and wraps it.
+    pub fn new(s: &str) -> Result<Self, String> {
+        let ok_len = (1..=64).contains(&s.len());
+        let ok_chars = s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        let ok_start = !s.starts_with(['.', '-']);
+        if ok_len && ok_chars && ok_start {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "`{s}` is not a valid container id: use 1-64 characters from A-Z a-z 0-9 . _ - \
+                 and do not start with `.` or `-`"
+            ))
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ContainerId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::new(&s)
+    }
+}
+
+impl From<ContainerId> for String {
+    fn from(id: ContainerId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for ContainerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How containers are brought to a consistent state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Freeze, snapshot, thaw: the short window this tool exists for.
+    Snapshot,
+    /// Stop the container, snapshot, start it again.
+    Stop,
+}
+
+/// Which containers share one freeze window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// All containers of a volume are frozen together, one snapshot per volume.
+    Group,
+    /// One container at a time, one snapshot per container.
+    Each,
+}
+
+/// Compression of tar archives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// zstd, multithreaded (default).
+    Zstd,
+    /// bzip2, block-parallel multi-stream.
+    Bzip2,
+    /// gzip, block-parallel multi-member.
+    Gzip,
+    /// Plain tar.
+    None,
+}
+
+impl Compression {
+    /// The default level for this compressor.
+    pub fn default_level(self) -> i32 {
+        match self {
+            Compression::Zstd => 3,
+            Compression::Bzip2 => 9,
+            Compression::Gzip => 6,
+            Compression::None => 0,
+        }
+    }
+
+    /// The allowed levels.
+    pub fn levels(self) -> std::ops::RangeInclusive<i32> {
+        match self {
+            Compression::Zstd => 1..=19,
+            Compression::Bzip2 => 1..=9,
+            Compression::Gzip => 0..=9,
+            Compression::None => 0..=0,
+        }
+    }
+
+    /// Checks `level` against [`Compression::levels`].
+    pub fn check_level(self, level: i32) -> Result<(), String> {
+        let r = self.levels();
+        if r.contains(&level) {
+            Ok(())
+        } else {
+            Err(format!(
+                "level {level} is out of range for {self}: allowed {}..={}",
+                r.start(),
+                r.end()
+            ))
+        }
+    }
+
+    /// Archive file extension, e.g. `tar.zst`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Zstd => "tar.zst",
+            Compression::Bzip2 => "tar.bz2",
+            Compression::Gzip => "tar.gz",
+            Compression::None => "tar",
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Compression::Zstd => "zstd",
+            Compression::Bzip2 => "bzip2",
+            Compression::Gzip => "gzip",
+            Compression::None => "none",
+        })
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Snapshot => "snapshot",
+            Mode::Stop => "stop",
+        })
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Strategy::Group => "group",
+            Strategy::Each => "each",
+        })
+    }
+}
+
+/// Snapshot provider of a volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Read-only btrfs subvolume snapshots.
+    Btrfs,
+}
+
+/// Container runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    /// A plain cgroup holding the container's processes.
+    #[default]
+    Cgroup,
+}
+
+impl fmt::Display for RuntimeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RuntimeKind::Cgroup => "cgroup",
+        })
+    }
+}
+
+/// Where runs are written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Target {
+    /// Kind of target; only `tar` for now.
+    pub kind: String,
+    /// Folder holding one sub-folder per run.
+    pub path: PathBuf,
+}
+
+/// Defaults for `backup`, each overridable on the command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupDefaults {
+    /// Consistency mode.
+    pub mode: Mode,
+    /// Freeze strategy.
+    pub strategy: Strategy,
+    /// Compression.
+    pub compress: Compression,
+    /// Compression level (`None`: the compressor's default).
+    pub level: Option<i32>,
+    /// Containers archived at once (0: half the cores, at least 1).
+    pub jobs: usize,
+    /// Longest a freeze may take before it is undone.
+    pub freeze_timeout: HumanDuration,
+}
+
+/// Where cgroup hierarchies are (both found in `/proc/self/mountinfo` when unset).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CgroupRoots {
+    /// cgroup v2 mount point.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub v2_root: Option<PathBuf>,
+    /// cgroup v1 freezer mount point.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub v1_freezer_root: Option<PathBuf>,
+}
+
+/// A volume holding private areas, and how to snapshot it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Volume {
+    /// Short name, used in snapshot names.
+    pub name: String,
+    /// Mount point or subvolume path.
+    pub path: PathBuf,
+    /// Snapshot provider.
+    pub provider: ProviderKind,
+    /// Where snapshots are created (btrfs: a folder on the same file system).
+    pub snapshot_dir: PathBuf,
+}
+
+/// A container to back up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Container {
+    /// Unique id.
+    pub id: ContainerId,
+    /// Runtime that freezes and thaws it.
+    pub runtime: RuntimeKind,
+    /// cgroup path relative to the cgroup root(s).
+    pub cgroup: PathBuf,
+    /// The private area (root of its files).
+    pub private: PathBuf,
+    /// Name of the volume holding `private`.
+    pub volume: String,
+    /// The container's config file, copied into each run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<PathBuf>,
+}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Config {
+    /// Where runs go.
+    pub target: Target,
+    /// Journal, lock and other state.
+    pub state_dir: PathBuf,
+    /// Backup defaults.
+    pub backup: BackupDefaults,
+    /// cgroup mount points.
+    pub cgroup: CgroupRoots,
+    /// Volumes.
+    #[serde(rename = "volume")]
+    pub volumes: Vec<Volume>,
+    /// Containers.
+    #[serde(rename = "container")]
+    pub containers: Vec<Container>,
+}
+
+impl Config {
+    /// The container with this id.
+    pub fn container(&self, id: &str) -> Option<&Container> {
+        self.containers.iter().find(|c| c.id.as_str() == id)
+    }
+
+    /// The volume with this name.
+    pub fn volume(&self, name: &str) -> Option<&Volume> {
+        self.volumes.iter().find(|v| v.name == name)
+    }
+
+    /// Freeze timeout as a [`Duration`].
+    pub fn freeze_timeout(&self) -> Duration {
+        self.backup.freeze_timeout.0
+    }
+}
+
+type Invalid = (usize, String);
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn absolute(p: &Path, what: &str) -> Result<(), String> {
+    if !p.is_absolute() {
+        return Err(format!("{what} `{}` must be an absolute path", p.display()));
+    }
+    if p.components().any(|c| c == Component::ParentDir) {
+        return Err(format!("{what} `{}` must not contain `..`", p.display()));
+    }
+    Ok(())
+}
+
+fn volume_name_ok(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+}
+
+/// Turns the raw file into the model, or says which line is wrong and why.
+pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
+    let tline = line_of(text, raw.target.span().start);
+    let rt = raw.target.into_inner();
+    let kind = rt.kind.unwrap_or_else(|| "tar".into());
+    if kind != "tar" {
+        return Err((tline, format!("target.kind `{kind}` is not supported: allowed `tar`")));
+    }
+    absolute(&rt.path, "target.path").map_err(|m| (tline, m))?;
+
+    let compress = raw.backup.compress.unwrap_or(Compression::Zstd);
+    if let Some(level) = &raw.backup.level {
+        compress
+            .check_level(*level.get_ref())
+            .map_err(|m| (line_of(text, level.span().start), format!("backup.level: {m}")))?;
+    }
+    let backup = BackupDefaults {
+        mode: raw.backup.mode.unwrap_or(Mode::Snapshot),
+        strategy: raw.backup.strategy.unwrap_or(Strategy::Group),
+        compress,
+        level: raw.backup.level.map(|l| l.into_inner()),
+        jobs: raw.backup.jobs.unwrap_or(0),
+        freeze_timeout: raw
+            .backup
+            .freeze_timeout
+            .unwrap_or(HumanDuration(Duration::from_secs(10))),
+    };
+    if backup.freeze_timeout.0 < Duration::from_millis(10) {
+        return Err((1, "backup.freeze_timeout must be at least 10ms".into()));
+    }
+
+    let mut volumes: Vec<Volume> = Vec::new();
+    for v in raw.volumes {
+        let line = line_of(text, v.span().start);
+        let v = v.into_inner();
+        if !volume_name_ok(&v.name) {
+            return Err((
+                line,
+                format!(
+                    "volume name `{}` is not valid: use 1-32 characters from A-Z a-z 0-9 _ -",
+                    v.name
+                ),
+            ));
+        }
+        if volumes.iter().any(|o| o.name == v.name) {
+            return Err((line, format!("volume name `{}` is used twice", v.name)));
+        }
+        absolute(&v.path, "volume.path").map_err(|m| (line, m))?;
+        let snapshot_dir = match v.snapshot_dir {
+            Some(d) => {
+                absolute(&d, "volume.snapshot_dir").map_err(|m| (line, m))?;
+                d
+            }
+            None => v
+                .path
+                .parent()
+                .map(|p| p.join(".freezeframe-snapshots"))
+                .ok_or_else(|| {
+                    (
+                        line,
+                        format!(
+                            "volume `{}`: path `/` needs an explicit snapshot_dir",
+                            v.name
+                        ),
+                    )
+                })?,
+        };
+        volumes.push(Volume {
+            name: v.name,
+            path: v.path,
+            provider: v.provider,
+            snapshot_dir,
+        });
+    }
+
+    let mut containers: Vec<Container> = Vec::new();
+    let mut seen = HashSet::new();
+    for c in raw.containers {
+        let line = line_of(text, c.span().start);
+        let c = c.into_inner();
+        let id = ContainerId::new(&c.id).map_err(|m| (line, format!("container.id: {m}")))?;
+        if !seen.insert(id.clone()) {
+            return Err((line, format!("container id `{id}` is used twice")));
+        }
+        absolute(&c.private, "container.private").map_err(|m| (line, format!("container `{id}`: {m}")))?;
+        if c.cgroup.is_absolute() || c.cgroup.components().any(|x| !matches!(x, Component::Normal(_))) {
+            return Err((
+                line,
+                format!(
+                    "container `{id}`: cgroup `{}` must be a path relative to the cgroup root, \
+                     e.g. `machines/{id}`, without `..`",
+                    c.cgroup.display()
+                ),
+            ));
+        }
+        if let Some(cfg) = &c.config {
+            absolute(cfg, "container.config").map_err(|m| (line, format!("container `{id}`: {m}")))?;
+        }
+        let volume = match c.volume {
+            Some(name) => {
+                let v = volumes.iter().find(|v| v.name == name).ok_or_else(|| {
+                    (line, format!("container `{id}`: volume `{name}` is not defined by any [[volume]]"))
+                })?;
+                if !c.private.starts_with(&v.path) {
+                    return Err((
+                        line,
+                        format!(
+                            "container `{id}`: private `{}` is not inside volume `{name}` ({})",
+                            c.private.display(),
+                            v.path.display()
+                        ),
+                    ));
+                }
+                name
+            }
+            None => volumes
+                .iter()
+                .filter(|v| c.private.starts_with(&v.path))
+                .max_by_key(|v| v.path.components().count())
+                .map(|v| v.name.clone())
+                .ok_or_else(|| {
+                    (
+                        line,
+                        format!(
+                            "container `{id}`: private `{}` is not inside any [[volume]] path; \
+                             add a [[volume]] whose path holds it",
+                            c.private.display()
+                        ),
+                    )
+                })?,
+        };
+        containers.push(Container {
+            id,
+            runtime: c.runtime.unwrap_or_default(),
+            cgroup: c.cgroup,
+            private: c.private,
+            volume,
+            config: c.config,
+        });
+    }
+
+    Ok(Config {
+        target: Target { kind, path: rt.path },
+        state_dir: raw.state_dir.unwrap_or_else(|| PathBuf::from("/var/lib/freezeframe")),
+        backup,
+        cgroup: CgroupRoots {
+            v2_root: raw.cgroup.v2_root,
+            v1_freezer_root: raw.cgroup.v1_freezer_root,
+        },
+        volumes,
+        containers,
+    })
+}

@@ -1,0 +1,71 @@
+//! The config file as written: serde types that reject unknown keys.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::model::{Compression, Mode, ProviderKind, RuntimeKind, Strategy};
+use super::HumanDuration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub target: Spanned<RawTarget>,
+    pub state_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub backup: RawBackup,
+    #[serde(default)]
+    pub cgroup: RawCgroup,
+    #[serde(default, rename = "volume")]
+    pub volumes: Vec<Spanned<RawVolume>>,
+    #[serde(default, rename = "container")]
+    pub containers: Vec<Spanned<RawContainer>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTarget {
+    #[serde(default)]
+    pub kind: Option<String>,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBackup {
+    pub mode: Option<Mode>,
+    pub strategy: Option<Strategy>,
+    pub compress: Option<Compression>,
+    pub level: Option<Spanned<i32>>,
+    pub jobs: Option<usize>,
+    pub freeze_timeout: Option<HumanDuration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCgroup {
+    pub v2_root: Option<PathBuf>,
+    pub v1_freezer_root: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVolume {
+    pub name: String,
+    pub path: PathBuf,
+    pub provider: ProviderKind,
+    pub snapshot_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawContainer {
+    pub id: String,
+    #[serde(default)]
+    pub runtime: Option<RuntimeKind>,
+    pub cgroup: PathBuf,
+    pub private: PathBuf,
+    pub volume: Option<String>,
+    pub config: Option<PathBuf>,
+}

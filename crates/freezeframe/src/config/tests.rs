@@ -1,0 +1,96 @@
+use std::path::Path;
+
+use super::*;
+
+const GOOD: &str = r#"
+[target]
+path = "/var/backups/ff"
+
+[backup]
+compress = "bzip2"
+level = 9
+freeze_timeout = "5s"
+
+[[volume]]
+name = "data"
+path = "/srv/ct"
+provider = "btrfs"
+
+[[container]]
+id = "101"
+cgroup = "ff/101"
+private = "/srv/ct/101"
+config = "/etc/ff/101.conf"
+"#;
+
+fn err(text: &str) -> String {
+    parse(text, Path::new("/etc/ff.toml")).unwrap_err().to_string()
+}
+
+#[test]
+fn good_config_fills_defaults() {
+    let c = parse(GOOD, Path::new("x")).unwrap();
+    assert_eq!(c.backup.compress, Compression::Bzip2);
+    assert_eq!(c.backup.mode, Mode::Snapshot);
+    assert_eq!(c.backup.strategy, Strategy::Group);
+    assert_eq!(c.freeze_timeout(), std::time::Duration::from_secs(5));
+    assert_eq!(c.containers[0].volume, "data");
+    assert_eq!(c.volumes[0].snapshot_dir, Path::new("/srv/.freezeframe-snapshots"));
+    assert_eq!(c.state_dir, Path::new("/var/lib/freezeframe"));
+}
+
+#[test]
+fn unknown_key_names_key_line_and_allowed() {
+    let e = err(&GOOD.replace("level = 9", "level = 9\nlevle = 3"));
+    assert!(e.contains("levle"), "{e}");
+    assert!(e.contains("line 8"), "{e}");
+    assert!(e.contains("expected one of"), "{e}");
+}
+
+#[test]
+fn bad_enum_value_lists_allowed() {
+    let e = err(&GOOD.replace("\"bzip2\"", "\"xz\""));
+    assert!(e.contains("xz") && e.contains("zstd") && e.contains("gzip"), "{e}");
+}
+
+#[test]
+fn level_out_of_range_names_line() {
+    let e = err(&GOOD.replace("level = 9", "level = 12"));
+    assert!(e.contains("line 7") && e.contains("1..=9"), "{e}");
+}
+
+#[test]
+fn private_outside_volumes_is_rejected() {
+    let e = err(&GOOD.replace("/srv/ct/101", "/elsewhere/101"));
+    assert!(e.contains("not inside any [[volume]]"), "{e}");
+    assert!(e.contains("line 15"), "{e}");
+}
+
+#[test]
+fn hostile_ids_and_cgroups_are_rejected() {
+    assert!(err(&GOOD.replace("id = \"101\"", "id = \"../x\"")).contains("not a valid container id"));
+    assert!(err(&GOOD.replace("ff/101", "../101")).contains("relative to the cgroup root"));
+    assert!(err(&GOOD.replace("ff/101", "/sys/fs/cgroup/x")).contains("relative to the cgroup root"));
+}
+
+#[test]
+fn duplicate_ids_are_rejected() {
+    let twice = format!("{GOOD}\n[[container]]\nid = \"101\"\ncgroup = \"a\"\nprivate = \"/srv/ct/a\"\n");
+    assert!(err(&twice).contains("used twice"));
+}
+
+#[test]
+fn bad_duration_is_explained() {
+    let e = err(&GOOD.replace("\"5s\"", "\"5h\""));
+    assert!(e.contains("unknown unit"), "{e}");
+}
+
+#[test]
+fn container_id_rules() {
+    for ok in ["101", "web-1", "a.b_c"] {
+        assert!(ContainerId::new(ok).is_ok(), "{ok}");
+    }
+    for bad in ["", ".hidden", "-x", "a/b", "a b", &"x".repeat(65)] {
+        assert!(ContainerId::new(bad).is_err(), "{bad}");
+    }
+}

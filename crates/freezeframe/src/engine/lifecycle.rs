@@ -1,0 +1,488 @@
+//! Executing a plan: for each freeze window sync → freeze → snapshot → thaw,
+//! then archive every container from its snapshot on a bounded pool while
+//! the next window runs, release each snapshot once its containers are done,
+//! and write the manifest last.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Utc};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+
+use super::cleanup::{Cleanup, Token, Undo};
+use super::plan::Plan;
+use super::Toolbox;
+use crate::archive::{create_archive, ArchiveOptions, TreeReport};
+use crate::config::{Container, Strategy, Volume};
+use crate::snapshot::{Health, Snapshot, SnapshotProvider, SNAPSHOT_PREFIX};
+use crate::sys::Clock;
+use crate::target::atomic::{self, AtomicFile};
+use crate::target::layout::{archive_name, config_name, MANIFEST_NAME};
+use crate::target::manifest::{ContainerRecord, FileKind, FileRecord, Manifest, Outcome, Timings, MANIFEST_VERSION};
+use crate::target::{RunId, Store, StoreError};
+
+/// A container's progress, reported to the [`Observer`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Phase {
+    /// About to freeze.
+    Freezing,
+    /// Thawed again after `freeze_ms`.
+    Thawed {
+        /// The freeze window.
+        freeze_ms: f64,
+    },
+    /// Archiving from the snapshot.
+    Archiving,
+    /// Done.
+    Finished(Outcome),
+}
+
+/// Watches a run (progress bars, logs). Called from several threads.
+pub trait Observer: Send + Sync {
+    /// A container entered `phase`.
+    fn phase(&self, _container: &str, _phase: &Phase) {}
+    /// `n` more bytes of file data were read.
+    fn bytes(&self, _n: u64) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SilentObserver;
+impl Observer for SilentObserver {}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// Run id.
+    pub run: RunId,
+    /// Its folder.
+    pub dir: PathBuf,
+    /// Its manifest (already written).
+    pub manifest: Manifest,
+}
+
+/// The run could not be carried out at all (individual containers failing
+/// is not an error: see the manifest).
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The run folder could not be created.
+    #[error(transparent)]
+    Target(#[from] StoreError),
+    /// The manifest could not be written: the run is incomplete.
+    #[error("writing the manifest {path}: {source}; the run is incomplete")]
+    Manifest {
+        /// The manifest path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
+}
+
+fn unix_ns(t: SystemTime) -> i128 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    }
+}
+
+fn new_record(ct: &Container) -> ContainerRecord {
+    ContainerRecord {
+        id: ct.id.to_string(),
+        runtime: ct.runtime,
+        volume: ct.volume.clone(),
+        result: Outcome::Failed,
+        error: Some("not started".into()),
+        freeze_ms: None,
+        frozen_at_ns: None,
+        thawed_at_ns: None,
+        timings: Timings::default(),
+        bytes_in: 0,
+        bytes_out: 0,
+        files: Vec::new(),
+        tree: TreeReport::default(),
+    }
+}
+
+/// Name of the snapshot of a freeze window.
+pub fn snapshot_name(run: &RunId, volume: &Volume, strategy: Strategy, ct: &Container) -> String {
+    match strategy {
+        Strategy::Group => format!("{SNAPSHOT_PREFIX}{}-{}", run.short(), volume.name),
+        Strategy::Each => format!("{SNAPSHOT_PREFIX}{}-{}-{}", run.short(), volume.name, ct.id),
+    }
+}
+
+struct Job {
+    ct: Container,
+    snap: Snapshot,
+    provider: Arc<dyn SnapshotProvider>,
+    rel: PathBuf,
+}
+
+struct JobDone {
+    id: String,
+    snap: String,
+    archive_ms: f64,
+    result: Result<(Vec<FileRecord>, TreeReport), String>,
+}
+
+struct Lease {
+    remaining: usize,
+    token: Token,
+}
+
+struct Run<'a> {
+    plan: &'a Plan,
+    tools: &'a Toolbox,
+    observer: &'a dyn Observer,
+    cleanup: Cleanup,
+    run: RunId,
+    records: Vec<ContainerRecord>,
+    started: HashMap<String, Duration>,
+    leases: HashMap<String, Lease>,
+    warnings: Vec<String>,
+}
+
+/// Carries out `plan`. Every freeze and snapshot is registered for undo
+/// before it happens; whatever is left is undone before this returns.
+pub fn execute(plan: &Plan, tools: &Toolbox, observer: &dyn Observer) -> Result<RunResult, ExecError> {
+    let clock: &dyn Clock = tools.clock.as_ref();
+    let started_wall = clock.wall();
+    let store = Store::new(&plan.target);
+    let (run_id, dir) = store.create_run(DateTime::<Utc>::from(started_wall), &tools.host)?;
+    tracing::info!(run = %run_id, dir = %dir.display(), "run started");
+    let mut run = Run {
+        plan,
+        tools,
+        observer,
+        cleanup: Cleanup::new(),
+        run: run_id.clone(),
+        records: plan.volumes.iter().flat_map(|v| v.containers.iter().map(new_record)).collect(),
+        started: HashMap::new(),
+        leases: HashMap::new(),
+        warnings: Vec::new(),
+    };
+    let opts = ArchiveOptions {
+        compression: plan.compression,
+        level: plan.level,
+        threads: plan.threads_per_job,
+    };
+    let (job_tx, job_rx) = bounded::<Job>(plan.jobs);
+    let (done_tx, done_rx) = unbounded::<JobDone>();
+    std::thread::scope(|s| {
+        for _ in 0..plan.jobs {
+            let (rx, tx, dir) = (job_rx.clone(), done_tx.clone(), dir.as_path());
+            s.spawn(move || worker(rx, tx, dir, opts, observer, clock));
+        }
+        drop(done_tx);
+        for vp in &plan.volumes {
+            run.volume(&vp.volume, &vp.containers, &job_tx, &done_rx);
+        }
+        drop(job_tx);
+        for d in done_rx.iter() {
+            run.finish_job(d);
+        }
+    });
+    // Leases left (a worker died): release their snapshots.
+    let tokens: Vec<Token> = run.leases.drain().map(|(_, l)| l.token).collect();
+    for t in tokens {
+        if let Err(e) = run.cleanup.undo_now(t) {
+            run.warnings.push(e);
+        }
+    }
+    let failures = run.cleanup.unwind();
+    run.warnings.extend(failures);
+
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        tool: crate::VERSION.to_owned(),
+        run: run_id.to_string(),
+        host: tools.host.clone(),
+        started_at: started_wall.into(),
+        finished_at: clock.wall().into(),
+        mode: plan.mode,
+        strategy: plan.strategy,
+        compression: plan.compression,
+        level: plan.level,
+        containers: std::mem::take(&mut run.records),
+        warnings: std::mem::take(&mut run.warnings),
+    };
+    let mpath = dir.join(MANIFEST_NAME);
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| ExecError::Manifest {
+        path: mpath.clone(),
+        source: e.into(),
+    })?;
+    atomic::write(&mpath, &json).map_err(|source| ExecError::Manifest { path: mpath, source })?;
+    tracing::info!(run = %run_id, "run complete");
+    Ok(RunResult {
+        run: run_id,
+        dir,
+        manifest,
+    })
+}
+
+impl Run<'_> {
+    fn record(&mut self, id: &str) -> &mut ContainerRecord {
+        let i = self.records.iter().position(|r| r.id == id).unwrap_or_else(|| {
+            // Every planned container has a record; this is a logic error.
+            panic!("no record for container {id}")
+        });
+        &mut self.records[i]
+    }
+
+    fn fail(&mut self, id: &str, error: String) {
+        tracing::error!(container = id, %error, "backup failed");
+        let total = self.elapsed_for(id);
+        let r = self.record(id);
+        r.result = Outcome::Failed;
+        r.error = Some(error);
+        r.timings.total_ms = total;
+        self.observer.phase(id, &Phase::Finished(Outcome::Failed));
+    }
+
+    fn elapsed_for(&self, id: &str) -> f64 {
+        self.started
+            .get(id)
+            .map(|t0| ms(self.tools.clock.mono().saturating_sub(*t0)))
+            .unwrap_or(0.0)
+    }
+
+    fn volume(&mut self, vol: &Volume, cts: &[Container], jobs: &Sender<Job>, done: &Receiver<JobDone>) {
+        let Some(provider) = self.tools.provider(vol.provider).cloned() else {
+            for c in cts {
+                self.fail(c.id.as_str(), format!("no {:?} snapshot provider", vol.provider));
+            }
+            return;
+        };
+        // Flush while everything still runs: less to write while frozen.
+        if let Err(e) = provider.prepare(vol) {
+            self.warnings.push(format!("volume {}: sync before freeze failed: {e}", vol.name));
+        }
+        let windows: Vec<&[Container]> = match self.plan.strategy {
+            Strategy::Group => vec![cts],
+            Strategy::Each => cts.chunks(1).collect(),
+        };
+        for w in windows {
+            if let Some((snap, token, ok)) = self.window(vol, w, &provider) {
+                self.leases.insert(snap.name.clone(), Lease { remaining: ok.len(), token });
+                for ct in ok {
+                    let rel = ct.private.strip_prefix(&vol.path).map(Path::to_path_buf).unwrap_or_default();
+                    let id = ct.id.to_string();
+                    let job = Job { ct, snap: snap.clone(), provider: provider.clone(), rel };
+                    if jobs.send(job).is_err() {
+                        self.fail(&id, "archive workers stopped".into());
+                        self.release(&snap.name);
+                    }
+                }
+            }
+            for d in done.try_iter() {
+                self.finish_job(d);
+            }
+        }
+    }
+
+    /// One freeze window: freeze `cts`, snapshot, thaw. Returns the snapshot
+    /// and the containers to archive from it.
+    fn window(
+        &mut self,
+        vol: &Volume,
+        cts: &[Container],
+        provider: &Arc<dyn SnapshotProvider>,
+    ) -> Option<(Snapshot, Token, Vec<Container>)> {
+        let clock = self.tools.clock.clone();
+        let mut frozen: Vec<(Container, Token, Duration, SystemTime)> = Vec::new();
+        for ct in cts {
+            let id = ct.id.to_string();
+            self.started.insert(id.clone(), clock.mono());
+            let Some(rt) = self.tools.runtime(ct.runtime).cloned() else {
+                self.fail(&id, format!("no {} runtime", ct.runtime));
+                continue;
+            };
+            self.observer.phase(&id, &Phase::Freezing);
+            let token = self.cleanup.register(Undo::Thaw(rt.clone(), ct.clone()));
+            let (t0, w0) = (clock.mono(), clock.wall());
+            match rt.freeze(ct, self.plan.freeze_timeout) {
+                Ok(()) => frozen.push((ct.clone(), token, t0, w0)),
+                Err(e) => {
+                    // `freeze` thaws on failure; thaw once more to be sure.
+                    if let Err(te) = self.cleanup.undo_now(token) {
+                        self.warnings.push(te);
+                    }
+                    self.fail(&id, format!("freeze failed: {e}"));
+                }
+            }
+        }
+        if frozen.is_empty() {
+            return None;
+        }
+        let name = snapshot_name(&self.run, vol, self.plan.strategy, &frozen[0].0);
+        let handle = provider.handle(vol, &name);
+        let stoken = self.cleanup.register(Undo::RemoveSnapshot(provider.clone(), handle));
+        let s0 = clock.mono();
+        let created = provider.create(vol, &name);
+        let snapshot_ms = ms(clock.mono().saturating_sub(s0));
+        let mut ok = Vec::new();
+        for (ct, token, t0, w0) in frozen.into_iter().rev() {
+            let id = ct.id.to_string();
+            let mut thawed = self.cleanup.undo_now(token);
+            for _ in 0..3 {
+                if thawed.is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+                thawed = self.cleanup.undo_now(token);
+            }
+            let (t1, w1) = (clock.mono(), clock.wall());
+            let freeze_ms = ms(t1.saturating_sub(t0));
+            {
+                let r = self.record(&id);
+                r.freeze_ms = Some(freeze_ms);
+                r.timings.freeze_ms = Some(freeze_ms);
+                r.timings.snapshot_ms = Some(snapshot_ms);
+                r.frozen_at_ns = Some(unix_ns(w0));
+                r.thawed_at_ns = Some(unix_ns(w1));
+            }
+            self.observer.phase(&id, &Phase::Thawed { freeze_ms });
+            match thawed {
+                Ok(()) => ok.push(ct),
+                Err(e) => self.fail(&id, format!("THAW FAILED, the container may still be frozen: {e}")),
+            }
+        }
+        ok.reverse();
+        match created {
+            Ok(snap) => {
+                if ok.is_empty() {
+                    if let Err(e) = self.cleanup.undo_now(stoken) {
+                        self.warnings.push(e);
+                    }
+                    return None;
+                }
+                Some((snap, stoken, ok))
+            }
+            Err(e) => {
+                if let Err(re) = self.cleanup.undo_now(stoken) {
+                    self.warnings.push(re);
+                }
+                for ct in ok {
+                    self.fail(ct.id.as_str(), format!("snapshot failed: {e}"));
+                }
+                None
+            }
+        }
+    }
+
+    fn release(&mut self, snap: &str) {
+        let Some(lease) = self.leases.get_mut(snap) else { return };
+        lease.remaining = lease.remaining.saturating_sub(1);
+        if lease.remaining == 0 {
+            let token = lease.token;
+            self.leases.remove(snap);
+            if let Err(e) = self.cleanup.undo_now(token) {
+                self.warnings.push(format!("snapshot {snap} not removed: {e}"));
+            }
+        }
+    }
+
+    fn finish_job(&mut self, d: JobDone) {
+        let total = self.elapsed_for(&d.id);
+        match d.result {
+            Ok((files, tree)) => {
+                let outcome = if tree.unreadable > 0 { Outcome::Partial } else { Outcome::Ok };
+                let r = self.record(&d.id);
+                r.result = outcome;
+                r.error = None;
+                r.bytes_in = tree.bytes_read;
+                r.bytes_out = files.iter().map(|f| f.size).sum();
+                r.files = files;
+                r.tree = tree;
+                r.timings.archive_ms = Some(d.archive_ms);
+                r.timings.total_ms = total;
+                self.observer.phase(&d.id, &Phase::Finished(outcome));
+            }
+            Err(e) => {
+                self.record(&d.id).timings.archive_ms = Some(d.archive_ms);
+                self.fail(&d.id, e);
+            }
+        }
+        self.release(&d.snap);
+    }
+}
+
+fn worker(
+    jobs: Receiver<Job>,
+    done: Sender<JobDone>,
+    dir: &Path,
+    opts: ArchiveOptions,
+    observer: &dyn Observer,
+    clock: &dyn Clock,
+) {
+    for job in jobs.iter() {
+        let id = job.ct.id.to_string();
+        observer.phase(&id, &Phase::Archiving);
+        let t0 = clock.mono();
+        let result = archive_one(&job, dir, &opts, observer);
+        let _ = done.send(JobDone {
+            id,
+            snap: job.snap.name.clone(),
+            archive_ms: ms(clock.mono().saturating_sub(t0)),
+            result,
+        });
+    }
+}
+
+/// Archives one container from its snapshot; the archive is committed only
+/// if the snapshot is still healthy afterwards.
+fn archive_one(job: &Job, dir: &Path, opts: &ArchiveOptions, observer: &dyn Observer) -> Result<(Vec<FileRecord>, TreeReport), String> {
+    let src = job.snap.root.join(&job.rel);
+    match std::fs::symlink_metadata(&src) {
+        Ok(m) if m.is_dir() => {}
+        _ => {
+            return Err(format!(
+                "private dir {} is not a directory in snapshot {} ({})",
+                job.ct.private.display(),
+                job.snap.name,
+                src.display()
+            ))
+        }
+    }
+    let aname = archive_name(&job.ct.id, opts.compression);
+    let dest = dir.join(&aname);
+    let mut af = AtomicFile::create(&dest).map_err(|e| format!("creating {}: {e}", dest.display()))?;
+    let (_, written) = create_archive(&src, af.file(), opts, &|n| observer.bytes(n))
+        .map_err(|e| format!("archiving {} into {}: {e}", src.display(), dest.display()))?;
+    match job.provider.health(&job.snap) {
+        Ok(Health::Ok) => {}
+        Ok(Health::Invalid(why)) => {
+            return Err(format!(
+                "snapshot {} became invalid while archiving ({why}); the archive was discarded",
+                job.snap.name
+            ))
+        }
+        Err(e) => return Err(format!("cannot check snapshot {}: {e}; the archive was discarded", job.snap.name)),
+    }
+    af.commit().map_err(|e| format!("writing {}: {e}", dest.display()))?;
+    let mut files = vec![FileRecord {
+        name: aname,
+        kind: FileKind::Archive,
+        size: written.size,
+        blake3: written.blake3,
+    }];
+    if let Some(cfg) = &job.ct.config {
+        let data = std::fs::read(cfg).map_err(|e| format!("reading config file {}: {e}", cfg.display()))?;
+        let cname = config_name(&job.ct.id);
+        let cdest = dir.join(&cname);
+        atomic::write(&cdest, &data).map_err(|e| format!("writing {}: {e}", cdest.display()))?;
+        files.push(FileRecord {
+            name: cname,
+            kind: FileKind::Config,
+            size: data.len() as u64,
+            blake3: blake3::hash(&data).to_hex().to_string(),
+        });
+    }
+    Ok((files, written.tree))
+}

@@ -1,0 +1,14 @@
+//! The engine: plan a run, execute it (freeze → snapshot → thaw → archive →
+//! release → commit), report it; restore. Pure logic over the traits of the
+//! layers below, so it runs the same against fakes and the real system.
+
+pub mod cleanup;
+pub mod lifecycle;
+pub mod plan;
+pub mod restore;
+pub mod toolbox;
+
+pub use lifecycle::{execute, Observer, Phase, RunResult, SilentObserver};
+pub use plan::{plan, BackupRequest, Plan, PlanError};
+pub use restore::{restore, RestoreError, RestoreRequest, RestoreResult};
+pub use toolbox::Toolbox;

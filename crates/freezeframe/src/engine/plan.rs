@@ -1,0 +1,291 @@
+//! Planning a backup: which containers, on which volumes, how — and every
+//! check that can fail before anything is frozen.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::{Compression, Config, Container, Mode, Strategy, Volume};
+use crate::engine::Toolbox;
+use crate::runtime::RuntimeError;
+use crate::snapshot::SnapshotError;
+use crate::target::{Store, StoreError};
+
+/// What the operator asked for (command line over config defaults).
+#[derive(Debug, Clone, Default)]
+pub struct BackupRequest {
+    /// Container ids; empty with `all` = every configured container.
+    pub ids: Vec<String>,
+    /// Back up every configured container.
+    pub all: bool,
+    /// Mode override.
+    pub mode: Option<Mode>,
+    /// Strategy override.
+    pub strategy: Option<Strategy>,
+    /// Compression override.
+    pub compress: Option<Compression>,
+    /// Level override.
+    pub level: Option<i32>,
+    /// Parallel archive jobs override.
+    pub jobs: Option<usize>,
+    /// Only plan: check nothing that writes.
+    pub dry_run: bool,
+}
+
+/// The containers of one volume.
+#[derive(Debug, Clone)]
+pub struct VolumePlan {
+    /// The volume.
+    pub volume: Volume,
+    /// Its containers to back up, in the order given.
+    pub containers: Vec<Container>,
+}
+
+/// Everything a run will do.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Mode.
+    pub mode: Mode,
+    /// Strategy.
+    pub strategy: Strategy,
+    /// Compression.
+    pub compression: Compression,
+    /// Level.
+    pub level: i32,
+    /// Containers archived at once.
+    pub jobs: usize,
+    /// Compression threads per archive.
+    pub threads_per_job: usize,
+    /// Longest a freeze may take.
+    pub freeze_timeout: Duration,
+    /// Target folder.
+    pub target: PathBuf,
+    /// Work per volume.
+    pub volumes: Vec<VolumePlan>,
+}
+
+impl Plan {
+    /// Number of containers.
+    pub fn container_count(&self) -> usize {
+        self.volumes.iter().map(|v| v.containers.len()).sum()
+    }
+
+    /// A human description of the plan (for `--dry-run`).
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "plan: mode {}, strategy {}, {} level {}, {} job(s) × {} compression thread(s), freeze timeout {:?}",
+            self.mode, self.strategy, self.compression, self.level, self.jobs, self.threads_per_job, self.freeze_timeout
+        );
+        let _ = writeln!(s, "target: {}/<run>/", self.target.display());
+        for v in &self.volumes {
+            let _ = writeln!(
+                s,
+                "volume {} ({}, {:?} snapshots in {}):",
+                v.volume.name,
+                v.volume.path.display(),
+                v.volume.provider,
+                v.volume.snapshot_dir.display()
+            );
+            let windows: Vec<Vec<&Container>> = match self.strategy {
+                Strategy::Group => vec![v.containers.iter().collect()],
+                Strategy::Each => v.containers.iter().map(|c| vec![c]).collect(),
+            };
+            for (i, w) in windows.iter().enumerate() {
+                let ids: Vec<String> = w.iter().map(|c| c.id.to_string()).collect();
+                let _ = writeln!(
+                    s,
+                    "  window {}: sync; freeze {}; snapshot; thaw; then archive each from the snapshot",
+                    i + 1,
+                    ids.join(", ")
+                );
+            }
+            for c in &v.containers {
+                let _ = writeln!(
+                    s,
+                    "  {} ({}, cgroup {}): {} -> {}.{}{}",
+                    c.id,
+                    c.runtime,
+                    c.cgroup.display(),
+                    c.private.display(),
+                    c.id,
+                    self.compression.extension(),
+                    c.config
+                        .as_ref()
+                        .map(|p| format!(" + {} -> {}.conf", p.display(), c.id))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        s
+    }
+}
+
+/// The plan cannot be made; nothing was touched.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The request itself is wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// A container id is not in the config.
+    #[error("unknown container `{id}`: configured are {known} (see `freezeframe show-config`)")]
+    UnknownContainer {
+        /// The id asked for.
+        id: String,
+        /// The ids that exist.
+        known: String,
+    },
+    /// The private area is missing.
+    #[error("container {id}: private dir {path} {problem} (check `private` in its config)")]
+    PrivateMissing {
+        /// Container id.
+        id: String,
+        /// The path.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The runtime cannot back this container up.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The volume cannot be snapshotted.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// The target is unusable.
+    #[error(transparent)]
+    Target(#[from] StoreError),
+    /// No runtime or provider for a configured kind.
+    #[error("{0}")]
+    Missing(String),
+}
+
+impl PlanError {
+    /// Whether the operator's input (arguments, config) is at fault, as
+    /// opposed to the state of the system.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, PlanError::Usage(_) | PlanError::UnknownContainer { .. })
+            || matches!(self, PlanError::Runtime(RuntimeError::Unsupported { .. }))
+    }
+}
+
+fn default_jobs() -> usize {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    (cores / 2).max(1)
+}
+
+/// Makes the plan and runs every check that does not change anything.
+pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Plan, PlanError> {
+    if req.all && !req.ids.is_empty() {
+        return Err(PlanError::Usage("give container ids or --all, not both".into()));
+    }
+    if !req.all && req.ids.is_empty() {
+        return Err(PlanError::Usage("name the containers to back up, or pass --all".into()));
+    }
+    let known = || {
+        config
+            .containers
+            .iter()
+            .map(|c| c.id.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let selected: Vec<&Container> = if req.all {
+        config.containers.iter().collect()
+    } else {
+        let mut v: Vec<&Container> = Vec::new();
+        for id in &req.ids {
+            let c = config.container(id).ok_or_else(|| PlanError::UnknownContainer {
+                id: id.clone(),
+                known: if config.containers.is_empty() { "none".into() } else { known() },
+            })?;
+            if !v.iter().any(|x| x.id == c.id) {
+                v.push(c);
+            }
+        }
+        v
+    };
+    if selected.is_empty() {
+        return Err(PlanError::Usage("no containers are configured: add [[container]] tables to the config".into()));
+    }
+    let mode = req.mode.unwrap_or(config.backup.mode);
+    let compression = req.compress.unwrap_or(config.backup.compress);
+    let level = match (req.level, req.compress) {
+        (Some(l), _) => l,
+        // A compressor changed on the command line gets its own default.
+        (None, Some(c)) if c != config.backup.compress => c.default_level(),
+        (None, _) => config.backup.level.unwrap_or(compression.default_level()),
+    };
+    compression.check_level(level).map_err(|m| PlanError::Usage(format!("--level: {m}")))?;
+    let jobs = match req.jobs.or(Some(config.backup.jobs).filter(|&j| j > 0)) {
+        Some(0) => return Err(PlanError::Usage("--jobs must be at least 1".into())),
+        Some(j) => j,
+        None => default_jobs(),
+    };
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let busy = jobs.min(selected.len()).max(1);
+    let threads_per_job = (cores / busy).max(1);
+
+    let mut volumes: Vec<VolumePlan> = Vec::new();
+    for c in &selected {
+        let runtime = tools
+            .runtime(c.runtime)
+            .ok_or_else(|| PlanError::Missing(format!("no {} runtime available", c.runtime)))?;
+        if !runtime.supports(mode) {
+            return Err(RuntimeError::Unsupported {
+                id: c.id.to_string(),
+                runtime: c.runtime,
+                mode,
+            }
+            .into());
+        }
+        match std::fs::metadata(&c.private) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(PlanError::PrivateMissing {
+                    id: c.id.to_string(),
+                    path: c.private.clone(),
+                    problem: "is not a directory".into(),
+                })
+            }
+            Err(e) => {
+                return Err(PlanError::PrivateMissing {
+                    id: c.id.to_string(),
+                    path: c.private.clone(),
+                    problem: format!("cannot be read: {e}"),
+                })
+            }
+        }
+        runtime.check(c)?;
+        let vol = config
+            .volume(&c.volume)
+            .ok_or_else(|| PlanError::Missing(format!("volume {} is not configured", c.volume)))?;
+        match volumes.iter_mut().find(|v| v.volume.name == vol.name) {
+            Some(v) => v.containers.push((*c).clone()),
+            None => volumes.push(VolumePlan {
+                volume: vol.clone(),
+                containers: vec![(*c).clone()],
+            }),
+        }
+    }
+    for v in &volumes {
+        let p = tools
+            .provider(v.volume.provider)
+            .ok_or_else(|| PlanError::Missing(format!("no {:?} snapshot provider available", v.volume.provider)))?;
+        p.check(&v.volume)?;
+    }
+    if !req.dry_run {
+        Store::new(&config.target.path).check_writable()?;
+    }
+    Ok(Plan {
+        mode,
+        strategy: req.strategy.unwrap_or(config.backup.strategy),
+        compression,
+        level,
+        jobs,
+        threads_per_job,
+        freeze_timeout: config.freeze_timeout(),
+        target: config.target.path.clone(),
+        volumes,
+    })
+}

@@ -1,0 +1,143 @@
+//! Restoring one container from a tar target: checksums first, then a safe
+//! extraction into an empty (or new) folder, then the config file beside it.
+
+use std::path::{Path, PathBuf};
+
+use crate::archive::hashing::hash_file;
+use crate::archive::{extract_archive, ExtractError, ExtractReport};
+use crate::target::manifest::FileKind;
+use crate::target::{atomic, Store, StoreError};
+
+/// What to restore where.
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    /// Container id.
+    pub id: String,
+    /// Run to restore from (default: the newest with a good backup).
+    pub run: Option<String>,
+    /// Folder to restore the private area into.
+    pub to: PathBuf,
+    /// Allow a non-empty folder and an existing config file.
+    pub force: bool,
+}
+
+/// What was restored.
+#[derive(Debug, Clone)]
+pub struct RestoreResult {
+    /// Run restored from.
+    pub run: String,
+    /// Extraction details.
+    pub extract: ExtractReport,
+    /// Where the config file was written.
+    pub config: Option<PathBuf>,
+}
+
+/// A restore failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// Finding the backup failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The destination is not usable.
+    #[error("{path}: {problem}")]
+    Destination {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+    /// A file does not match its checksum: nothing was written.
+    #[error("{path}: {problem}; nothing was restored (run `freezeframe verify`)")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The mismatch.
+        problem: String,
+    },
+    /// Extraction failed.
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
+}
+
+fn dest_err(path: &Path, problem: impl Into<String>) -> RestoreError {
+    RestoreError::Destination {
+        path: path.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+/// The config file goes next to the restored folder: `<to>.conf`.
+pub fn config_destination(to: &Path) -> PathBuf {
+    let mut s = to.as_os_str().to_owned();
+    s.push(".conf");
+    PathBuf::from(s)
+}
+
+/// Restores a container's private area (and config) from `store`.
+pub fn restore(store: &Store, req: &RestoreRequest) -> Result<RestoreResult, RestoreError> {
+    let (run, rec) = store.find_backup(&req.id, req.run.as_deref())?;
+    let to = &req.to;
+    match std::fs::symlink_metadata(to) {
+        Ok(m) if m.is_dir() => {
+            let non_empty = std::fs::read_dir(to)
+                .map_err(|e| dest_err(to, e.to_string()))?
+                .next()
+                .is_some();
+            if non_empty && !req.force {
+                return Err(dest_err(to, "is not empty: restore into a new or empty folder, or pass --force"));
+            }
+        }
+        Ok(_) => return Err(dest_err(to, "exists and is not a folder")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(to).map_err(|e| dest_err(to, format!("cannot create: {e}")))?;
+        }
+        Err(e) => return Err(dest_err(to, e.to_string())),
+    }
+    let conf_dest = config_destination(to);
+    let config = rec.files.iter().find(|f| f.kind == FileKind::Config);
+    if config.is_some() && conf_dest.exists() && !req.force {
+        return Err(dest_err(&conf_dest, "exists: remove it or pass --force"));
+    }
+    // Check every file before writing anything.
+    for f in &rec.files {
+        let path = run.path.join(&f.name);
+        let (hash, size) = hash_file(&path).map_err(|e| RestoreError::Corrupt {
+            path: path.clone(),
+            problem: format!("cannot read: {e}"),
+        })?;
+        if hash != f.blake3 || size != f.size {
+            return Err(RestoreError::Corrupt {
+                path,
+                problem: format!("checksum mismatch (BLAKE3 {hash}, {size} bytes; manifest: {}, {} bytes)", f.blake3, f.size),
+            });
+        }
+    }
+    let archive = rec
+        .files
+        .iter()
+        .find(|f| f.kind == FileKind::Archive)
+        .ok_or_else(|| RestoreError::Corrupt {
+            path: run.path.clone(),
+            problem: format!("container {} has no archive in this run", req.id),
+        })?;
+    let apath = run.path.join(&archive.name);
+    let file = std::fs::File::open(&apath).map_err(|e| RestoreError::Corrupt {
+        path: apath.clone(),
+        problem: e.to_string(),
+    })?;
+    let extract = extract_archive(file, to)?;
+    let mut written = None;
+    if let Some(c) = config {
+        let data = std::fs::read(run.path.join(&c.name)).map_err(|e| dest_err(&run.path.join(&c.name), e.to_string()))?;
+        if req.force && conf_dest.exists() {
+            std::fs::remove_file(&conf_dest).map_err(|e| dest_err(&conf_dest, e.to_string()))?;
+        }
+        atomic::write(&conf_dest, &data).map_err(|e| dest_err(&conf_dest, e.to_string()))?;
+        written = Some(conf_dest);
+    }
+    Ok(RestoreResult {
+        run: run.id.to_string(),
+        extract,
+        config: written,
+    })
+}

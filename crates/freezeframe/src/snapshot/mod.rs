@@ -1,0 +1,89 @@
+//! Snapshot providers: make a read-only, point-in-time copy of a volume, say
+//! whether it is still valid, and remove it.
+
+pub mod btrfs;
+
+use std::path::PathBuf;
+
+use crate::config::{ProviderKind, Volume};
+use crate::sys::CommandError;
+
+pub use btrfs::BtrfsProvider;
+
+/// Prefix of every snapshot freezeframe creates; nothing else is ever removed.
+pub const SNAPSHOT_PREFIX: &str = "ff-";
+
+/// A live snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Name (`ff-<run>-<volume>[-<container>]`).
+    pub name: String,
+    /// Volume it was taken of.
+    pub volume: String,
+    /// Where its read-only tree can be read; the volume's root maps here.
+    pub root: PathBuf,
+}
+
+/// Whether a snapshot can still be trusted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Health {
+    /// Valid.
+    Ok,
+    /// No longer valid (e.g. an overflowed COW area); the reason says how.
+    Invalid(String),
+}
+
+/// A snapshot operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The volume cannot be snapshotted by this provider.
+    #[error("volume {volume}: {path} {reason}")]
+    Unsuitable {
+        /// Volume name.
+        volume: String,
+        /// The path at fault.
+        path: PathBuf,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// A command failed.
+    #[error("volume {volume}: {source}")]
+    Command {
+        /// Volume name.
+        volume: String,
+        /// The failed command.
+        source: CommandError,
+    },
+    /// A file system call failed.
+    #[error("volume {volume}: {path}: {source}")]
+    Io {
+        /// Volume name.
+        volume: String,
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Refusing to touch something freezeframe did not create.
+    #[error("refusing to remove `{0}`: not a freezeframe snapshot")]
+    NotOurs(String),
+}
+
+/// How a volume is snapshotted.
+pub trait SnapshotProvider: Send + Sync {
+    /// Which provider this is.
+    fn kind(&self) -> ProviderKind;
+    /// Checks, before anything is frozen, that `volume` can be snapshotted.
+    fn check(&self, volume: &Volume) -> Result<(), SnapshotError>;
+    /// Flushes the volume so the frozen window has little left to write.
+    fn prepare(&self, volume: &Volume) -> Result<(), SnapshotError>;
+    /// The handle a snapshot named `name` of `volume` will have, computed
+    /// without creating it (so its removal can be registered first).
+    fn handle(&self, volume: &Volume, name: &str) -> Snapshot;
+    /// Takes a read-only snapshot named `name` (starts with [`SNAPSHOT_PREFIX`]).
+    fn create(&self, volume: &Volume, name: &str) -> Result<Snapshot, SnapshotError>;
+    /// Whether the snapshot is still valid.
+    fn health(&self, snap: &Snapshot) -> Result<Health, SnapshotError>;
+    /// Removes the snapshot.
+    fn remove(&self, snap: &Snapshot) -> Result<(), SnapshotError>;
+}

@@ -1,0 +1,155 @@
+//! `manifest.json`: what a run holds, written last. Its presence is what
+//! makes a run complete.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::archive::TreeReport;
+use crate::config::{Compression, Mode, RuntimeKind, Strategy};
+
+/// Version of the manifest format. Bump on incompatible changes.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// The result of one container's backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Complete and consistent.
+    Ok,
+    /// Written, but some files could not be read (see warnings).
+    Partial,
+    /// Not backed up; `error` says why.
+    Failed,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Ok => "ok",
+            Outcome::Partial => "partial",
+            Outcome::Failed => "failed",
+        })
+    }
+}
+
+/// What a file in the run holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    /// The private area as a tar archive.
+    Archive,
+    /// The container's config file.
+    Config,
+}
+
+/// One file of the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    /// File name inside the run folder.
+    pub name: String,
+    /// What it holds.
+    pub kind: FileKind,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3, hex.
+    pub blake3: String,
+}
+
+/// Durations of a container's phases, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Freeze start → thaw done: the window the container was stopped.
+    pub freeze_ms: Option<f64>,
+    /// Snapshot creation (inside the freeze window).
+    pub snapshot_ms: Option<f64>,
+    /// Archiving from the snapshot.
+    pub archive_ms: Option<f64>,
+    /// Everything for this container.
+    pub total_ms: f64,
+}
+
+/// One container in the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    /// Container id.
+    pub id: String,
+    /// Runtime.
+    pub runtime: RuntimeKind,
+    /// Volume of its private area.
+    pub volume: String,
+    /// Result.
+    pub result: Outcome,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Freeze window in milliseconds (also in `timings`).
+    pub freeze_ms: Option<f64>,
+    /// Wall time the freeze began, ns since the Unix epoch.
+    pub frozen_at_ns: Option<i128>,
+    /// Wall time the thaw completed, ns since the Unix epoch.
+    pub thawed_at_ns: Option<i128>,
+    /// Phase durations.
+    pub timings: Timings,
+    /// Bytes of file data read.
+    pub bytes_in: u64,
+    /// Bytes written (all files).
+    pub bytes_out: u64,
+    /// Files of this container in the run.
+    pub files: Vec<FileRecord>,
+    /// What the walk found (entries, unreadable files, sockets, warnings).
+    pub tree: TreeReport,
+}
+
+/// The manifest of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Format version ([`MANIFEST_VERSION`]).
+    pub version: u32,
+    /// freezeframe version that wrote it.
+    pub tool: String,
+    /// Run id (the folder name).
+    pub run: String,
+    /// Host name.
+    pub host: String,
+    /// Run start.
+    pub started_at: DateTime<Utc>,
+    /// Run end.
+    pub finished_at: DateTime<Utc>,
+    /// Mode.
+    pub mode: Mode,
+    /// Strategy.
+    pub strategy: Strategy,
+    /// Compression of the archives.
+    pub compression: Compression,
+    /// Compression level.
+    pub level: i32,
+    /// One record per container.
+    pub containers: Vec<ContainerRecord>,
+    /// Problems of the run as a whole (e.g. a snapshot that was not removed).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+impl Manifest {
+    /// Reads and parses a manifest file.
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let m: Manifest =
+            serde_json::from_slice(&text).map_err(|e| format!("{}: not a valid manifest: {e}", path.display()))?;
+        if m.version != MANIFEST_VERSION {
+            return Err(format!(
+                "{}: manifest version {} is not supported (this freezeframe reads version {MANIFEST_VERSION})",
+                path.display(),
+                m.version
+            ));
+        }
+        Ok(m)
+    }
+
+    /// The record of container `id`.
+    pub fn container(&self, id: &str) -> Option<&ContainerRecord> {
+        self.containers.iter().find(|c| c.id == id)
+    }
+}

@@ -1,0 +1,268 @@
+//! Reading and creating runs in a tar target: list, find, verify.
+
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use super::layout::{RunId, MANIFEST_NAME};
+use super::manifest::{ContainerRecord, FileKind, FileRecord, Manifest, Outcome};
+use crate::archive::hashing::hash_file;
+
+/// A target operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The target folder cannot be used.
+    #[error("target {path}: {source} (check [target] path in the config and that it is writable)")]
+    Target {
+        /// The folder.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// No run has this name.
+    #[error("no run `{0}` in the target (see `freezeframe list`)")]
+    NoSuchRun(String),
+    /// The run has no manifest: it never finished.
+    #[error("run `{0}` is incomplete (no manifest): it was interrupted and cannot be restored")]
+    Incomplete(String),
+    /// The container has no usable backup.
+    #[error("no good backup of container `{id}` {scope} (see `freezeframe list`)")]
+    NoBackup {
+        /// Container id.
+        id: String,
+        /// Where we looked.
+        scope: String,
+    },
+    /// A manifest is unreadable.
+    #[error("{0}")]
+    BadManifest(String),
+}
+
+/// A run folder, complete or not.
+#[derive(Debug, Clone)]
+pub struct RunListing {
+    /// Run id.
+    pub id: RunId,
+    /// Its folder.
+    pub path: PathBuf,
+    /// Its manifest; `Err` when missing (incomplete run) or unreadable.
+    pub manifest: Result<Manifest, String>,
+}
+
+/// Result of checking one file.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FileCheck {
+    /// Run id.
+    pub run: String,
+    /// Container id.
+    pub container: String,
+    /// File name.
+    pub file: String,
+    /// `None` if good, else what is wrong.
+    pub problem: Option<String>,
+}
+
+/// A tar target folder.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// The target at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The target folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates the target folder if needed and checks that it is writable.
+    pub fn check_writable(&self) -> Result<(), StoreError> {
+        let err = |source| StoreError::Target {
+            path: self.root.clone(),
+            source,
+        };
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.root).map_err(err)?;
+        tempfile::Builder::new()
+            .prefix(super::atomic::TEMP_PREFIX)
+            .tempfile_in(&self.root)
+            .map(drop)
+            .map_err(err)
+    }
+
+    /// Creates the folder of a new run started at `at` on `host`.
+    pub fn create_run(&self, at: DateTime<Utc>, host: &str) -> Result<(RunId, PathBuf), StoreError> {
+        for seq in 1..100 {
+            let id = RunId::new(at, host, seq);
+            let path = self.root.join(id.as_str());
+            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => {
+                    crate::sys::fs::fsync_dir(&self.root).map_err(|source| StoreError::Target {
+                        path: self.root.clone(),
+                        source,
+                    })?;
+                    return Ok((id, path));
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(source) => return Err(StoreError::Target { path, source }),
+            }
+        }
+        Err(StoreError::Target {
+            path: self.root.clone(),
+            source: io::Error::other("too many runs started in the same second"),
+        })
+    }
+
+    /// All runs, oldest first.
+    pub fn list(&self) -> Result<Vec<RunListing>, StoreError> {
+        let rd = match std::fs::read_dir(&self.root) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(StoreError::Target {
+                    path: self.root.clone(),
+                    source,
+                })
+            }
+        };
+        let mut runs: Vec<RunListing> = rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+            .filter_map(|e| {
+                let id = RunId::parse(e.file_name().to_str()?)?;
+                let path = e.path();
+                let mpath = path.join(MANIFEST_NAME);
+                let manifest = if mpath.exists() {
+                    Manifest::read(&mpath)
+                } else {
+                    Err("incomplete: no manifest".into())
+                };
+                Some(RunListing { id, path, manifest })
+            })
+            .collect();
+        runs.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(runs)
+    }
+
+    /// The run named `name`.
+    pub fn run(&self, name: &str) -> Result<RunListing, StoreError> {
+        self.list()?
+            .into_iter()
+            .find(|r| r.id.as_str() == name)
+            .ok_or_else(|| StoreError::NoSuchRun(name.to_owned()))
+    }
+
+    /// The newest good (or partial) backup of container `id`, in `run` if given.
+    pub fn find_backup(&self, id: &str, run: Option<&str>) -> Result<(RunListing, ContainerRecord), StoreError> {
+        let candidates = match run {
+            Some(name) => {
+                let r = self.run(name)?;
+                if let Err(e) = &r.manifest {
+                    return Err(if e.starts_with("incomplete") {
+                        StoreError::Incomplete(name.to_owned())
+                    } else {
+                        StoreError::BadManifest(e.clone())
+                    });
+                }
+                vec![r]
+            }
+            None => self.list()?,
+        };
+        for r in candidates.into_iter().rev() {
+            let Ok(m) = &r.manifest else { continue };
+            if let Some(c) = m.container(id) {
+                if c.result != Outcome::Failed {
+                    let c = c.clone();
+                    return Ok((r, c));
+                }
+            }
+        }
+        Err(StoreError::NoBackup {
+            id: id.to_owned(),
+            scope: run.map(|r| format!("in run {r}")).unwrap_or_else(|| "in any complete run".into()),
+        })
+    }
+
+    /// Checks one file of a run: size, BLAKE3 and (for archives) that it
+    /// decodes to the end.
+    pub fn check_file(run_path: &Path, f: &FileRecord) -> Option<String> {
+        let path = run_path.join(&f.name);
+        match hash_file(&path) {
+            Err(e) => return Some(format!("cannot read {}: {e}", path.display())),
+            Ok((_, size)) if size != f.size => {
+                return Some(format!("size is {size}, manifest says {}", f.size))
+            }
+            Ok((hash, _)) if hash != f.blake3 => {
+                return Some(format!("BLAKE3 mismatch: is {hash}, manifest says {}", f.blake3))
+            }
+            Ok(_) => {}
+        }
+        if f.kind == FileKind::Archive {
+            let r = std::fs::File::open(&path).and_then(crate::archive::decode_to_end);
+            if let Err(e) = r {
+                return Some(format!("archive does not decode to the end: {e}"));
+            }
+        }
+        None
+    }
+
+    /// Verifies every file of the given runs (all runs when empty).
+    pub fn verify(&self, runs: &[String]) -> Result<Vec<FileCheck>, StoreError> {
+        let all = self.list()?;
+        let selected: Vec<RunListing> = if runs.is_empty() {
+            all
+        } else {
+            runs.iter()
+                .map(|name| {
+                    all.iter()
+                        .find(|r| r.id.as_str() == name)
+                        .cloned()
+                        .ok_or_else(|| StoreError::NoSuchRun(name.clone()))
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let mut out = Vec::new();
+        for r in selected {
+            let m = match &r.manifest {
+                Ok(m) => m,
+                Err(e) => {
+                    out.push(FileCheck {
+                        run: r.id.to_string(),
+                        container: String::new(),
+                        file: MANIFEST_NAME.into(),
+                        problem: Some(e.clone()),
+                    });
+                    continue;
+                }
+            };
+            for c in &m.containers {
+                if c.result == Outcome::Failed {
+                    out.push(FileCheck {
+                        run: r.id.to_string(),
+                        container: c.id.clone(),
+                        file: String::new(),
+                        problem: Some(format!(
+                            "backup failed: {}",
+                            c.error.as_deref().unwrap_or("no reason recorded")
+                        )),
+                    });
+                    continue;
+                }
+                for f in &c.files {
+                    out.push(FileCheck {
+                        run: r.id.to_string(),
+                        container: c.id.clone(),
+                        file: f.name.clone(),
+                        problem: Self::check_file(&r.path, f),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
