@@ -42,7 +42,9 @@ pub fn summary(m: &Manifest) -> String {
             "{:<16} {:<8} {:>10} {:>10} {:>10} {:>9}\n",
             c.id,
             c.result.to_string(),
-            c.freeze_ms.map(|f| format!("{f:.1}")).unwrap_or_else(|| "-".into()),
+            c.freeze_ms
+                .map(|f| format!("{f:.1}"))
+                .unwrap_or_else(|| "-".into()),
             size(c.bytes_in),
             size(c.bytes_out),
             duration_ms(c.timings.total_ms),
@@ -56,10 +58,18 @@ pub fn summary(m: &Manifest) -> String {
             s.push_str(&format!("{}: warning: {w}\n", c.id));
         }
         if c.tree.warnings.len() > 20 {
-            s.push_str(&format!("{}: … {} more warnings in the manifest\n", c.id, c.tree.warnings.len() - 20));
+            s.push_str(&format!(
+                "{}: … {} more warnings in the manifest\n",
+                c.id,
+                c.tree.warnings.len() - 20
+            ));
         }
         if !c.tree.skipped_sockets.is_empty() {
-            s.push_str(&format!("{}: {} socket(s) skipped\n", c.id, c.tree.skipped_sockets.len()));
+            s.push_str(&format!(
+                "{}: {} socket(s) skipped\n",
+                c.id,
+                c.tree.skipped_sockets.len()
+            ));
         }
     }
     for w in &m.warnings {
@@ -70,8 +80,16 @@ pub fn summary(m: &Manifest) -> String {
 
 /// Whether a run is good, partial or failed overall.
 pub fn overall(m: &Manifest) -> Outcome {
-    let failed = m.containers.iter().filter(|c| c.result == Outcome::Failed).count();
-    let partial = m.containers.iter().filter(|c| c.result == Outcome::Partial).count();
+    let failed = m
+        .containers
+        .iter()
+        .filter(|c| c.result == Outcome::Failed)
+        .count();
+    let partial = m
+        .containers
+        .iter()
+        .filter(|c| c.result == Outcome::Partial)
+        .count();
     if failed == m.containers.len() {
         Outcome::Failed
     } else if failed > 0 || partial > 0 || !m.warnings.is_empty() {
@@ -89,9 +107,15 @@ pub struct Progress {
 impl Progress {
     /// A spinner on stderr, hidden when stderr is not a terminal or `hidden`.
     pub fn new(hidden: bool) -> Self {
-        let target = if hidden { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
+        let target = if hidden {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
         let bar = ProgressBar::with_draw_target(None, target);
-        if let Ok(style) = ProgressStyle::with_template("{spinner} {bytes} read ({bytes_per_sec}) {elapsed} {msg}") {
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} {bytes} read ({bytes_per_sec}) {elapsed} {msg}")
+        {
             bar.set_style(style);
         }
         bar.enable_steady_tick(Duration::from_millis(200));

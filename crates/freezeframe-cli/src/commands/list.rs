@@ -26,7 +26,9 @@ pub fn run(config: &Config, args: &ListArgs) -> Result<u8> {
                         "bytes_in": c.bytes_in, "bytes_out": c.bytes_out,
                     })).collect::<Vec<_>>(),
                 }),
-                Err(e) => json!({"run": r.id.as_str(), "path": r.path, "complete": false, "problem": e}),
+                Err(e) => {
+                    json!({"run": r.id.as_str(), "path": r.path, "complete": false, "problem": e})
+                }
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -49,9 +51,20 @@ pub fn run(config: &Config, args: &ListArgs) -> Result<u8> {
                         None => format!("{}({})", c.id, c.result),
                     })
                     .collect();
-                println!("{:<40} {:<10} {:>10}  {}", r.id.as_str(), overall(m).to_string(), size(total), cts.join(" "));
+                println!(
+                    "{:<40} {:<10} {:>10}  {}",
+                    r.id.as_str(),
+                    overall(m).to_string(),
+                    size(total),
+                    cts.join(" ")
+                );
             }
-            Err(e) => println!("{:<40} {:<10} {:>10}  {e}", r.id.as_str(), "INCOMPLETE", "-"),
+            Err(e) => println!(
+                "{:<40} {:<10} {:>10}  {e}",
+                r.id.as_str(),
+                "INCOMPLETE",
+                "-"
+            ),
         }
     }
     Ok(exit::OK)

@@ -32,5 +32,9 @@ pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
     for w in &r.extract.warnings {
         eprintln!("warning: {w}");
     }
-    Ok(if r.extract.warnings.is_empty() { exit::OK } else { exit::PARTIAL })
+    Ok(if r.extract.warnings.is_empty() {
+        exit::OK
+    } else {
+        exit::PARTIAL
+    })
 }

@@ -15,7 +15,11 @@ pub fn run(config: &Config, args: &VerifyArgs) -> Result<u8> {
         println!("{}", serde_json::to_string_pretty(&checks)?);
     } else {
         for c in &checks {
-            let what = if c.file.is_empty() { c.container.clone() } else { format!("{}/{}", c.container, c.file) };
+            let what = if c.file.is_empty() {
+                c.container.clone()
+            } else {
+                format!("{}/{}", c.container, c.file)
+            };
             match &c.problem {
                 None => println!("ok      {}  {what}", c.run),
                 Some(p) => println!("BAD     {}  {what}: {p}", c.run),

@@ -39,9 +39,18 @@ pub fn to_text(bin: &[u8]) -> Option<String> {
             OTHER => ("other", false),
             _ => return None,
         };
-        let q = if qualified { id.to_string() } else { String::new() };
+        let q = if qualified {
+            id.to_string()
+        } else {
+            String::new()
+        };
         let p = |bit: u16, c: char| if perm & bit != 0 { c } else { '-' };
-        out.push_str(&format!("{name}:{q}:{}{}{}\n", p(4, 'r'), p(2, 'w'), p(1, 'x')));
+        out.push_str(&format!(
+            "{name}:{q}:{}{}{}\n",
+            p(4, 'r'),
+            p(2, 'w'),
+            p(1, 'x')
+        ));
     }
     Some(out)
 }
@@ -50,7 +59,11 @@ pub fn to_text(bin: &[u8]) -> Option<String> {
 /// binary xattr value.
 pub fn from_text(text: &str) -> Result<Vec<u8>, String> {
     let mut out = ACL_VERSION.to_le_bytes().to_vec();
-    for entry in text.split(['\n', ',']).map(str::trim).filter(|e| !e.is_empty()) {
+    for entry in text
+        .split(['\n', ','])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
         let parts: Vec<&str> = entry.split(':').collect();
         let [tag, q, perms] = parts[..] else {
             return Err(format!("ACL entry `{entry}` is not `tag:qualifier:perms`"));
@@ -97,7 +110,10 @@ mod tests {
     const CAPTURED: &str = "0200000001000600ffffffff02000600e803000004000400ffffffff080004003200000010000600ffffffff20000400ffffffff";
 
     fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]

@@ -38,7 +38,8 @@ impl<W: Write> Encoder<W> {
             Compression::Bzip2 => {
                 let lvl = bzip2::Compression::new(level.clamp(1, 9) as u32);
                 let codec: BlockCodec = Arc::new(move |block: &[u8]| {
-                    let mut e = bzip2::write::BzEncoder::new(Vec::with_capacity(block.len() / 3), lvl);
+                    let mut e =
+                        bzip2::write::BzEncoder::new(Vec::with_capacity(block.len() / 3), lvl);
                     e.write_all(block)?;
                     e.finish()
                 });
@@ -47,7 +48,8 @@ impl<W: Write> Encoder<W> {
             Compression::Gzip => {
                 let lvl = flate2::Compression::new(level.clamp(0, 9) as u32);
                 let codec: BlockCodec = Arc::new(move |block: &[u8]| {
-                    let mut e = flate2::write::GzEncoder::new(Vec::with_capacity(block.len() / 3), lvl);
+                    let mut e =
+                        flate2::write::GzEncoder::new(Vec::with_capacity(block.len() / 3), lvl);
                     e.write_all(block)?;
                     e.finish()
                 });
@@ -115,13 +117,21 @@ mod tests {
     use super::*;
 
     fn sample() -> Vec<u8> {
-        (0..3_000_000u32).flat_map(|i| (i % 251).to_le_bytes()).take(5_000_000).collect()
+        (0..3_000_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .take(5_000_000)
+            .collect()
     }
 
     #[test]
     fn every_compressor_round_trips_multi_block() {
         let data = sample();
-        for kind in [Compression::Zstd, Compression::Bzip2, Compression::Gzip, Compression::None] {
+        for kind in [
+            Compression::Zstd,
+            Compression::Bzip2,
+            Compression::Gzip,
+            Compression::None,
+        ] {
             let mut e = Encoder::new(Vec::new(), kind, kind.default_level(), 3).unwrap();
             for chunk in data.chunks(70_001) {
                 e.write_all(chunk).unwrap();
@@ -141,7 +151,13 @@ mod tests {
         let mut e = Encoder::new(Vec::new(), Compression::Bzip2, 9, 2).unwrap();
         e.write_all(&data).unwrap();
         let out = e.finish().unwrap();
-        let streams = out.windows(10).filter(|w| w.starts_with(b"BZh9") && w[4..10] == [0x31, 0x41, 0x59, 0x26, 0x53, 0x59]).count();
-        assert!(streams >= 5, "expected one stream per 900 kB block, got {streams}");
+        let streams = out
+            .windows(10)
+            .filter(|w| w.starts_with(b"BZh9") && w[4..10] == [0x31, 0x41, 0x59, 0x26, 0x53, 0x59])
+            .count();
+        assert!(
+            streams >= 5,
+            "expected one stream per 900 kB block, got {streams}"
+        );
     }
 }

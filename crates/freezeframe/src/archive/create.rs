@@ -78,13 +78,17 @@ pub fn write_tree<W: Write>(
             continue;
         }
         if meta.dev() != w.root_dev {
-            w.report
-                .warnings
-                .push(format!("{}: mount point of another file system, not descended", lossy(&name)));
+            w.report.warnings.push(format!(
+                "{}: mount point of another file system, not descended",
+                lossy(&name)
+            ));
             continue;
         }
         let mut children = match std::fs::read_dir(&path) {
-            Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect::<Vec<_>>(),
+            Ok(rd) => rd
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name())
+                .collect::<Vec<_>>(),
             Err(e) => {
                 w.warn(&name, "cannot list directory", &e);
                 continue;
@@ -122,7 +126,9 @@ struct TreeWriter<'p, W: Write> {
 impl<W: Write> TreeWriter<'_, W> {
     fn warn(&mut self, name: &[u8], what: &str, e: &dyn std::fmt::Display) {
         self.report.unreadable += 1;
-        self.report.warnings.push(format!("{}: {what}: {e}", lossy(name)));
+        self.report
+            .warnings
+            .push(format!("{}: {what}: {e}", lossy(name)));
     }
 
     /// Writes one entry; returns whether it was written.
@@ -137,13 +143,20 @@ impl<W: Write> TreeWriter<'_, W> {
         header.set_mode(meta.mode() & 0o7777);
         set_ids(&mut header, &mut pax, meta, &self.owners)?;
         header.set_mtime(meta.mtime().max(0) as u64);
-        pax.push(("mtime".into(), pax_time(meta.mtime(), meta.mtime_nsec()).into_bytes()));
+        pax.push((
+            "mtime".into(),
+            pax_time(meta.mtime(), meta.mtime_nsec()).into_bytes(),
+        ));
         match xattr::read_all(path) {
             Ok(attrs) => {
                 for (k, v) in attrs {
                     if k == acl::XATTR_ACCESS || k == acl::XATTR_DEFAULT {
                         if let Some(text) = acl::to_text(&v) {
-                            let key = if k == acl::XATTR_ACCESS { "SCHILY.acl.access" } else { "SCHILY.acl.default" };
+                            let key = if k == acl::XATTR_ACCESS {
+                                "SCHILY.acl.access"
+                            } else {
+                                "SCHILY.acl.default"
+                            };
                             pax.push((key.into(), text.into_bytes()));
                         }
                     }
@@ -151,7 +164,9 @@ impl<W: Write> TreeWriter<'_, W> {
                 }
             }
             Err(e) => {
-                self.report.warnings.push(format!("{}: xattrs not read: {e}", lossy(name)));
+                self.report
+                    .warnings
+                    .push(format!("{}: xattrs not read: {e}", lossy(name)));
             }
         }
 
@@ -202,7 +217,9 @@ impl<W: Write> TreeWriter<'_, W> {
                 return Ok(false);
             }
         } else {
-            self.report.warnings.push(format!("{}: unknown file type, skipped", lossy(name)));
+            self.report
+                .warnings
+                .push(format!("{}: unknown file type, skipped", lossy(name)));
             return Ok(false);
         }
         if !ft.is_dir() && meta.nlink() > 1 {
@@ -285,14 +302,24 @@ impl<W: Write> TreeWriter<'_, W> {
         }
         let n = errors.load(Ordering::Relaxed);
         if n > 0 {
-            let first = first_error.lock().ok().and_then(|g| g.clone()).unwrap_or_default();
+            let first = first_error
+                .lock()
+                .ok()
+                .and_then(|g| g.clone())
+                .unwrap_or_default();
             self.warn(name, "read failed, stored zero-filled", &first);
         }
         self.report.bytes_read += size;
         Ok(true)
     }
 
-    fn append(&mut self, header: Header, pax: Vec<(String, Vec<u8>)>, name: &[u8], data: impl Read) -> io::Result<()> {
+    fn append(
+        &mut self,
+        header: Header,
+        pax: Vec<(String, Vec<u8>)>,
+        name: &[u8],
+        data: impl Read,
+    ) -> io::Result<()> {
         let mut pax = pax;
         if name.len() > NAME_LEN {
             pax.push(("path".into(), name.to_vec()));
@@ -317,10 +344,16 @@ impl<W: Write> TreeWriter<'_, W> {
     }
 }
 
-fn set_ids(header: &mut Header, pax: &mut Vec<(String, Vec<u8>)>, meta: &Metadata, owners: &Owners) -> io::Result<()> {
+fn set_ids(
+    header: &mut Header,
+    pax: &mut Vec<(String, Vec<u8>)>,
+    meta: &Metadata,
+    owners: &Owners,
+) -> io::Result<()> {
     let (uid, gid) = (meta.uid() as u64, meta.gid() as u64);
-    header.set_uid(uid.min(MAX_ID));
-    header.set_gid(gid.min(MAX_ID));
+    // Large values go into the header base-256 (GNU) and into pax records.
+    header.set_uid(uid);
+    header.set_gid(gid);
     if uid > MAX_ID {
         pax.push(("uid".into(), uid.to_string().into_bytes()));
     }
@@ -337,11 +370,9 @@ fn set_ids(header: &mut Header, pax: &mut Vec<(String, Vec<u8>)>, meta: &Metadat
 }
 
 fn set_size(header: &mut Header, pax: &mut Vec<(String, Vec<u8>)>, size: u64) {
+    header.set_size(size);
     if size > MAX_SIZE {
-        header.set_size(0);
         pax.push(("size".into(), size.to_string().into_bytes()));
-    } else {
-        header.set_size(size);
     }
 }
 
@@ -395,7 +426,10 @@ impl<R: Read> Read for ExactReader<'_, R> {
         };
         let n = if n == 0 {
             if !self.failed {
-                (self.note)(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being read"));
+                (self.note)(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shrank while being read",
+                ));
                 self.failed = true;
             }
             buf[..want].fill(0);
@@ -467,7 +501,13 @@ mod tests {
         }
         let count = std::cell::Cell::new(0);
         let note = |_e: io::Error| count.set(count.get() + 1);
-        let mut r = ExactReader { inner: Failing, left: 1000, failed: false, note: &note, progress: &|_| {} };
+        let mut r = ExactReader {
+            inner: Failing,
+            left: 1000,
+            failed: false,
+            note: &note,
+            progress: &|_| {},
+        };
         let mut out = Vec::new();
         r.read_to_end(&mut out).unwrap();
         assert_eq!(out, vec![0u8; 1000]);
@@ -489,6 +529,14 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect();
-        assert_eq!(names, vec!["./".to_string(), "./dir".into(), format!("./dir/{long}"), "./link".into()]);
+        assert_eq!(
+            names,
+            vec![
+                "./".to_string(),
+                "./dir".into(),
+                format!("./dir/{long}"),
+                "./link".into()
+            ]
+        );
     }
 }

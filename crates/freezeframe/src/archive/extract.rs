@@ -17,7 +17,7 @@ use std::path::{Component, Path, PathBuf};
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
 use tar::EntryType;
 
-use super::{acl, sparse};
+use super::{acl, pax, sparse};
 
 /// Extraction failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,37 +78,76 @@ fn errno_io(e: rustix::io::Errno) -> io::Error {
     io::Error::from(e)
 }
 
-/// Metadata applied to directories after their contents.
+/// Metadata applied to directories after their contents, so that a default
+/// ACL is not inherited by entries that never had it and a read-only
+/// directory does not block its own restore.
 struct DirMeta {
     rel: PathBuf,
     mode: u32,
     mtime: Timespec,
+    uid: u64,
+    gid: u64,
+    info: EntryInfo,
 }
 
 /// Extracts the tar stream `src` into `target`, which must exist.
 pub fn extract(src: impl Read, target: &Path) -> Result<ExtractReport, ExtractError> {
     let io_err = |path: &str| {
         let path = path.to_owned();
-        move |source: io::Error| ExtractError::Io { path: path.clone(), source }
+        move |source: io::Error| ExtractError::Io {
+            path: path.clone(),
+            source,
+        }
     };
-    let root = rustix::fs::open(target, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| io_err(&target.display().to_string())(e.into()))?;
-    let x = Extractor { root, target: target.to_owned() };
+    let root = rustix::fs::open(
+        target,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err(&target.display().to_string())(e.into()))?;
+    let x = Extractor {
+        root,
+        target: target.to_owned(),
+    };
     let mut report = ExtractReport::default();
     let mut dirs: Vec<DirMeta> = Vec::new();
     let mut archive = tar::Archive::new(src);
-    let entries = archive.entries().map_err(io_err("<archive>"))?;
+    let entries = archive.entries().map_err(io_err("<archive>"))?.raw(true);
+    let mut pending = EntryInfo::default();
     for entry in entries {
         let mut entry = entry.map_err(io_err("<archive>"))?;
-        let mut info = EntryInfo::default();
-        if let Some(exts) = entry.pax_extensions().map_err(io_err("<archive>"))? {
-            for ext in exts {
-                let ext = ext.map_err(io_err("<archive>"))?;
-                let (Ok(k), v) = (ext.key(), ext.value_bytes()) else { continue };
-                info.absorb(k, v);
+        match entry.header().entry_type() {
+            EntryType::XHeader => {
+                let data = read_meta(&mut entry).map_err(io_err("<pax header>"))?;
+                for (k, v) in pax::parse(&data).map_err(io_err("<pax header>"))? {
+                    pending.absorb(&k, &v);
+                }
+                continue;
             }
+            EntryType::XGlobalHeader => continue,
+            EntryType::GNULongName => {
+                let mut d = read_meta(&mut entry).map_err(io_err("<long name>"))?;
+                d.truncate(d.iter().position(|&b| b == 0).unwrap_or(d.len()));
+                pending.path = Some(d);
+                continue;
+            }
+            EntryType::GNULongLink => {
+                let mut d = read_meta(&mut entry).map_err(io_err("<long link>"))?;
+                d.truncate(d.iter().position(|&b| b == 0).unwrap_or(d.len()));
+                pending.linkpath = Some(d);
+                continue;
+            }
+            _ => {}
         }
-        let path_bytes = info.sparse_name.clone().unwrap_or_else(|| entry.path_bytes().into_owned());
+        let info = std::mem::take(&mut pending);
+        let path_bytes = match (&info.sparse_name, &info.path) {
+            (Some(p), _) | (None, Some(p)) => p.clone(),
+            _ => entry.header().path_bytes().into_owned(),
+        };
+        let link_bytes = match &info.linkpath {
+            Some(l) => Some(l.clone()),
+            None => entry.header().link_name_bytes().map(|c| c.into_owned()),
+        };
         let shown = String::from_utf8_lossy(&path_bytes).into_owned();
         let hostile = |reason: String| ExtractError::Hostile {
             path: shown.clone(),
@@ -119,8 +158,14 @@ pub fn extract(src: impl Read, target: &Path) -> Result<ExtractReport, ExtractEr
         let header = entry.header().clone();
         let kind = header.entry_type();
         let mode = header.mode().map_err(io_err(&shown))?;
-        let uid = header.uid().map_err(io_err(&shown))?;
-        let gid = header.gid().map_err(io_err(&shown))?;
+        let uid = match info.uid {
+            Some(u) => u,
+            None => header.uid().map_err(io_err(&shown))?,
+        };
+        let gid = match info.gid {
+            Some(g) => g,
+            None => header.gid().map_err(io_err(&shown))?,
+        };
         let mtime = info.mtime.unwrap_or(Timespec {
             tv_sec: header.mtime().map_err(io_err(&shown))? as i64,
             tv_nsec: 0,
@@ -128,33 +173,59 @@ pub fn extract(src: impl Read, target: &Path) -> Result<ExtractReport, ExtractEr
         if comps.is_empty() {
             // The root itself ("./"): only its metadata.
             if kind == EntryType::Directory {
-                x.chown(&x.root, None, uid, gid).map_err(io_err(&shown))?;
-                x.set_xattrs(&x.root, None, &info, &mut report);
-                dirs.push(DirMeta { rel: PathBuf::new(), mode, mtime });
+                dirs.push(DirMeta {
+                    rel: PathBuf::new(),
+                    mode,
+                    mtime,
+                    uid,
+                    gid,
+                    info,
+                });
             }
             continue;
         }
         let rel: PathBuf = comps.iter().collect();
-        let (name, parents) = comps.split_last().ok_or_else(|| hostile("empty path".into()))?;
+        let (name, parents) = comps
+            .split_last()
+            .ok_or_else(|| hostile("empty path".into()))?;
         let parent = x.open_parent(parents).map_err(|e| match e {
-            ParentError::Symlink => hostile("a parent directory is a symlink; writes through symlinks are refused".into()),
+            ParentError::Symlink => hostile(
+                "a parent directory is a symlink; writes through symlinks are refused".into(),
+            ),
             ParentError::Escapes => hostile("the path leaves the target".into()),
-            ParentError::Io(e) => ExtractError::Io { path: shown.clone(), source: e },
+            ParentError::Io(e) => ExtractError::Io {
+                path: shown.clone(),
+                source: e,
+            },
         })?;
-        x.clear(&parent, name, kind == EntryType::Directory).map_err(io_err(&shown))?;
+        x.clear(&parent, name, kind == EntryType::Directory)
+            .map_err(io_err(&shown))?;
         match kind {
             EntryType::Directory => {
                 match rustix::fs::mkdirat(&parent, *name, Mode::from_raw_mode(0o700)) {
                     Ok(()) | Err(rustix::io::Errno::EXIST) => {}
                     Err(e) => return Err(io_err(&shown)(errno_io(e))),
                 }
-                dirs.push(DirMeta { rel: rel.clone(), mode, mtime });
+                dirs.push(DirMeta {
+                    rel: rel.clone(),
+                    mode,
+                    mtime,
+                    uid,
+                    gid,
+                    info,
+                });
+                report.entries += 1;
+                continue;
             }
             EntryType::Regular | EntryType::Continuous => {
                 let fd = rustix::fs::openat(
                     &parent,
                     *name,
-                    OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::WRONLY
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )
                 .map_err(|e| io_err(&shown)(errno_io(e)))?;
@@ -166,26 +237,26 @@ pub fn extract(src: impl Read, target: &Path) -> Result<ExtractReport, ExtractEr
                 .map_err(io_err(&shown))?;
                 report.bytes += n;
                 x.chown(&file, None, uid, gid).map_err(io_err(&shown))?;
-                rustix::fs::fchmod(&file, Mode::from_raw_mode(mode & 0o7777)).map_err(|e| io_err(&shown)(errno_io(e)))?;
+                rustix::fs::fchmod(&file, Mode::from_raw_mode(mode & 0o7777))
+                    .map_err(|e| io_err(&shown)(errno_io(e)))?;
                 x.set_xattrs(&parent, Some(name), &info, &mut report);
                 x.set_times(&parent, name, mtime).map_err(io_err(&shown))?;
             }
             EntryType::Symlink => {
-                let target_bytes = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| hostile("symlink without a target".into()))?
-                    .into_owned();
+                let target_bytes = link_bytes
+                    .clone()
+                    .ok_or_else(|| hostile("symlink without a target".into()))?;
                 rustix::fs::symlinkat(OsStr::from_bytes(&target_bytes), &parent, *name)
                     .map_err(|e| io_err(&shown)(errno_io(e)))?;
-                x.chown(&parent, Some(name), uid, gid).map_err(io_err(&shown))?;
+                x.chown(&parent, Some(name), uid, gid)
+                    .map_err(io_err(&shown))?;
                 x.set_xattrs(&parent, Some(name), &info, &mut report);
                 x.set_times(&parent, name, mtime).map_err(io_err(&shown))?;
             }
             EntryType::Link => {
-                let target_bytes = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| hostile("hardlink without a target".into()))?
-                    .into_owned();
+                let target_bytes = link_bytes
+                    .clone()
+                    .ok_or_else(|| hostile("hardlink without a target".into()))?;
                 let tcomps = components(&target_bytes)
                     .map_err(|r| hostile(format!("hardlink target: {r}")))?;
                 let (tname, tparents) = tcomps
@@ -213,26 +284,27 @@ pub fn extract(src: impl Read, target: &Path) -> Result<ExtractReport, ExtractEr
                     rustix::fs::makedev(major, minor),
                 )
                 .map_err(|e| io_err(&shown)(errno_io(e)))?;
-                x.chown(&parent, Some(name), uid, gid).map_err(io_err(&shown))?;
-                rustix::fs::chmodat(&parent, *name, Mode::from_raw_mode(mode & 0o7777), AtFlags::empty())
-                    .map_err(|e| io_err(&shown)(errno_io(e)))?;
+                x.chown(&parent, Some(name), uid, gid)
+                    .map_err(io_err(&shown))?;
+                rustix::fs::chmodat(
+                    &parent,
+                    *name,
+                    Mode::from_raw_mode(mode & 0o7777),
+                    AtFlags::empty(),
+                )
+                .map_err(|e| io_err(&shown)(errno_io(e)))?;
                 x.set_xattrs(&parent, Some(name), &info, &mut report);
                 x.set_times(&parent, name, mtime).map_err(io_err(&shown))?;
             }
             EntryType::XGlobalHeader => continue,
             other => {
-                report.warnings.push(format!("{shown}: entry type {other:?} not supported, skipped"));
+                report.warnings.push(format!(
+                    "{shown}: entry type {other:?} not supported, skipped"
+                ));
                 continue;
             }
         }
         report.entries += 1;
-        // Directories get their xattrs now (before children inherit ACLs is
-        // fine: the default ACL only affects new entries' modes, which we set).
-        if kind == EntryType::Directory {
-            let d = x.open_dir(&rel).map_err(|_| hostile("directory vanished or became a symlink".into()))?;
-            x.chown(&d, None, uid, gid).map_err(io_err(&shown))?;
-            x.set_xattrs(&d, None, &info, &mut report);
-        }
     }
     // Directory modes and mtimes last, deepest first: children are in place
     // and a read-only directory no longer blocks them.
@@ -241,17 +313,47 @@ pub fn extract(src: impl Read, target: &Path) -> Result<ExtractReport, ExtractEr
         let fd = if d.rel.as_os_str().is_empty() {
             rustix::io::dup(&x.root).map_err(|e| io_err(&shown)(errno_io(e)))?
         } else {
-            x.open_dir(&d.rel).map_err(|_| io_err(&shown)(io::Error::other("directory vanished")))?
+            x.open_dir(&d.rel)
+                .map_err(|_| io_err(&shown)(io::Error::other("directory vanished")))?
         };
-        rustix::fs::fchmod(&fd, Mode::from_raw_mode(d.mode & 0o7777)).map_err(|e| io_err(&shown)(errno_io(e)))?;
-        rustix::fs::futimens(&fd, &Timestamps { last_access: d.mtime, last_modification: d.mtime })
+        x.chown(&fd, None, d.uid, d.gid).map_err(io_err(&shown))?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(d.mode & 0o7777))
             .map_err(|e| io_err(&shown)(errno_io(e)))?;
+        x.set_xattrs(&fd, None, &d.info, &mut report);
+        rustix::fs::futimens(
+            &fd,
+            &Timestamps {
+                last_access: d.mtime,
+                last_modification: d.mtime,
+            },
+        )
+        .map_err(|e| io_err(&shown)(errno_io(e)))?;
     }
     Ok(report)
 }
 
+/// Longest pax or GNU long-name header accepted (xattrs included).
+const MAX_META: u64 = 16 << 20;
+
+fn read_meta(entry: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut d = Vec::new();
+    entry.take(MAX_META + 1).read_to_end(&mut d)?;
+    if d.len() as u64 > MAX_META {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "extended header larger than 16 MiB",
+        ));
+    }
+    Ok(d)
+}
+
+/// What pax and GNU extension headers said about the next entry.
 #[derive(Default)]
 struct EntryInfo {
+    path: Option<Vec<u8>>,
+    linkpath: Option<Vec<u8>>,
+    uid: Option<u64>,
+    gid: Option<u64>,
     mtime: Option<Timespec>,
     xattrs: Vec<(String, Vec<u8>)>,
     acl_access: Option<String>,
@@ -264,6 +366,10 @@ impl EntryInfo {
     fn absorb(&mut self, key: &str, value: &[u8]) {
         let text = || std::str::from_utf8(value).ok();
         match key {
+            "path" => self.path = Some(value.to_vec()),
+            "linkpath" => self.linkpath = Some(value.to_vec()),
+            "uid" => self.uid = text().and_then(|t| t.parse().ok()),
+            "gid" => self.gid = text().and_then(|t| t.parse().ok()),
             "mtime" => self.mtime = text().and_then(parse_pax_time),
             "GNU.sparse.name" => self.sparse_name = Some(value.to_vec()),
             "GNU.sparse.realsize" => self.sparse_realsize = text().and_then(|t| t.parse().ok()),
@@ -280,7 +386,10 @@ impl EntryInfo {
     /// Every xattr to set: the stored ones, plus ACLs given only as text.
     fn all_xattrs(&self) -> Vec<(String, Vec<u8>)> {
         let mut out = self.xattrs.clone();
-        for (name, text) in [(acl::XATTR_ACCESS, &self.acl_access), (acl::XATTR_DEFAULT, &self.acl_default)] {
+        for (name, text) in [
+            (acl::XATTR_ACCESS, &self.acl_access),
+            (acl::XATTR_DEFAULT, &self.acl_default),
+        ] {
             if let Some(t) = text {
                 if !out.iter().any(|(k, _)| k == name) {
                     if let Ok(bin) = acl::from_text(t) {
@@ -309,11 +418,20 @@ pub fn parse_pax_time(s: &str) -> Option<Timespec> {
     }
     let ns: i64 = ns_text.parse().ok()?;
     Some(if !neg {
-        Timespec { tv_sec: sec, tv_nsec: ns }
+        Timespec {
+            tv_sec: sec,
+            tv_nsec: ns,
+        }
     } else if ns == 0 {
-        Timespec { tv_sec: -sec, tv_nsec: 0 }
+        Timespec {
+            tv_sec: -sec,
+            tv_nsec: 0,
+        }
     } else {
-        Timespec { tv_sec: -sec - 1, tv_nsec: 1_000_000_000 - ns }
+        Timespec {
+            tv_sec: -sec - 1,
+            tv_nsec: 1_000_000_000 - ns,
+        }
     })
 }
 
@@ -322,12 +440,18 @@ fn write_sparse(entry: &mut impl Read, file: &mut File, realsize: u64) -> io::Re
     let mut written = 0;
     for (off, len) in segs {
         if off.checked_add(len).is_none_or(|end| end > realsize) {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "sparse segment beyond the file size"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "sparse segment beyond the file size",
+            ));
         }
         file.seek(SeekFrom::Start(off))?;
         let n = io::copy(&mut entry.take(len), file)?;
         if n != len {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "sparse data cut short"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "sparse data cut short",
+            ));
         }
         written += n;
     }
@@ -354,7 +478,10 @@ impl Extractor {
             rel,
             OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
             Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_XDEV,
+            ResolveFlags::BENEATH
+                | ResolveFlags::NO_SYMLINKS
+                | ResolveFlags::NO_MAGICLINKS
+                | ResolveFlags::NO_XDEV,
         )
     }
 
@@ -388,7 +515,10 @@ impl Extractor {
             name,
             OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
             Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_XDEV,
+            ResolveFlags::BENEATH
+                | ResolveFlags::NO_SYMLINKS
+                | ResolveFlags::NO_MAGICLINKS
+                | ResolveFlags::NO_XDEV,
         )
     }
 
@@ -399,15 +529,22 @@ impl Extractor {
             Err(rustix::io::Errno::NOENT) => Ok(()),
             Err(e) => Err(e.into()),
             Ok(st) => {
-                let is_dir = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory;
+                let is_dir = rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    == rustix::fs::FileType::Directory;
                 if is_dir && want_dir {
                     return Ok(());
                 }
-                let flags = if is_dir { AtFlags::REMOVEDIR } else { AtFlags::empty() };
+                let flags = if is_dir {
+                    AtFlags::REMOVEDIR
+                } else {
+                    AtFlags::empty()
+                };
                 rustix::fs::unlinkat(parent, name, flags).map_err(|e| {
                     io::Error::new(
                         io::Error::from(e).kind(),
-                        format!("cannot replace existing entry: {e} (is it a non-empty directory?)"),
+                        format!(
+                            "cannot replace existing entry: {e} (is it a non-empty directory?)"
+                        ),
                     )
                 })
             }
@@ -430,7 +567,10 @@ impl Extractor {
         rustix::fs::utimensat(
             parent,
             name,
-            &Timestamps { last_access: t, last_modification: t },
+            &Timestamps {
+                last_access: t,
+                last_modification: t,
+            },
             AtFlags::SYMLINK_NOFOLLOW,
         )?;
         Ok(())
@@ -438,7 +578,13 @@ impl Extractor {
 
     /// Sets the entry's xattrs through `/proc/self/fd/<dir>/<name>` with
     /// `lsetxattr`: the directory is ours, and the final name is not followed.
-    fn set_xattrs(&self, dir: &impl AsFd, name: Option<&OsStr>, info: &EntryInfo, report: &mut ExtractReport) {
+    fn set_xattrs(
+        &self,
+        dir: &impl AsFd,
+        name: Option<&OsStr>,
+        info: &EntryInfo,
+        report: &mut ExtractReport,
+    ) {
         let attrs = info.all_xattrs();
         if attrs.is_empty() {
             return;
@@ -455,8 +601,13 @@ impl Extractor {
                 rustix::fs::fsetxattr(dir, k.as_str(), &v, rustix::fs::XattrFlags::empty())
             };
             if let Err(e) = r {
-                let what = name.map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| ".".into());
-                report.warnings.push(format!("{}/{what}: xattr {k} not restored: {e}", self.target.display()));
+                let what = name
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| ".".into());
+                report.warnings.push(format!(
+                    "{}/{what}: xattr {k} not restored: {e}",
+                    self.target.display()
+                ));
             }
         }
     }
@@ -525,7 +676,12 @@ mod tests {
             tar_with(&[("../escape", EntryType::Regular, "", b"x")]),
             tar_with(&[("/tmp/ff-abs-escape", EntryType::Regular, "", b"x")]),
             tar_with(&[
-                ("link", EntryType::Symlink, outer.path().to_str().unwrap(), b""),
+                (
+                    "link",
+                    EntryType::Symlink,
+                    outer.path().to_str().unwrap(),
+                    b"",
+                ),
                 ("link/escape", EntryType::Regular, "", b"x"),
             ]),
             tar_with(&[
@@ -536,7 +692,10 @@ mod tests {
         ];
         for (i, t) in cases.iter().enumerate() {
             let err = extract(&t[..], &target).unwrap_err();
-            assert!(matches!(err, ExtractError::Hostile { .. }), "case {i}: {err}");
+            assert!(
+                matches!(err, ExtractError::Hostile { .. }),
+                "case {i}: {err}"
+            );
             assert!(!outer.path().join("escape").exists(), "case {i}");
             assert!(!Path::new("/tmp/ff-abs-escape").exists());
         }

@@ -21,7 +21,11 @@ impl<W: Write> HashingWriter<W> {
 
     /// The inner writer, the hex BLAKE3 hash and the byte count.
     pub fn finish(self) -> (W, String, u64) {
-        (self.inner, self.hasher.finalize().to_hex().to_string(), self.bytes)
+        (
+            self.inner,
+            self.hasher.finalize().to_hex().to_string(),
+            self.bytes,
+        )
     }
 }
 

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod hashing;
 pub mod owners;
 pub mod parallel;
+pub mod pax;
 pub mod sparse;
 mod xattr;
 
@@ -75,7 +76,7 @@ pub fn create_archive<W: Write>(
 pub fn decode_to_end(src: impl Read) -> io::Result<u64> {
     let mut a = tar::Archive::new(compress::decoder(src)?);
     let mut n = 0;
-    for e in a.entries()? {
+    for e in a.entries()?.raw(true) {
         let mut e = e?;
         io::copy(&mut e, &mut io::sink())?;
         n += 1;

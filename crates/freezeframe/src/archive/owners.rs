@@ -37,8 +37,12 @@ impl Owners {
     /// files; missing ones give no names.
     pub fn load(root: &Path) -> Self {
         Self {
-            users: read_regular(&root.join("etc/passwd")).map(|t| parse(&t)).unwrap_or_default(),
-            groups: read_regular(&root.join("etc/group")).map(|t| parse(&t)).unwrap_or_default(),
+            users: read_regular(&root.join("etc/passwd"))
+                .map(|t| parse(&t))
+                .unwrap_or_default(),
+            groups: read_regular(&root.join("etc/group"))
+                .map(|t| parse(&t))
+                .unwrap_or_default(),
         }
     }
 
@@ -59,7 +63,9 @@ mod tests {
 
     #[test]
     fn parses_passwd_lines() {
-        let m = parse("root:x:0:0:root:/root:/bin/sh\n# c\nwww-data:x:33:33::/var/www:/bin/false\nbad\n");
+        let m = parse(
+            "root:x:0:0:root:/root:/bin/sh\n# c\nwww-data:x:33:33::/var/www:/bin/false\nbad\n",
+        );
         assert_eq!(m.get(&0).map(String::as_str), Some("root"));
         assert_eq!(m.get(&33).map(String::as_str), Some("www-data"));
         assert_eq!(m.len(), 2);

@@ -65,7 +65,11 @@ mod tests {
 
     #[test]
     fn parses_and_prints_units() {
-        for (text, ms, shown) in [("500ms", 500, "500ms"), ("10s", 10_000, "10s"), ("2m", 120_000, "2m")] {
+        for (text, ms, shown) in [
+            ("500ms", 500, "500ms"),
+            ("10s", 10_000, "10s"),
+            ("2m", 120_000, "2m"),
+        ] {
             let d: HumanDuration = text.parse().unwrap();
             assert_eq!(d.0, Duration::from_millis(ms));
             assert_eq!(d.to_string(), shown);

@@ -315,7 +315,8 @@ fn absolute(p: &Path, what: &str) -> Result<(), String> {
 
 fn volume_name_ok(s: &str) -> bool {
     (1..=32).contains(&s.len())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
 }
 
 /// Turns the raw file into the model, or says which line is wrong and why.
@@ -324,15 +325,21 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
     let rt = raw.target.into_inner();
     let kind = rt.kind.unwrap_or_else(|| "tar".into());
     if kind != "tar" {
-        return Err((tline, format!("target.kind `{kind}` is not supported: allowed `tar`")));
+        return Err((
+            tline,
+            format!("target.kind `{kind}` is not supported: allowed `tar`"),
+        ));
     }
     absolute(&rt.path, "target.path").map_err(|m| (tline, m))?;
 
     let compress = raw.backup.compress.unwrap_or(Compression::Zstd);
     if let Some(level) = &raw.backup.level {
-        compress
-            .check_level(*level.get_ref())
-            .map_err(|m| (line_of(text, level.span().start), format!("backup.level: {m}")))?;
+        compress.check_level(*level.get_ref()).map_err(|m| {
+            (
+                line_of(text, level.span().start),
+                format!("backup.level: {m}"),
+            )
+        })?;
     }
     let backup = BackupDefaults {
         mode: raw.backup.mode.unwrap_or(Mode::Snapshot),
@@ -402,8 +409,13 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
         if !seen.insert(id.clone()) {
             return Err((line, format!("container id `{id}` is used twice")));
         }
-        absolute(&c.private, "container.private").map_err(|m| (line, format!("container `{id}`: {m}")))?;
-        if c.cgroup.is_absolute() || c.cgroup.components().any(|x| !matches!(x, Component::Normal(_))) {
+        absolute(&c.private, "container.private")
+            .map_err(|m| (line, format!("container `{id}`: {m}")))?;
+        if c.cgroup.is_absolute()
+            || c.cgroup
+                .components()
+                .any(|x| !matches!(x, Component::Normal(_)))
+        {
             return Err((
                 line,
                 format!(
@@ -414,12 +426,18 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
             ));
         }
         if let Some(cfg) = &c.config {
-            absolute(cfg, "container.config").map_err(|m| (line, format!("container `{id}`: {m}")))?;
+            absolute(cfg, "container.config")
+                .map_err(|m| (line, format!("container `{id}`: {m}")))?;
         }
         let volume = match c.volume {
             Some(name) => {
                 let v = volumes.iter().find(|v| v.name == name).ok_or_else(|| {
-                    (line, format!("container `{id}`: volume `{name}` is not defined by any [[volume]]"))
+                    (
+                        line,
+                        format!(
+                            "container `{id}`: volume `{name}` is not defined by any [[volume]]"
+                        ),
+                    )
                 })?;
                 if !c.private.starts_with(&v.path) {
                     return Err((
@@ -460,8 +478,13 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
     }
 
     Ok(Config {
-        target: Target { kind, path: rt.path },
-        state_dir: raw.state_dir.unwrap_or_else(|| PathBuf::from("/var/lib/freezeframe")),
+        target: Target {
+            kind,
+            path: rt.path,
+        },
+        state_dir: raw
+            .state_dir
+            .unwrap_or_else(|| PathBuf::from("/var/lib/freezeframe")),
         backup,
         cgroup: CgroupRoots {
             v2_root: raw.cgroup.v2_root,

@@ -24,7 +24,9 @@ config = "/etc/ff/101.conf"
 "#;
 
 fn err(text: &str) -> String {
-    parse(text, Path::new("/etc/ff.toml")).unwrap_err().to_string()
+    parse(text, Path::new("/etc/ff.toml"))
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -35,7 +37,10 @@ fn good_config_fills_defaults() {
     assert_eq!(c.backup.strategy, Strategy::Group);
     assert_eq!(c.freeze_timeout(), std::time::Duration::from_secs(5));
     assert_eq!(c.containers[0].volume, "data");
-    assert_eq!(c.volumes[0].snapshot_dir, Path::new("/srv/.freezeframe-snapshots"));
+    assert_eq!(
+        c.volumes[0].snapshot_dir,
+        Path::new("/srv/.freezeframe-snapshots")
+    );
     assert_eq!(c.state_dir, Path::new("/var/lib/freezeframe"));
 }
 
@@ -50,7 +55,10 @@ fn unknown_key_names_key_line_and_allowed() {
 #[test]
 fn bad_enum_value_lists_allowed() {
     let e = err(&GOOD.replace("\"bzip2\"", "\"xz\""));
-    assert!(e.contains("xz") && e.contains("zstd") && e.contains("gzip"), "{e}");
+    assert!(
+        e.contains("xz") && e.contains("zstd") && e.contains("gzip"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -68,14 +76,19 @@ fn private_outside_volumes_is_rejected() {
 
 #[test]
 fn hostile_ids_and_cgroups_are_rejected() {
-    assert!(err(&GOOD.replace("id = \"101\"", "id = \"../x\"")).contains("not a valid container id"));
+    assert!(
+        err(&GOOD.replace("id = \"101\"", "id = \"../x\"")).contains("not a valid container id")
+    );
     assert!(err(&GOOD.replace("ff/101", "../101")).contains("relative to the cgroup root"));
-    assert!(err(&GOOD.replace("ff/101", "/sys/fs/cgroup/x")).contains("relative to the cgroup root"));
+    assert!(
+        err(&GOOD.replace("ff/101", "/sys/fs/cgroup/x")).contains("relative to the cgroup root")
+    );
 }
 
 #[test]
 fn duplicate_ids_are_rejected() {
-    let twice = format!("{GOOD}\n[[container]]\nid = \"101\"\ncgroup = \"a\"\nprivate = \"/srv/ct/a\"\n");
+    let twice =
+        format!("{GOOD}\n[[container]]\nid = \"101\"\ncgroup = \"a\"\nprivate = \"/srv/ct/a\"\n");
     assert!(err(&twice).contains("used twice"));
 }
 

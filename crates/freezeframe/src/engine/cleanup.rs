@@ -70,7 +70,9 @@ impl Cleanup {
     pub fn undo_now(&self, token: Token) -> Result<(), String> {
         let undo = {
             let g = self.items.lock().unwrap_or_else(|p| p.into_inner());
-            g.1.iter().find(|(t, _)| *t == token).map(|(_, u)| u.clone())
+            g.1.iter()
+                .find(|(t, _)| *t == token)
+                .map(|(_, u)| u.clone())
         };
         match undo {
             None => Ok(()),

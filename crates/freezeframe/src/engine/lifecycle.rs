@@ -20,7 +20,9 @@ use crate::snapshot::{Health, Snapshot, SnapshotProvider, SNAPSHOT_PREFIX};
 use crate::sys::Clock;
 use crate::target::atomic::{self, AtomicFile};
 use crate::target::layout::{archive_name, config_name, MANIFEST_NAME};
-use crate::target::manifest::{ContainerRecord, FileKind, FileRecord, Manifest, Outcome, Timings, MANIFEST_VERSION};
+use crate::target::manifest::{
+    ContainerRecord, FileKind, FileRecord, Manifest, Outcome, Timings, MANIFEST_VERSION,
+};
 use crate::target::{RunId, Store, StoreError};
 
 /// A container's progress, reported to the [`Observer`].
@@ -150,7 +152,11 @@ struct Run<'a> {
 
 /// Carries out `plan`. Every freeze and snapshot is registered for undo
 /// before it happens; whatever is left is undone before this returns.
-pub fn execute(plan: &Plan, tools: &Toolbox, observer: &dyn Observer) -> Result<RunResult, ExecError> {
+pub fn execute(
+    plan: &Plan,
+    tools: &Toolbox,
+    observer: &dyn Observer,
+) -> Result<RunResult, ExecError> {
     let clock: &dyn Clock = tools.clock.as_ref();
     let started_wall = clock.wall();
     let store = Store::new(&plan.target);
@@ -162,7 +168,11 @@ pub fn execute(plan: &Plan, tools: &Toolbox, observer: &dyn Observer) -> Result<
         observer,
         cleanup: Cleanup::new(),
         run: run_id.clone(),
-        records: plan.volumes.iter().flat_map(|v| v.containers.iter().map(new_record)).collect(),
+        records: plan
+            .volumes
+            .iter()
+            .flat_map(|v| v.containers.iter().map(new_record))
+            .collect(),
         started: HashMap::new(),
         leases: HashMap::new(),
         warnings: Vec::new(),
@@ -217,7 +227,10 @@ pub fn execute(plan: &Plan, tools: &Toolbox, observer: &dyn Observer) -> Result<
         path: mpath.clone(),
         source: e.into(),
     })?;
-    atomic::write(&mpath, &json).map_err(|source| ExecError::Manifest { path: mpath, source })?;
+    atomic::write(&mpath, &json).map_err(|source| ExecError::Manifest {
+        path: mpath,
+        source,
+    })?;
     tracing::info!(run = %run_id, "run complete");
     Ok(RunResult {
         run: run_id,
@@ -228,10 +241,14 @@ pub fn execute(plan: &Plan, tools: &Toolbox, observer: &dyn Observer) -> Result<
 
 impl Run<'_> {
     fn record(&mut self, id: &str) -> &mut ContainerRecord {
-        let i = self.records.iter().position(|r| r.id == id).unwrap_or_else(|| {
-            // Every planned container has a record; this is a logic error.
-            panic!("no record for container {id}")
-        });
+        let i = self
+            .records
+            .iter()
+            .position(|r| r.id == id)
+            .unwrap_or_else(|| {
+                // Every planned container has a record; this is a logic error.
+                panic!("no record for container {id}")
+            });
         &mut self.records[i]
     }
 
@@ -252,16 +269,28 @@ impl Run<'_> {
             .unwrap_or(0.0)
     }
 
-    fn volume(&mut self, vol: &Volume, cts: &[Container], jobs: &Sender<Job>, done: &Receiver<JobDone>) {
+    fn volume(
+        &mut self,
+        vol: &Volume,
+        cts: &[Container],
+        jobs: &Sender<Job>,
+        done: &Receiver<JobDone>,
+    ) {
         let Some(provider) = self.tools.provider(vol.provider).cloned() else {
             for c in cts {
-                self.fail(c.id.as_str(), format!("no {:?} snapshot provider", vol.provider));
+                self.fail(
+                    c.id.as_str(),
+                    format!("no {:?} snapshot provider", vol.provider),
+                );
             }
             return;
         };
         // Flush while everything still runs: less to write while frozen.
         if let Err(e) = provider.prepare(vol) {
-            self.warnings.push(format!("volume {}: sync before freeze failed: {e}", vol.name));
+            self.warnings.push(format!(
+                "volume {}: sync before freeze failed: {e}",
+                vol.name
+            ));
         }
         let windows: Vec<&[Container]> = match self.plan.strategy {
             Strategy::Group => vec![cts],
@@ -269,11 +298,26 @@ impl Run<'_> {
         };
         for w in windows {
             if let Some((snap, token, ok)) = self.window(vol, w, &provider) {
-                self.leases.insert(snap.name.clone(), Lease { remaining: ok.len(), token });
+                self.leases.insert(
+                    snap.name.clone(),
+                    Lease {
+                        remaining: ok.len(),
+                        token,
+                    },
+                );
                 for ct in ok {
-                    let rel = ct.private.strip_prefix(&vol.path).map(Path::to_path_buf).unwrap_or_default();
+                    let rel = ct
+                        .private
+                        .strip_prefix(&vol.path)
+                        .map(Path::to_path_buf)
+                        .unwrap_or_default();
                     let id = ct.id.to_string();
-                    let job = Job { ct, snap: snap.clone(), provider: provider.clone(), rel };
+                    let job = Job {
+                        ct,
+                        snap: snap.clone(),
+                        provider: provider.clone(),
+                        rel,
+                    };
                     if jobs.send(job).is_err() {
                         self.fail(&id, "archive workers stopped".into());
                         self.release(&snap.name);
@@ -322,7 +366,9 @@ impl Run<'_> {
         }
         let name = snapshot_name(&self.run, vol, self.plan.strategy, &frozen[0].0);
         let handle = provider.handle(vol, &name);
-        let stoken = self.cleanup.register(Undo::RemoveSnapshot(provider.clone(), handle));
+        let stoken = self
+            .cleanup
+            .register(Undo::RemoveSnapshot(provider.clone(), handle));
         let s0 = clock.mono();
         let created = provider.create(vol, &name);
         let snapshot_ms = ms(clock.mono().saturating_sub(s0));
@@ -350,7 +396,10 @@ impl Run<'_> {
             self.observer.phase(&id, &Phase::Thawed { freeze_ms });
             match thawed {
                 Ok(()) => ok.push(ct),
-                Err(e) => self.fail(&id, format!("THAW FAILED, the container may still be frozen: {e}")),
+                Err(e) => self.fail(
+                    &id,
+                    format!("THAW FAILED, the container may still be frozen: {e}"),
+                ),
             }
         }
         ok.reverse();
@@ -377,13 +426,16 @@ impl Run<'_> {
     }
 
     fn release(&mut self, snap: &str) {
-        let Some(lease) = self.leases.get_mut(snap) else { return };
+        let Some(lease) = self.leases.get_mut(snap) else {
+            return;
+        };
         lease.remaining = lease.remaining.saturating_sub(1);
         if lease.remaining == 0 {
             let token = lease.token;
             self.leases.remove(snap);
             if let Err(e) = self.cleanup.undo_now(token) {
-                self.warnings.push(format!("snapshot {snap} not removed: {e}"));
+                self.warnings
+                    .push(format!("snapshot {snap} not removed: {e}"));
             }
         }
     }
@@ -392,7 +444,11 @@ impl Run<'_> {
         let total = self.elapsed_for(&d.id);
         match d.result {
             Ok((files, tree)) => {
-                let outcome = if tree.unreadable > 0 { Outcome::Partial } else { Outcome::Ok };
+                let outcome = if tree.unreadable > 0 {
+                    Outcome::Partial
+                } else {
+                    Outcome::Ok
+                };
                 let r = self.record(&d.id);
                 r.result = outcome;
                 r.error = None;
@@ -437,7 +493,12 @@ fn worker(
 
 /// Archives one container from its snapshot; the archive is committed only
 /// if the snapshot is still healthy afterwards.
-fn archive_one(job: &Job, dir: &Path, opts: &ArchiveOptions, observer: &dyn Observer) -> Result<(Vec<FileRecord>, TreeReport), String> {
+fn archive_one(
+    job: &Job,
+    dir: &Path,
+    opts: &ArchiveOptions,
+    observer: &dyn Observer,
+) -> Result<(Vec<FileRecord>, TreeReport), String> {
     let src = job.snap.root.join(&job.rel);
     match std::fs::symlink_metadata(&src) {
         Ok(m) if m.is_dir() => {}
@@ -452,7 +513,8 @@ fn archive_one(job: &Job, dir: &Path, opts: &ArchiveOptions, observer: &dyn Obse
     }
     let aname = archive_name(&job.ct.id, opts.compression);
     let dest = dir.join(&aname);
-    let mut af = AtomicFile::create(&dest).map_err(|e| format!("creating {}: {e}", dest.display()))?;
+    let mut af =
+        AtomicFile::create(&dest).map_err(|e| format!("creating {}: {e}", dest.display()))?;
     let (_, written) = create_archive(&src, af.file(), opts, &|n| observer.bytes(n))
         .map_err(|e| format!("archiving {} into {}: {e}", src.display(), dest.display()))?;
     match job.provider.health(&job.snap) {
@@ -463,9 +525,15 @@ fn archive_one(job: &Job, dir: &Path, opts: &ArchiveOptions, observer: &dyn Obse
                 job.snap.name
             ))
         }
-        Err(e) => return Err(format!("cannot check snapshot {}: {e}; the archive was discarded", job.snap.name)),
+        Err(e) => {
+            return Err(format!(
+                "cannot check snapshot {}: {e}; the archive was discarded",
+                job.snap.name
+            ))
+        }
     }
-    af.commit().map_err(|e| format!("writing {}: {e}", dest.display()))?;
+    af.commit()
+        .map_err(|e| format!("writing {}: {e}", dest.display()))?;
     let mut files = vec![FileRecord {
         name: aname,
         kind: FileKind::Archive,
@@ -473,7 +541,8 @@ fn archive_one(job: &Job, dir: &Path, opts: &ArchiveOptions, observer: &dyn Obse
         blake3: written.blake3,
     }];
     if let Some(cfg) = &job.ct.config {
-        let data = std::fs::read(cfg).map_err(|e| format!("reading config file {}: {e}", cfg.display()))?;
+        let data = std::fs::read(cfg)
+            .map_err(|e| format!("reading config file {}: {e}", cfg.display()))?;
         let cname = config_name(&job.ct.id);
         let cdest = dir.join(&cname);
         atomic::write(&cdest, &data).map_err(|e| format!("writing {}: {e}", cdest.display()))?;

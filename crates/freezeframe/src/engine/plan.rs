@@ -164,23 +164,31 @@ impl PlanError {
     /// Whether the operator's input (arguments, config) is at fault, as
     /// opposed to the state of the system.
     pub fn is_usage(&self) -> bool {
-        matches!(self, PlanError::Usage(_) | PlanError::UnknownContainer { .. })
-            || matches!(self, PlanError::Runtime(RuntimeError::Unsupported { .. }))
+        matches!(
+            self,
+            PlanError::Usage(_) | PlanError::UnknownContainer { .. }
+        ) || matches!(self, PlanError::Runtime(RuntimeError::Unsupported { .. }))
     }
 }
 
 fn default_jobs() -> usize {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     (cores / 2).max(1)
 }
 
 /// Makes the plan and runs every check that does not change anything.
 pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Plan, PlanError> {
     if req.all && !req.ids.is_empty() {
-        return Err(PlanError::Usage("give container ids or --all, not both".into()));
+        return Err(PlanError::Usage(
+            "give container ids or --all, not both".into(),
+        ));
     }
     if !req.all && req.ids.is_empty() {
-        return Err(PlanError::Usage("name the containers to back up, or pass --all".into()));
+        return Err(PlanError::Usage(
+            "name the containers to back up, or pass --all".into(),
+        ));
     }
     let known = || {
         config
@@ -195,10 +203,16 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
     } else {
         let mut v: Vec<&Container> = Vec::new();
         for id in &req.ids {
-            let c = config.container(id).ok_or_else(|| PlanError::UnknownContainer {
-                id: id.clone(),
-                known: if config.containers.is_empty() { "none".into() } else { known() },
-            })?;
+            let c = config
+                .container(id)
+                .ok_or_else(|| PlanError::UnknownContainer {
+                    id: id.clone(),
+                    known: if config.containers.is_empty() {
+                        "none".into()
+                    } else {
+                        known()
+                    },
+                })?;
             if !v.iter().any(|x| x.id == c.id) {
                 v.push(c);
             }
@@ -206,7 +220,9 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
         v
     };
     if selected.is_empty() {
-        return Err(PlanError::Usage("no containers are configured: add [[container]] tables to the config".into()));
+        return Err(PlanError::Usage(
+            "no containers are configured: add [[container]] tables to the config".into(),
+        ));
     }
     let mode = req.mode.unwrap_or(config.backup.mode);
     let compression = req.compress.unwrap_or(config.backup.compress);
@@ -216,13 +232,17 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
         (None, Some(c)) if c != config.backup.compress => c.default_level(),
         (None, _) => config.backup.level.unwrap_or(compression.default_level()),
     };
-    compression.check_level(level).map_err(|m| PlanError::Usage(format!("--level: {m}")))?;
+    compression
+        .check_level(level)
+        .map_err(|m| PlanError::Usage(format!("--level: {m}")))?;
     let jobs = match req.jobs.or(Some(config.backup.jobs).filter(|&j| j > 0)) {
         Some(0) => return Err(PlanError::Usage("--jobs must be at least 1".into())),
         Some(j) => j,
         None => default_jobs(),
     };
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let busy = jobs.min(selected.len()).max(1);
     let threads_per_job = (cores / busy).max(1);
 
@@ -269,9 +289,12 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
         }
     }
     for v in &volumes {
-        let p = tools
-            .provider(v.volume.provider)
-            .ok_or_else(|| PlanError::Missing(format!("no {:?} snapshot provider available", v.volume.provider)))?;
+        let p = tools.provider(v.volume.provider).ok_or_else(|| {
+            PlanError::Missing(format!(
+                "no {:?} snapshot provider available",
+                v.volume.provider
+            ))
+        })?;
         p.check(&v.volume)?;
     }
     if !req.dry_run {

@@ -84,7 +84,10 @@ pub fn restore(store: &Store, req: &RestoreRequest) -> Result<RestoreResult, Res
                 .next()
                 .is_some();
             if non_empty && !req.force {
-                return Err(dest_err(to, "is not empty: restore into a new or empty folder, or pass --force"));
+                return Err(dest_err(
+                    to,
+                    "is not empty: restore into a new or empty folder, or pass --force",
+                ));
             }
         }
         Ok(_) => return Err(dest_err(to, "exists and is not a folder")),
@@ -108,7 +111,10 @@ pub fn restore(store: &Store, req: &RestoreRequest) -> Result<RestoreResult, Res
         if hash != f.blake3 || size != f.size {
             return Err(RestoreError::Corrupt {
                 path,
-                problem: format!("checksum mismatch (BLAKE3 {hash}, {size} bytes; manifest: {}, {} bytes)", f.blake3, f.size),
+                problem: format!(
+                    "checksum mismatch (BLAKE3 {hash}, {size} bytes; manifest: {}, {} bytes)",
+                    f.blake3, f.size
+                ),
             });
         }
     }
@@ -128,7 +134,8 @@ pub fn restore(store: &Store, req: &RestoreRequest) -> Result<RestoreResult, Res
     let extract = extract_archive(file, to)?;
     let mut written = None;
     if let Some(c) = config {
-        let data = std::fs::read(run.path.join(&c.name)).map_err(|e| dest_err(&run.path.join(&c.name), e.to_string()))?;
+        let data = std::fs::read(run.path.join(&c.name))
+            .map_err(|e| dest_err(&run.path.join(&c.name), e.to_string()))?;
         if req.force && conf_dest.exists() {
             std::fs::remove_file(&conf_dest).map_err(|e| dest_err(&conf_dest, e.to_string()))?;
         }

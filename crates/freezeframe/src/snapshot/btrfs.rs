@@ -80,7 +80,9 @@ impl SnapshotProvider for BtrfsProvider {
                  (create one with `btrfs subvolume create`, or choose another provider)",
             ));
         }
-        let ino = std::fs::metadata(p).map_err(|e| Self::io(volume, p, e))?.ino();
+        let ino = std::fs::metadata(p)
+            .map_err(|e| Self::io(volume, p, e))?
+            .ino();
         if ino != BTRFS_SUBVOL_ROOT_INO {
             return Err(Self::unsuitable(
                 volume,
@@ -166,9 +168,15 @@ mod tests {
     #[test]
     fn commands_are_built_as_expected() {
         let c = BtrfsProvider::snapshot_cmd(Path::new("/srv/ct"), Path::new("/srv/.s/ff-1-data"));
-        assert_eq!(c.to_string(), "btrfs subvolume snapshot -r /srv/ct /srv/.s/ff-1-data");
+        assert_eq!(
+            c.to_string(),
+            "btrfs subvolume snapshot -r /srv/ct /srv/.s/ff-1-data"
+        );
         let d = BtrfsProvider::delete_cmd(Path::new("/srv/.s/ff-1-data"));
-        assert_eq!(d.to_string(), "btrfs subvolume delete --commit-after /srv/.s/ff-1-data");
+        assert_eq!(
+            d.to_string(),
+            "btrfs subvolume delete --commit-after /srv/.s/ff-1-data"
+        );
     }
 
     #[test]

@@ -159,6 +159,8 @@ mod tests {
         let err = SystemRunner
             .run(&Cmd::new("freezeframe-no-such-program"))
             .unwrap_err();
-        assert!(err.to_string().contains("is `freezeframe-no-such-program` installed"));
+        assert!(err
+            .to_string()
+            .contains("is `freezeframe-no-such-program` installed"));
     }
 }

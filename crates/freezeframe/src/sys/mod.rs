@@ -12,5 +12,8 @@ pub use command::{Cmd, CommandError, CommandOutput, CommandRunner, SystemRunner}
 
 /// This host's name (`uname -n`).
 pub fn host_name() -> String {
-    rustix::system::uname().nodename().to_string_lossy().into_owned()
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
 }

@@ -42,9 +42,12 @@ impl AtomicFile {
     pub fn commit(mut self) -> io::Result<PathBuf> {
         self.tmp.as_file_mut().flush()?;
         self.tmp.as_file().sync_all()?;
-        self.tmp
-            .persist_noclobber(&self.dest)
-            .map_err(|e| io::Error::new(e.error.kind(), format!("{}: {}", self.dest.display(), e.error)))?;
+        self.tmp.persist_noclobber(&self.dest).map_err(|e| {
+            io::Error::new(
+                e.error.kind(),
+                format!("{}: {}", self.dest.display(), e.error),
+            )
+        })?;
         fsync_dir(self.dest.parent().unwrap_or(Path::new(".")))?;
         Ok(self.dest)
     }
@@ -73,7 +76,10 @@ mod tests {
             let mut f = AtomicFile::create(&d.path().join("b.txt")).unwrap();
             f.file().write_all(b"half").unwrap();
         }
-        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("a.txt")]);
         // never over an existing file
         assert!(write(&p, b"again").is_err());

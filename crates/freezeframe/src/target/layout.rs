@@ -20,10 +20,20 @@ impl RunId {
     pub fn new(at: DateTime<Utc>, host: &str, seq: u32) -> Self {
         let host: String = host
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let base = format!("{}-{host}", at.format("%Y-%m-%dT%H%M%SZ"));
-        Self(if seq > 1 { format!("{base}.{seq}") } else { base })
+        Self(if seq > 1 {
+            format!("{base}.{seq}")
+        } else {
+            base
+        })
     }
 
     /// Accepts a folder name that looks like a run id.
@@ -88,6 +98,9 @@ mod tests {
         assert_eq!(b.short(), "20261124T180501-2");
         assert!(RunId::parse("notes").is_none());
         assert!(RunId::parse("2026-13-24T180501Z-h").is_none());
-        assert_eq!(RunId::new(t, "we/ird host", 1).as_str(), "2026-11-24T180501Z-we_ird_host");
+        assert_eq!(
+            RunId::new(t, "we/ird host", 1).as_str(),
+            "2026-11-24T180501Z-we_ird_host"
+        );
     }
 }

@@ -136,8 +136,8 @@ impl Manifest {
     /// Reads and parses a manifest file.
     pub fn read(path: &Path) -> Result<Self, String> {
         let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let m: Manifest =
-            serde_json::from_slice(&text).map_err(|e| format!("{}: not a valid manifest: {e}", path.display()))?;
+        let m: Manifest = serde_json::from_slice(&text)
+            .map_err(|e| format!("{}: not a valid manifest: {e}", path.display()))?;
         if m.version != MANIFEST_VERSION {
             return Err(format!(
                 "{}: manifest version {} is not supported (this freezeframe reads version {MANIFEST_VERSION})",

@@ -87,7 +87,11 @@ impl Store {
             path: self.root.clone(),
             source,
         };
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.root).map_err(err)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .map_err(err)?;
         tempfile::Builder::new()
             .prefix(super::atomic::TEMP_PREFIX)
             .tempfile_in(&self.root)
@@ -96,7 +100,11 @@ impl Store {
     }
 
     /// Creates the folder of a new run started at `at` on `host`.
-    pub fn create_run(&self, at: DateTime<Utc>, host: &str) -> Result<(RunId, PathBuf), StoreError> {
+    pub fn create_run(
+        &self,
+        at: DateTime<Utc>,
+        host: &str,
+    ) -> Result<(RunId, PathBuf), StoreError> {
         for seq in 1..100 {
             let id = RunId::new(at, host, seq);
             let path = self.root.join(id.as_str());
@@ -158,7 +166,11 @@ impl Store {
     }
 
     /// The newest good (or partial) backup of container `id`, in `run` if given.
-    pub fn find_backup(&self, id: &str, run: Option<&str>) -> Result<(RunListing, ContainerRecord), StoreError> {
+    pub fn find_backup(
+        &self,
+        id: &str,
+        run: Option<&str>,
+    ) -> Result<(RunListing, ContainerRecord), StoreError> {
         let candidates = match run {
             Some(name) => {
                 let r = self.run(name)?;
@@ -184,7 +196,9 @@ impl Store {
         }
         Err(StoreError::NoBackup {
             id: id.to_owned(),
-            scope: run.map(|r| format!("in run {r}")).unwrap_or_else(|| "in any complete run".into()),
+            scope: run
+                .map(|r| format!("in run {r}"))
+                .unwrap_or_else(|| "in any complete run".into()),
         })
     }
 
@@ -198,7 +212,10 @@ impl Store {
                 return Some(format!("size is {size}, manifest says {}", f.size))
             }
             Ok((hash, _)) if hash != f.blake3 => {
-                return Some(format!("BLAKE3 mismatch: is {hash}, manifest says {}", f.blake3))
+                return Some(format!(
+                    "BLAKE3 mismatch: is {hash}, manifest says {}",
+                    f.blake3
+                ))
             }
             Ok(_) => {}
         }

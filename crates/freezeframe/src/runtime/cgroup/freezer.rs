@@ -200,10 +200,16 @@ mod tests {
         f.freeze(Duration::from_secs(5)).unwrap();
         assert!(t.elapsed() >= Duration::from_millis(25));
         flipper.join().unwrap();
-        assert_eq!(fs::read_to_string(d.path().join("cgroup.freeze")).unwrap(), "1");
+        assert_eq!(
+            fs::read_to_string(d.path().join("cgroup.freeze")).unwrap(),
+            "1"
+        );
         assert!(f.is_frozen().unwrap());
         f.thaw().unwrap();
-        assert_eq!(fs::read_to_string(d.path().join("cgroup.freeze")).unwrap(), "0");
+        assert_eq!(
+            fs::read_to_string(d.path().join("cgroup.freeze")).unwrap(),
+            "0"
+        );
     }
 
     #[test]
@@ -214,7 +220,10 @@ mod tests {
         assert!(msg.contains("40ms"), "{msg}");
         assert!(msg.contains("frozen 0"), "{msg}");
         // never left frozen
-        assert_eq!(fs::read_to_string(d.path().join("cgroup.freeze")).unwrap(), "0");
+        assert_eq!(
+            fs::read_to_string(d.path().join("cgroup.freeze")).unwrap(),
+            "0"
+        );
     }
 
     #[test]

@@ -1,0 +1,389 @@
+//! Fixtures for the privileged integration tests: loop-backed btrfs volumes,
+//! cgroups with real processes, and a config to drive the real binary.
+//! Every fixture removes exactly what it created, also when a test fails.
+//! A missing facility skips the test locally and fails it when `CI=true`.
+
+#![allow(dead_code)]
+
+pub mod tree;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A name no other test (or test process) uses.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Whether a required facility is present; when it is not, `CI=true` fails
+/// the test, otherwise it is skipped with a note.
+pub fn require(what: &str, ok: bool) -> bool {
+    if ok {
+        return true;
+    }
+    if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
+        panic!("required test facility missing in CI: {what}");
+    }
+    eprintln!("skipped: {what} not available (set CI=true to make this a failure)");
+    false
+}
+
+/// Root, btrfs tools, loop devices and cgroup v2: what most tests need.
+pub fn privileged() -> bool {
+    require("root", rustix_is_root())
+        && require("mkfs.btrfs (btrfs-progs)", which("mkfs.btrfs"))
+        && require("losetup", which("losetup"))
+        && require("cgroup v2", cgroup_v2_root().is_some())
+}
+
+fn rustix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false)
+}
+
+/// Whether a program is on PATH.
+pub fn which(prog: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {prog}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Runs a command, panicking with its output if it fails.
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().expect("sh");
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn mounts() -> Vec<(String, String, String)> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let mp = left.split(' ').nth(4)?.to_owned();
+            let mut r = right.split(' ');
+            let fs = r.next()?.to_owned();
+            let _src = r.next();
+            Some((mp, fs, r.next().unwrap_or("").to_owned()))
+        })
+        .collect()
+}
+
+/// The cgroup v2 mount point.
+pub fn cgroup_v2_root() -> Option<PathBuf> {
+    mounts()
+        .into_iter()
+        .find(|m| m.1 == "cgroup2")
+        .map(|m| PathBuf::from(m.0))
+}
+
+/// The cgroup v1 freezer mount point.
+pub fn cgroup_v1_freezer_root() -> Option<PathBuf> {
+    mounts()
+        .into_iter()
+        .find(|m| m.1 == "cgroup" && m.2.split(',').any(|o| o == "freezer"))
+        .map(|m| PathBuf::from(m.0))
+}
+
+/// The repository's `scripts/workloads` folder.
+pub fn workloads() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/workloads")
+}
+
+/// A loop-backed btrfs file system with a subvolume `ct` (the volume) and a
+/// snapshot folder beside it.
+pub struct LoopBtrfs {
+    pub dir: tempfile::TempDir,
+    pub mnt: PathBuf,
+    pub loopdev: String,
+}
+
+impl LoopBtrfs {
+    /// Creates and mounts a volume of `size` (e.g. "1G").
+    pub fn new(size: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("ff-test-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let img = dir.path().join("vol.img");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        sh(&format!("truncate -s {size} {}", img.display()));
+        let loopdev = sh(&format!("losetup -f --show {}", img.display()))
+            .trim()
+            .to_owned();
+        let me = Self { dir, mnt, loopdev };
+        sh(&format!("mkfs.btrfs -q {} >/dev/null", me.loopdev));
+        sh(&format!("mount {} {}", me.loopdev, me.mnt.display()));
+        sh(&format!(
+            "btrfs -q subvolume create {}",
+            me.volume().display()
+        ));
+        std::fs::create_dir(me.snapshots()).unwrap();
+        me
+    }
+
+    /// The volume (a subvolume).
+    pub fn volume(&self) -> PathBuf {
+        self.mnt.join("ct")
+    }
+
+    /// Where freezeframe puts snapshots (the default `snapshot_dir`).
+    pub fn snapshots(&self) -> PathBuf {
+        self.mnt.join(".freezeframe-snapshots")
+    }
+
+    /// Names in the snapshot folder.
+    pub fn snapshot_names(&self) -> Vec<String> {
+        std::fs::read_dir(self.snapshots())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for LoopBtrfs {
+    fn drop(&mut self) {
+        for n in self.snapshot_names() {
+            let _ = Command::new("btrfs")
+                .args(["-q", "subvolume", "delete"])
+                .arg(self.snapshots().join(n))
+                .status();
+        }
+        let _ = Command::new("umount").arg(&self.mnt).status();
+        let _ = Command::new("losetup")
+            .arg("-d")
+            .arg(&self.loopdev)
+            .status();
+    }
+}
+
+/// Which cgroup interface a test cgroup uses.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CgVersion {
+    V1,
+    V2,
+}
+
+/// A cgroup of our own holding processes we started. Dropping it thaws it,
+/// kills its processes (by their PIDs) and removes it.
+pub struct TestCgroup {
+    pub version: CgVersion,
+    /// Path relative to the cgroup root (what the config's `cgroup` says).
+    pub rel: String,
+    pub dir: PathBuf,
+    children: Vec<Child>,
+}
+
+impl TestCgroup {
+    /// A new, empty cgroup.
+    pub fn new(version: CgVersion) -> Self {
+        let root = match version {
+            CgVersion::V2 => cgroup_v2_root().expect("cgroup v2"),
+            CgVersion::V1 => cgroup_v1_freezer_root().expect("cgroup v1 freezer"),
+        };
+        let rel = unique("ff-test");
+        let dir = root.join(&rel);
+        std::fs::create_dir(&dir).unwrap();
+        Self {
+            version,
+            rel,
+            dir,
+            children: Vec::new(),
+        }
+    }
+
+    /// Starts `argv` inside the cgroup (it joins before it execs).
+    pub fn spawn(&mut self, argv: &[&str]) -> u32 {
+        let procs = self.dir.join("cgroup.procs");
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(r#"echo $$ > "$0" && exec "$@""#)
+            .arg(&procs)
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        self.children.push(child);
+        // Wait until it has joined.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !std::fs::read_to_string(&procs)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l == pid.to_string())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "process {pid} did not join {}",
+                self.dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        pid
+    }
+
+    /// Whether the kernel says this cgroup is frozen (or freezing).
+    pub fn is_frozen(&self) -> bool {
+        match self.version {
+            CgVersion::V2 => {
+                let ev =
+                    std::fs::read_to_string(self.dir.join("cgroup.events")).unwrap_or_default();
+                ev.lines().any(|l| l == "frozen 1")
+                    || std::fs::read_to_string(self.dir.join("cgroup.freeze"))
+                        .unwrap_or_default()
+                        .trim()
+                        == "1"
+            }
+            CgVersion::V1 => {
+                std::fs::read_to_string(self.dir.join("freezer.state"))
+                    .unwrap_or_default()
+                    .trim()
+                    != "THAWED"
+            }
+        }
+    }
+
+    fn thaw(&self) {
+        let _ = match self.version {
+            CgVersion::V2 => std::fs::write(self.dir.join("cgroup.freeze"), "0"),
+            CgVersion::V1 => std::fs::write(self.dir.join("freezer.state"), "THAWED"),
+        };
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        self.thaw();
+        if self.version == CgVersion::V2 {
+            // Ends every process of our own cgroup, grandchildren included.
+            let _ = std::fs::write(self.dir.join("cgroup.kill"), "1");
+        }
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!(
+            "warning: could not remove test cgroup {}",
+            self.dir.display()
+        );
+    }
+}
+
+/// One container of a test config.
+pub struct Ct {
+    pub id: String,
+    pub cgroup: String,
+    pub private: PathBuf,
+    pub config: Option<PathBuf>,
+}
+
+/// Writes a config and runs the real binary against it.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub target: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Env {
+    /// A config with one btrfs volume and these containers.
+    pub fn new(volume: &Path, cts: &[Ct], extra: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("ff-env-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let target = dir.path().join("backups");
+        let mut text = format!(
+            "[target]\npath = \"{}\"\n\n[backup]\nfreeze_timeout = \"5s\"\n{extra}\n[[volume]]\nname = \"vol\"\npath = \"{}\"\nprovider = \"btrfs\"\n",
+            target.display(),
+            volume.display()
+        );
+        for c in cts {
+            text.push_str(&format!(
+                "\n[[container]]\nid = \"{}\"\ncgroup = \"{}\"\nprivate = \"{}\"\n",
+                c.id,
+                c.cgroup,
+                c.private.display()
+            ));
+            if let Some(cfg) = &c.config {
+                text.push_str(&format!("config = \"{}\"\n", cfg.display()));
+            }
+        }
+        let config = dir.path().join("freezeframe.toml");
+        std::fs::write(&config, text).unwrap();
+        Self {
+            dir,
+            target,
+            config,
+        }
+    }
+
+    /// The binary, with this config.
+    pub fn cmd(&self) -> assert_cmd::Command {
+        let mut c = assert_cmd::Command::cargo_bin("freezeframe").unwrap();
+        c.env("FREEZEFRAME_CONFIG", &self.config)
+            .env_remove("FREEZEFRAME_LOG");
+        c
+    }
+
+    /// Runs the binary; returns (exit code, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.cmd().args(args).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs `backup --json ARGS` and returns the manifest.
+    pub fn backup_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["backup", "--json"];
+        a.extend_from_slice(args);
+        let (code, out, err) = self.run(&a);
+        assert_eq!(code, 0, "backup failed ({code}): {out}\n{err}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))
+    }
+
+    /// Entries of the target folder (runs, temp files, anything).
+    pub fn target_entries(&self) -> Vec<String> {
+        std::fs::read_dir(&self.target)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}

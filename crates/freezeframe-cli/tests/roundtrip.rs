@@ -1,0 +1,140 @@
+//! Round trip of a tree holding every file type: `freezeframe backup`, then
+//! GNU tar (with the standard zstd/bzip2/gzip tools) and `freezeframe
+//! restore` must both give back the source tree exactly.
+
+mod common;
+
+use common::tree::{assert_same, describe};
+use common::{privileged, require, sh, which, CgVersion, Ct, Env, LoopBtrfs, TestCgroup};
+
+/// Creates every kind of entry the archive format must carry.
+fn build_tree(p: &std::path::Path) {
+    let script = r#"
+set -e
+cd "$1"
+mkdir -p d/sub && echo hello > d/sub/f
+head -c 3000000 /dev/urandom > big.bin
+: > empty
+printf 'x' > setuid && chmod 4755 setuid
+mkdir sgid && chmod 2775 sgid
+mkdir sticky && chmod 1777 sticky
+ln -s d/sub/f rel-link
+ln -s /nonexistent/abs abs-link
+echo hl > hard1 && ln hard1 d/hard2 && ln hard1 sgid/hard3
+mkfifo fifo
+mknod chardev c 1 3
+mknod blockdev b 7 200
+echo own > owned && chown 1234:5678 owned
+echo big > bigid && chown 3000000:3000001 bigid
+setfattr -n user.note -v 'hello world' owned
+setfattr -n trusted.secret -v s3cr3t owned
+echo cap > capfile && setfattr -n security.capability -v 0sAQAAAgAgAAAAAAAAAAAAAAAAAAA= capfile
+echo acl > acl-file && setfacl -m u:1000:rw,g:50:r acl-file
+setfacl -d -m u:1000:rwx d
+truncate -s 64M sparse && dd if=/dev/urandom of=sparse bs=4096 count=16 seek=4096 conv=notrunc status=none
+truncate -s 8M sparse-tail && printf data | dd of=sparse-tail conv=notrunc status=none
+python3 - <<'PY'
+import os, socket
+deep = "/".join("segment%02d_%s" % (i, "x" * 40) for i in range(6))
+os.makedirs(deep)
+open(os.path.join(deep, "n" * 120), "w").write("deep\n")
+open(b"bad-\xff-name", "w").write("x")
+open("sp ace\nnewline", "w").write("x")
+s = socket.socket(socket.AF_UNIX)
+s.bind("sock")
+PY
+touch -h -d '2001-02-03 04:05:06.123456789' owned
+touch -h -d '@1500000000.987654321' rel-link
+touch -d '2010-01-01 00:00:00.5' d/sub d sgid
+touch -d '2011-01-01 00:00:00.25' .
+"#;
+    sh(&format!(
+        "sh -c '{}' sh {}",
+        script.replace('\'', r"'\''"),
+        p.display()
+    ));
+}
+
+#[test]
+fn every_file_type_round_trips_through_gnu_tar_and_restore() {
+    if !privileged()
+        || !require("zstd", which("zstd"))
+        || !require("bzip2", which("bzip2"))
+        || !require("setfacl (acl)", which("setfacl"))
+        || !require("setfattr (attr)", which("setfattr"))
+    {
+        return;
+    }
+    let vol = LoopBtrfs::new("1G");
+    let mut cg = TestCgroup::new(CgVersion::V2);
+    cg.spawn(&["sleep", "1000"]);
+    let private = vol.volume().join("101");
+    std::fs::create_dir(&private).unwrap();
+    build_tree(&private);
+    let conf = vol.dir.path().join("101.conf");
+    std::fs::write(&conf, "hostname=ct101\n").unwrap();
+    let env = Env::new(
+        &vol.volume(),
+        &[Ct {
+            id: "101".into(),
+            cgroup: cg.rel.clone(),
+            private: private.clone(),
+            config: Some(conf),
+        }],
+        "",
+    );
+    let source = describe(&private);
+
+    for (compress, ext, decompress) in [
+        ("zstd", "tar.zst", "zstd -dc"),
+        ("bzip2", "tar.bz2", "bzip2 -dc"),
+        ("gzip", "tar.gz", "gzip -dc"),
+    ] {
+        let m = env.backup_json(&["101", "--compress", compress]);
+        let ct = &m["containers"][0];
+        assert_eq!(ct["result"], "ok", "{ct}");
+        assert_eq!(ct["tree"]["skipped_sockets"][0], "./sock", "{ct}");
+        assert!(ct["freeze_ms"].as_f64().unwrap() > 0.0);
+        let run = m["run"].as_str().unwrap().to_owned();
+        let archive = env.target.join(&run).join(format!("101.{ext}"));
+        assert!(archive.exists());
+
+        // (a) GNU tar with the standard decompressor
+        let gnu = vol.dir.path().join(format!("gnu-{compress}"));
+        std::fs::create_dir(&gnu).unwrap();
+        sh(&format!(
+            "{decompress} {} | tar -x --xattrs --xattrs-include='*' --acls --numeric-owner -p -C {}",
+            archive.display(),
+            gnu.display()
+        ));
+        assert_same(&format!("GNU tar, {compress}"), &source, &describe(&gnu));
+
+        // (b) freezeframe restore
+        let out = vol.dir.path().join(format!("ff-{compress}"));
+        let (code, stdout, stderr) = env.run(&[
+            "restore",
+            "101",
+            "--run",
+            &run,
+            "--to",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert_same(
+            &format!("freezeframe restore, {compress}"),
+            &source,
+            &describe(&out),
+        );
+        let conf_out =
+            std::fs::read_to_string(vol.dir.path().join(format!("ff-{compress}.conf"))).unwrap();
+        assert_eq!(conf_out, "hostname=ct101\n");
+    }
+    let (code, out, err) = env.run(&["verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("6 checked, 0 bad"), "{out}");
+    assert!(
+        vol.snapshot_names().is_empty(),
+        "snapshots left: {:?}",
+        vol.snapshot_names()
+    );
+}
