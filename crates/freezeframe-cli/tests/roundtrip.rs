@@ -2,6 +2,8 @@
 //! GNU tar (with the standard zstd/bzip2/gzip tools) and `freezeframe
 //! restore` must both give back the source tree exactly.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::tree::{assert_same, describe};

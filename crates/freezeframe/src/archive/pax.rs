@@ -51,8 +51,8 @@ mod tests {
         b.append_pax_extensions([("SCHILY.xattr.user.x", v), ("path", b"x\ny".as_slice())])
             .unwrap();
         let data = b.into_inner().unwrap();
-        let size = 512 + data[512..].iter().position(|&x| x == 0).unwrap();
-        let recs = parse(&data[512..size]).unwrap();
+        let size = tar::Header::from_byte_slice(&data[..512]).size().unwrap() as usize;
+        let recs = parse(&data[512..512 + size]).unwrap();
         assert_eq!(recs[0], ("SCHILY.xattr.user.x".into(), v.to_vec()));
         assert_eq!(recs[1], ("path".into(), b"x\ny".to_vec()));
     }

@@ -21,7 +21,8 @@ use crate::sys::Clock;
 use crate::target::atomic::{self, AtomicFile};
 use crate::target::layout::{archive_name, config_name, MANIFEST_NAME};
 use crate::target::manifest::{
-    ContainerRecord, FileKind, FileRecord, Manifest, Outcome, Timings, MANIFEST_VERSION,
+    ContainerRecord, FileKind, FileRecord, FreezeWindow, Manifest, Outcome, Timings,
+    MANIFEST_VERSION,
 };
 use crate::target::{RunId, Store, StoreError};
 
@@ -101,8 +102,7 @@ fn new_record(ct: &Container) -> ContainerRecord {
         result: Outcome::Failed,
         error: Some("not started".into()),
         freeze_ms: None,
-        frozen_at_ns: None,
-        thawed_at_ns: None,
+        window: None,
         timings: Timings::default(),
         bytes_in: 0,
         bytes_out: 0,
@@ -339,7 +339,8 @@ impl Run<'_> {
         provider: &Arc<dyn SnapshotProvider>,
     ) -> Option<(Snapshot, Token, Vec<Container>)> {
         let clock = self.tools.clock.clone();
-        let mut frozen: Vec<(Container, Token, Duration, SystemTime)> = Vec::new();
+        // (container, undo token, mono at request, wall at request, wall when frozen)
+        let mut frozen: Vec<(Container, Token, Duration, SystemTime, SystemTime)> = Vec::new();
         for ct in cts {
             let id = ct.id.to_string();
             self.started.insert(id.clone(), clock.mono());
@@ -351,7 +352,7 @@ impl Run<'_> {
             let token = self.cleanup.register(Undo::Thaw(rt.clone(), ct.clone()));
             let (t0, w0) = (clock.mono(), clock.wall());
             match rt.freeze(ct, self.plan.freeze_timeout) {
-                Ok(()) => frozen.push((ct.clone(), token, t0, w0)),
+                Ok(()) => frozen.push((ct.clone(), token, t0, w0, clock.wall())),
                 Err(e) => {
                     // `freeze` thaws on failure; thaw once more to be sure.
                     if let Err(te) = self.cleanup.undo_now(token) {
@@ -373,8 +374,9 @@ impl Run<'_> {
         let created = provider.create(vol, &name);
         let snapshot_ms = ms(clock.mono().saturating_sub(s0));
         let mut ok = Vec::new();
-        for (ct, token, t0, w0) in frozen.into_iter().rev() {
+        for (ct, token, t0, w0, wf) in frozen.into_iter().rev() {
             let id = ct.id.to_string();
+            let wt = clock.wall();
             let mut thawed = self.cleanup.undo_now(token);
             for _ in 0..3 {
                 if thawed.is_ok() {
@@ -390,8 +392,12 @@ impl Run<'_> {
                 r.freeze_ms = Some(freeze_ms);
                 r.timings.freeze_ms = Some(freeze_ms);
                 r.timings.snapshot_ms = Some(snapshot_ms);
-                r.frozen_at_ns = Some(unix_ns(w0));
-                r.thawed_at_ns = Some(unix_ns(w1));
+                r.window = Some(FreezeWindow {
+                    requested_ns: unix_ns(w0),
+                    frozen_ns: unix_ns(wf),
+                    thaw_ns: unix_ns(wt),
+                    thawed_ns: unix_ns(w1),
+                });
             }
             self.observer.phase(&id, &Phase::Thawed { freeze_ms });
             match thawed {

@@ -12,3 +12,6 @@ pub use lifecycle::{execute, Observer, Phase, RunResult, SilentObserver};
 pub use plan::{plan, BackupRequest, Plan, PlanError};
 pub use restore::{restore, RestoreError, RestoreRequest, RestoreResult};
 pub use toolbox::Toolbox;
+
+#[cfg(test)]
+mod tests;

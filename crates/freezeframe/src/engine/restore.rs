@@ -77,6 +77,7 @@ pub fn config_destination(to: &Path) -> PathBuf {
 pub fn restore(store: &Store, req: &RestoreRequest) -> Result<RestoreResult, RestoreError> {
     let (run, rec) = store.find_backup(&req.id, req.run.as_deref())?;
     let to = &req.to;
+    let mut create = false;
     match std::fs::symlink_metadata(to) {
         Ok(m) if m.is_dir() => {
             let non_empty = std::fs::read_dir(to)
@@ -91,9 +92,7 @@ pub fn restore(store: &Store, req: &RestoreRequest) -> Result<RestoreResult, Res
             }
         }
         Ok(_) => return Err(dest_err(to, "exists and is not a folder")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(to).map_err(|e| dest_err(to, format!("cannot create: {e}")))?;
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create = true,
         Err(e) => return Err(dest_err(to, e.to_string())),
     }
     let conf_dest = config_destination(to);
@@ -126,6 +125,9 @@ pub fn restore(store: &Store, req: &RestoreRequest) -> Result<RestoreResult, Res
             path: run.path.clone(),
             problem: format!("container {} has no archive in this run", req.id),
         })?;
+    if create {
+        std::fs::create_dir_all(to).map_err(|e| dest_err(to, format!("cannot create: {e}")))?;
+    }
     let apath = run.path.join(&archive.name);
     let file = std::fs::File::open(&apath).map_err(|e| RestoreError::Corrupt {
         path: apath.clone(),

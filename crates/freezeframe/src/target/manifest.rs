@@ -57,6 +57,21 @@ pub struct FileRecord {
     pub blake3: String,
 }
 
+/// The instants of a freeze window, in ns since the Unix epoch (wall clock).
+/// `freeze_ms` runs from `requested_ns` to `thawed_ns`; the container's
+/// processes cannot run between `frozen_ns` and `thaw_ns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreezeWindow {
+    /// The freeze was requested.
+    pub requested_ns: i128,
+    /// The kernel confirmed every process frozen.
+    pub frozen_ns: i128,
+    /// The thaw was requested.
+    pub thaw_ns: i128,
+    /// The thaw was done.
+    pub thawed_ns: i128,
+}
+
 /// Durations of a container's phases, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
@@ -86,10 +101,8 @@ pub struct ContainerRecord {
     pub error: Option<String>,
     /// Freeze window in milliseconds (also in `timings`).
     pub freeze_ms: Option<f64>,
-    /// Wall time the freeze began, ns since the Unix epoch.
-    pub frozen_at_ns: Option<i128>,
-    /// Wall time the thaw completed, ns since the Unix epoch.
-    pub thawed_at_ns: Option<i128>,
+    /// When the freeze window's steps happened (wall clock).
+    pub window: Option<FreezeWindow>,
     /// Phase durations.
     pub timings: Timings,
     /// Bytes of file data read.

@@ -1,0 +1,232 @@
+//! Hostile archives: `restore` refuses entries that would write outside the
+//! target (`..`, absolute paths, writes through symlinks, hardlinks out) and
+//! writes nothing outside it.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+
+use common::{require, Env};
+use freezeframe::archive::compress::Encoder;
+use freezeframe::config::{Compression, Mode, RuntimeKind, Strategy};
+use freezeframe::target::manifest::{
+    ContainerRecord, FileKind, FileRecord, Manifest, Outcome, Timings, MANIFEST_VERSION,
+};
+use tar::{EntryType, Header};
+
+fn entry(b: &mut tar::Builder<Vec<u8>>, path: &str, kind: EntryType, link: &str, data: &[u8]) {
+    let mut h = Header::new_ustar();
+    h.set_entry_type(kind);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(data.len() as u64);
+    h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+    h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+    h.set_cksum();
+    b.append(&h, data).unwrap();
+}
+
+/// Writes a run holding `archive` as container `ct`'s backup, with a valid manifest.
+fn plant_run(target: &Path, run: &str, tar_bytes: Vec<u8>) {
+    let dir = target.join(run);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut enc = Encoder::new(Vec::new(), Compression::Zstd, 3, 1).unwrap();
+    enc.write_all(&tar_bytes).unwrap();
+    let data = enc.finish().unwrap();
+    std::fs::write(dir.join("ct.tar.zst"), &data).unwrap();
+    let m = Manifest {
+        version: MANIFEST_VERSION,
+        tool: "test".into(),
+        run: run.into(),
+        host: "h".into(),
+        started_at: chrono::Utc::now(),
+        finished_at: chrono::Utc::now(),
+        mode: Mode::Snapshot,
+        strategy: Strategy::Group,
+        compression: Compression::Zstd,
+        level: 3,
+        containers: vec![ContainerRecord {
+            id: "ct".into(),
+            runtime: RuntimeKind::Cgroup,
+            volume: "vol".into(),
+            result: Outcome::Ok,
+            error: None,
+            freeze_ms: Some(1.0),
+            window: None,
+            timings: Timings::default(),
+            bytes_in: 0,
+            bytes_out: data.len() as u64,
+            files: vec![FileRecord {
+                name: "ct.tar.zst".into(),
+                kind: FileKind::Archive,
+                size: data.len() as u64,
+                blake3: blake3::hash(&data).to_hex().to_string(),
+            }],
+            tree: Default::default(),
+        }],
+        warnings: vec![],
+    };
+    std::fs::write(dir.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+}
+
+fn listing(p: &Path) -> Vec<String> {
+    let mut v: Vec<String> = walk(p);
+    v.sort();
+    v
+}
+
+fn walk(p: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(p).unwrap() {
+        let e = e.unwrap();
+        out.push(e.path().display().to_string());
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()));
+        }
+    }
+    out
+}
+
+#[test]
+fn hostile_archives_are_refused_and_nothing_escapes() {
+    if !require("root", common::sh("id -u").trim() == "0") {
+        return;
+    }
+    let outer = tempfile::Builder::new()
+        .prefix("ff-hostile-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let outer_s = outer.path().to_str().unwrap().to_owned();
+    let abs_victim = format!("/var/tmp/ff-hostile-abs-{}", std::process::id());
+    type Case = (
+        &'static str,
+        Box<dyn Fn(&mut tar::Builder<Vec<u8>>)>,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "dotdot",
+            Box::new(|b| entry(b, "./../../escape", EntryType::Regular, "", b"x")),
+            "`..` in path",
+        ),
+        (
+            "absolute",
+            Box::new({
+                let p = abs_victim.clone();
+                move |b| entry(b, &p, EntryType::Regular, "", b"x")
+            }),
+            "absolute path",
+        ),
+        (
+            "symlink-abs",
+            Box::new({
+                let o = outer_s.clone();
+                move |b| {
+                    entry(b, "./link", EntryType::Symlink, &o, b"");
+                    entry(b, "./link/escape", EntryType::Regular, "", b"x");
+                }
+            }),
+            "symlink",
+        ),
+        (
+            "symlink-rel",
+            Box::new(|b| {
+                entry(b, "./up", EntryType::Symlink, "..", b"");
+                entry(b, "./up/escape", EntryType::Regular, "", b"x");
+            }),
+            "symlink",
+        ),
+        (
+            "hardlink-out",
+            Box::new(|b| entry(b, "./hl", EntryType::Link, "../escape", b"")),
+            "`..` in path",
+        ),
+    ];
+    let env = Env::new(Path::new("/nonexistent-volume"), &[], "");
+    for (i, (name, build, expect)) in cases.iter().enumerate() {
+        let mut b = tar::Builder::new(Vec::new());
+        entry(&mut b, "./", EntryType::Directory, "", b"");
+        entry(&mut b, "./ok", EntryType::Regular, "", b"fine");
+        build(&mut b);
+        let run = format!("2026-01-01T00000{i}Z-h");
+        plant_run(&env.target, &run, b.into_inner().unwrap());
+        let to = outer.path().join(format!("target-{name}"));
+        let before = listing(outer.path());
+        let (code, out, err) =
+            env.run(&["restore", "ct", "--run", &run, "--to", to.to_str().unwrap()]);
+        assert_eq!(code, 1, "{name}: {out}{err}");
+        assert!(
+            err.contains("refusing archive entry") && err.contains(expect),
+            "{name}: {err}"
+        );
+        let after: Vec<String> = listing(outer.path())
+            .into_iter()
+            .filter(|p| !p.starts_with(to.to_str().unwrap()))
+            .collect();
+        let before: Vec<String> = before
+            .into_iter()
+            .filter(|p| !p.starts_with(to.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            before, after,
+            "{name}: something was written outside the target"
+        );
+        assert!(
+            !Path::new(&abs_victim).exists(),
+            "{name}: absolute path was written"
+        );
+        assert!(!Path::new("/var/tmp/escape").exists());
+    }
+}
+
+#[test]
+fn restore_refuses_non_empty_target_and_corrupt_archives() {
+    if !require("root", common::sh("id -u").trim() == "0") {
+        return;
+    }
+    let env = Env::new(Path::new("/nonexistent-volume"), &[], "");
+    let mut b = tar::Builder::new(Vec::new());
+    entry(&mut b, "./", EntryType::Directory, "", b"");
+    entry(&mut b, "./f", EntryType::Regular, "", b"data");
+    let run = "2026-01-01T000000Z-h";
+    plant_run(&env.target, run, b.into_inner().unwrap());
+    let to = env.dir.path().join("restore");
+    std::fs::create_dir(&to).unwrap();
+    std::fs::write(to.join("precious"), "keep").unwrap();
+    let (code, _, err) = env.run(&["restore", "ct", "--to", to.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("is not empty") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(to.join("precious")).unwrap(),
+        "keep"
+    );
+    let (code, _, err) = env.run(&["restore", "ct", "--to", to.to_str().unwrap(), "--force"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_to_string(to.join("f")).unwrap(), "data");
+
+    // Flip one byte: checksum mismatch, nothing restored, verify says BAD.
+    let archive = env.target.join(run).join("ct.tar.zst");
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    std::fs::write(&archive, bytes).unwrap();
+    let fresh = env.dir.path().join("fresh");
+    let (code, _, err) = env.run(&["restore", "ct", "--to", fresh.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("checksum mismatch"), "{err}");
+    assert!(!fresh.exists(), "nothing restored, not even the folder");
+    let (code, out, _) = env.run(&["verify"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("BAD") && out.contains("BLAKE3 mismatch"),
+        "{out}"
+    );
+}

@@ -1,0 +1,310 @@
+//! The lifecycle driven by fakes: ordering of freeze, snapshot and thaw,
+//! and what happens when each step fails.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use super::plan::VolumePlan;
+use super::*;
+use crate::config::{
+    Compression, Container, ContainerId, Mode, ProviderKind, RuntimeKind, Strategy, Volume,
+};
+use crate::runtime::{Runtime, RuntimeError};
+use crate::snapshot::{Health, Snapshot, SnapshotError, SnapshotProvider};
+use crate::sys::Clock;
+use crate::target::Outcome;
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+struct FakeRuntime {
+    log: Log,
+    fail_freeze: Option<&'static str>,
+    frozen: Mutex<Vec<String>>,
+}
+
+impl Runtime for FakeRuntime {
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Cgroup
+    }
+    fn supports(&self, mode: Mode) -> bool {
+        mode == Mode::Snapshot
+    }
+    fn check(&self, _: &Container) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+    fn freeze(&self, ct: &Container, timeout: Duration) -> Result<(), RuntimeError> {
+        self.log.lock().unwrap().push(format!("freeze {}", ct.id));
+        if self.fail_freeze == Some(ct.id.as_str()) {
+            return Err(RuntimeError::FreezeTimeout {
+                id: ct.id.to_string(),
+                timeout,
+                path: "x".into(),
+                state: "frozen 0".into(),
+            });
+        }
+        self.frozen.lock().unwrap().push(ct.id.to_string());
+        Ok(())
+    }
+    fn thaw(&self, ct: &Container) -> Result<(), RuntimeError> {
+        self.log.lock().unwrap().push(format!("thaw {}", ct.id));
+        self.frozen.lock().unwrap().retain(|x| x != ct.id.as_str());
+        Ok(())
+    }
+    fn is_frozen(&self, ct: &Container) -> Result<bool, RuntimeError> {
+        Ok(self
+            .frozen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|x| x == ct.id.as_str()))
+    }
+}
+
+struct FakeProvider {
+    log: Log,
+    fail_create: bool,
+    invalid: bool,
+}
+
+impl SnapshotProvider for FakeProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Btrfs
+    }
+    fn check(&self, _: &Volume) -> Result<(), SnapshotError> {
+        Ok(())
+    }
+    fn prepare(&self, v: &Volume) -> Result<(), SnapshotError> {
+        self.log.lock().unwrap().push(format!("sync {}", v.name));
+        Ok(())
+    }
+    fn handle(&self, v: &Volume, name: &str) -> Snapshot {
+        // The "snapshot" reads the live tree: enough for ordering tests.
+        Snapshot {
+            name: name.into(),
+            volume: v.name.clone(),
+            root: v.path.clone(),
+        }
+    }
+    fn create(&self, v: &Volume, name: &str) -> Result<Snapshot, SnapshotError> {
+        self.log.lock().unwrap().push("snapshot".into());
+        if self.fail_create {
+            return Err(SnapshotError::Unsuitable {
+                volume: v.name.clone(),
+                path: v.path.clone(),
+                reason: "boom".into(),
+            });
+        }
+        Ok(self.handle(v, name))
+    }
+    fn health(&self, _: &Snapshot) -> Result<Health, SnapshotError> {
+        Ok(if self.invalid {
+            Health::Invalid("COW area 100% full".into())
+        } else {
+            Health::Ok
+        })
+    }
+    fn remove(&self, _: &Snapshot) -> Result<(), SnapshotError> {
+        self.log.lock().unwrap().push("remove".into());
+        Ok(())
+    }
+}
+
+/// Each monotonic reading is 1 ms after the previous one.
+struct StepClock(AtomicU64);
+impl Clock for StepClock {
+    fn wall(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000) + self.mono()
+    }
+    fn mono(&self) -> Duration {
+        Duration::from_millis(self.0.fetch_add(1, Ordering::SeqCst))
+    }
+}
+
+struct Bed {
+    dir: tempfile::TempDir,
+    log: Log,
+    runtime: Arc<FakeRuntime>,
+}
+
+fn setup(
+    ids: &[&str],
+    fail_freeze: Option<&'static str>,
+    fail_create: bool,
+    invalid: bool,
+    strategy: Strategy,
+) -> (Bed, Plan, Toolbox) {
+    let dir = tempfile::tempdir().unwrap();
+    let vol_path = dir.path().join("vol");
+    let log: Log = Arc::default();
+    let cts: Vec<Container> = ids
+        .iter()
+        .map(|id| {
+            let p = vol_path.join(id);
+            std::fs::create_dir_all(&p).unwrap();
+            std::fs::write(p.join("file"), id.as_bytes()).unwrap();
+            Container {
+                id: ContainerId::new(id).unwrap(),
+                runtime: RuntimeKind::Cgroup,
+                cgroup: PathBuf::from(id),
+                private: p,
+                volume: "v".into(),
+                config: None,
+            }
+        })
+        .collect();
+    let volume = Volume {
+        name: "v".into(),
+        path: vol_path,
+        provider: ProviderKind::Btrfs,
+        snapshot_dir: dir.path().into(),
+    };
+    let plan = Plan {
+        mode: Mode::Snapshot,
+        strategy,
+        compression: Compression::Zstd,
+        level: 1,
+        jobs: 2,
+        threads_per_job: 1,
+        freeze_timeout: Duration::from_secs(1),
+        target: dir.path().join("target"),
+        volumes: vec![VolumePlan {
+            volume,
+            containers: cts,
+        }],
+    };
+    std::fs::create_dir(&plan.target).unwrap();
+    let runtime = Arc::new(FakeRuntime {
+        log: log.clone(),
+        fail_freeze,
+        frozen: Mutex::default(),
+    });
+    let tools = Toolbox {
+        runtimes: vec![runtime.clone()],
+        providers: vec![Arc::new(FakeProvider {
+            log: log.clone(),
+            fail_create,
+            invalid,
+        })],
+        clock: Arc::new(StepClock(AtomicU64::new(0))),
+        host: "test".into(),
+    };
+    (Bed { dir, log, runtime }, plan, tools)
+}
+
+fn events(b: &Bed) -> Vec<String> {
+    b.log.lock().unwrap().clone()
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn group_freezes_all_then_snapshots_then_thaws_in_reverse() {
+    let (b, plan, tools) = setup(&["a", "b"], None, false, false, Strategy::Group);
+    let r = execute(&plan, &tools, &SilentObserver).unwrap();
+    assert_eq!(
+        &events(&b)[..6],
+        ["sync v", "freeze a", "freeze b", "snapshot", "thaw b", "thaw a"]
+    );
+    assert_eq!(events(&b).last().unwrap(), "remove");
+    assert!(r
+        .manifest
+        .containers
+        .iter()
+        .all(|c| c.result == Outcome::Ok));
+    assert!(r
+        .manifest
+        .containers
+        .iter()
+        .all(|c| c.freeze_ms.unwrap() > 0.0));
+    assert_eq!(files(&r.dir), ["a.tar.zst", "b.tar.zst", "manifest.json"]);
+    assert!(b.runtime.frozen.lock().unwrap().is_empty());
+    drop(b.dir);
+}
+
+#[test]
+fn each_takes_one_window_and_one_snapshot_per_container() {
+    let (b, plan, tools) = setup(&["a", "b", "c"], None, false, false, Strategy::Each);
+    let r = execute(&plan, &tools, &SilentObserver).unwrap();
+    let ev = events(&b);
+    for id in ["a", "b", "c"] {
+        let f = ev
+            .iter()
+            .position(|e| *e == format!("freeze {id}"))
+            .unwrap();
+        assert_eq!(ev[f + 1], "snapshot");
+        assert_eq!(ev[f + 2], format!("thaw {id}"));
+    }
+    assert_eq!(ev.iter().filter(|e| *e == "remove").count(), 3);
+    assert_eq!(r.manifest.strategy, Strategy::Each);
+}
+
+#[test]
+fn a_failed_freeze_fails_only_that_container() {
+    let (b, plan, tools) = setup(&["a", "b", "c"], Some("b"), false, false, Strategy::Group);
+    let r = execute(&plan, &tools, &SilentObserver).unwrap();
+    let by = |id: &str| r.manifest.container(id).unwrap().clone();
+    assert_eq!(by("a").result, Outcome::Ok);
+    assert_eq!(by("c").result, Outcome::Ok);
+    assert_eq!(by("b").result, Outcome::Failed);
+    assert!(by("b").error.unwrap().contains("freeze failed"));
+    assert!(
+        events(&b).contains(&"thaw b".to_string()),
+        "a failed freeze is undone"
+    );
+    assert!(b.runtime.frozen.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_failed_snapshot_thaws_everyone_and_writes_no_archive() {
+    let (b, plan, tools) = setup(&["a", "b"], None, true, false, Strategy::Group);
+    let r = execute(&plan, &tools, &SilentObserver).unwrap();
+    assert!(r
+        .manifest
+        .containers
+        .iter()
+        .all(|c| c.result == Outcome::Failed));
+    assert!(r.manifest.containers[0]
+        .error
+        .as_ref()
+        .unwrap()
+        .contains("snapshot failed"));
+    let ev = events(&b);
+    let snap = ev.iter().position(|e| e == "snapshot").unwrap();
+    assert!(
+        ev[snap + 1..].contains(&"thaw a".to_string())
+            && ev[snap + 1..].contains(&"thaw b".to_string())
+    );
+    assert!(
+        ev.contains(&"remove".to_string()),
+        "a half-made snapshot is removed"
+    );
+    assert_eq!(files(&r.dir), ["manifest.json"]);
+    assert!(b.runtime.frozen.lock().unwrap().is_empty());
+}
+
+#[test]
+fn an_invalid_snapshot_is_never_reported_good() {
+    let (_b, plan, tools) = setup(&["a"], None, false, true, Strategy::Group);
+    let r = execute(&plan, &tools, &SilentObserver).unwrap();
+    let c = &r.manifest.containers[0];
+    assert_eq!(c.result, Outcome::Failed);
+    assert!(
+        c.error.as_ref().unwrap().contains("became invalid"),
+        "{:?}",
+        c.error
+    );
+    assert_eq!(
+        files(&r.dir),
+        ["manifest.json"],
+        "the archive was discarded"
+    );
+}

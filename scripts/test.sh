@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what the tests need, then
+# formatting, lints and every test. Privileged tests (loop devices, btrfs,
+# cgroups) need root; with CI=true a missing facility fails the run instead
+# of skipping.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+. "$here/deps.sh"
+if [ "$(id -u)" = 0 ]; then
+    ff_install_deps
+elif [ "${CI:-}" = true ]; then
+    echo "CI=true: the test suite must run as root" >&2
+    exit 1
+else
+    echo "not root: privileged tests will be skipped" >&2
+fi
+cd "$repo"
+# Kept outside the clone so later runs on the same machine reuse the build.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/freezeframe-target}
+echo "== cargo fmt --check"
+cargo fmt --all --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked
