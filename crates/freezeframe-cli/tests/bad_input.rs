@@ -246,3 +246,53 @@ fn snapshot_failing_inside_the_window_thaws_and_reports() {
         "only the manifest, no half-written archive"
     );
 }
+
+#[test]
+fn dry_run_plans_without_touching_anything() {
+    if !privileged() {
+        return;
+    }
+    let b = bed();
+    let env = Env::new(&b.vol.volume(), &[ct(&b)], "");
+    let (code, out, err) = env.run(&["backup", "--all", "--dry-run", "--strategy", "each"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("window 1: sync; freeze 101; snapshot; thaw"),
+        "{out}"
+    );
+    assert!(
+        out.contains("101.tar.zst") && out.contains("nothing was frozen or written"),
+        "{out}"
+    );
+    assert_untouched(&b, &env);
+    assert!(
+        !env.target.exists(),
+        "a dry run does not even create the target"
+    );
+}
+
+#[test]
+fn show_config_prints_effective_defaults() {
+    if !privileged() {
+        return;
+    }
+    let b = bed();
+    let env = Env::new(&b.vol.volume(), &[ct(&b)], "");
+    let (code, out, err) = env.run(&["show-config"]);
+    assert_eq!(code, 0, "{err}");
+    for needle in [
+        "compress = \"zstd\"",
+        "strategy = \"group\"",
+        "freeze_timeout = \"5s\"",
+        "snapshot_dir",
+        "id = \"101\"",
+        "volume = \"vol\"",
+    ] {
+        assert!(out.contains(needle), "missing `{needle}` in:\n{out}");
+    }
+    // What it prints is itself a valid config.
+    std::fs::write(&env.config, &out).unwrap();
+    let (code, again, err) = env.run(&["show-config"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(again, out);
+}

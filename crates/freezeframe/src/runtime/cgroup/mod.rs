@@ -88,3 +88,60 @@ impl Runtime for CgroupRuntime {
         self.freezer(ct)?.is_frozen()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ContainerId;
+    use std::fs;
+
+    fn ct(cgroup: &str) -> Container {
+        Container {
+            id: ContainerId::new("t").unwrap(),
+            runtime: RuntimeKind::Cgroup,
+            cgroup: cgroup.into(),
+            private: "/x".into(),
+            volume: "v".into(),
+            config: None,
+        }
+    }
+
+    #[test]
+    fn prefers_v2_falls_back_to_v1_and_names_what_it_searched() {
+        let root = tempfile::tempdir().unwrap();
+        let (v2, v1) = (root.path().join("unified"), root.path().join("freezer"));
+        fs::create_dir_all(v2.join("both")).unwrap();
+        fs::write(v2.join("both/cgroup.freeze"), "0").unwrap();
+        fs::create_dir_all(v1.join("both")).unwrap();
+        fs::write(v1.join("both/freezer.state"), "THAWED").unwrap();
+        fs::create_dir_all(v1.join("old")).unwrap();
+        fs::write(v1.join("old/freezer.state"), "THAWED").unwrap();
+        let rt = CgroupRuntime::new(CgroupMounts {
+            v2: Some(v2.clone()),
+            v1_freezer: Some(v1.clone()),
+        });
+        assert_eq!(
+            rt.freezer(&ct("both")).unwrap().version(),
+            FreezerVersion::V2
+        );
+        assert_eq!(
+            rt.freezer(&ct("old")).unwrap().version(),
+            FreezerVersion::V1
+        );
+        rt.freeze(&ct("old"), Duration::from_secs(1)).unwrap();
+        assert!(rt.is_frozen(&ct("old")).unwrap());
+        rt.thaw(&ct("old")).unwrap();
+        assert_eq!(
+            fs::read_to_string(v1.join("old/freezer.state")).unwrap(),
+            "THAWED"
+        );
+        let msg = rt.check(&ct("gone")).unwrap_err().to_string();
+        assert!(msg.contains("unified") && msg.contains("freezer"), "{msg}");
+        let none = CgroupRuntime::new(CgroupMounts::default())
+            .check(&ct("x"))
+            .unwrap_err()
+            .to_string();
+        assert!(none.contains("no cgroup mount"), "{none}");
+        assert!(!CgroupRuntime::new(CgroupMounts::default()).supports(Mode::Stop));
+    }
+}

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# freezeframe benchmark. Generates a ~SIZE GiB private area (a root-like tree
+# of many small files, a large SQLite database, compressible logs) on a
+# loop-backed btrfs volume, then measures, in one run and on the same data:
+#   - archive throughput: freezeframe zstd vs `tar -c | zstd -T0 -3`,
+#     freezeframe bzip2 vs the classic `tar -cf` then `bzip2 -9`;
+#   - the freeze window (p50, max) for 1, 3 and 10 containers while a SQLite
+#     writer commits, and for the big container itself.
+# Prints a Markdown table (see docs/BENCHMARKS.md). Not a test: it checks
+# nothing, it measures.  usage: sudo bash bench/run.sh [SIZE_GIB]
+set -euo pipefail
+size_gib=${1:-2}
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+. "$repo/scripts/deps.sh"
+ff_require_root
+ff_install_deps
+command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/freezeframe-target}
+cargo build --release --manifest-path "$repo/Cargo.toml" -q
+ff="$CARGO_TARGET_DIR/release/freezeframe"
+
+work=$(mktemp -d /var/tmp/ff-bench.XXXXXX)
+v2=$(findmnt -n -o TARGET -t cgroup2 | head -n1)
+cgbase="freezeframe-bench-$$"
+loop=""
+pids=()
+cleanup() {
+    set +e
+    for d in "$v2/$cgbase"/*/; do
+        [ -d "$d" ] || continue
+        echo 0 > "$d/cgroup.freeze"; echo 1 > "$d/cgroup.kill"
+    done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+    sleep 0.3
+    for d in "$v2/$cgbase"/*/; do [ -d "$d" ] && rmdir "$d"; done
+    [ -d "$v2/$cgbase" ] && rmdir "$v2/$cgbase"
+    if mountpoint -q "$work/mnt"; then
+        for s in "$work"/mnt/.freezeframe-snapshots/* "$work"/mnt/ref; do
+            [ -e "$s" ] && btrfs -q subvolume delete "$s" >/dev/null
+        done
+        umount "$work/mnt"
+    fi
+    [ -n "$loop" ] && losetup -d "$loop"
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+truncate -s $((size_gib * 3 + 2))G "$work/vol.img"
+loop=$(losetup -f --show "$work/vol.img")
+mkfs.btrfs -q "$loop" >/dev/null
+mkdir -p "$work/mnt" "$work/out" "$work/backups"
+mount "$loop" "$work/mnt"
+btrfs -q subvolume create "$work/mnt/ct"
+mkdir "$work/mnt/.freezeframe-snapshots"
+mkdir "$v2/$cgbase"
+
+echo "generating ~${size_gib} GiB of data..." >&2
+big="$work/mnt/ct/big"
+mkdir -p "$big/usr" "$big/var/lib/db" "$big/var/log"
+budget=$((size_gib * 1024 * 1024 * 1024))
+# 40 %: a root-like tree of many small files (this host's /usr)
+tar -C /usr -cf - lib share 2>/dev/null | head -c $((budget * 4 / 10)) | tar -C "$big/usr" -xf - 2>/dev/null || true
+# 30 %: a SQLite database, 30 %: logs
+python3 - "$big" $((budget * 3 / 10)) <<'PY'
+import os, random, sqlite3, sys
+root, quota = sys.argv[1], int(sys.argv[2])
+con = sqlite3.connect(os.path.join(root, "var/lib/db/app.db"))
+con.execute("PRAGMA journal_mode=WAL")
+con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT, v BLOB)")
+rnd = random.Random(1)
+row = 0
+while os.path.getsize(os.path.join(root, "var/lib/db/app.db")) < quota:
+    con.executemany("INSERT INTO t (k, v) VALUES (?, ?)",
+        [("key-%d" % (row + i), rnd.randbytes(256) + bytes(768)) for i in range(20000)])
+    con.commit()
+    row += 20000
+con.close()
+words = "GET POST /api/v1/items /static/app.js 200 404 500 user=alice user=bob latency_ms=".split()
+with open(os.path.join(root, "var/log/app.log"), "w") as f:
+    n = 0
+    while n < quota:
+        line = "2026-11-24T10:%02d:%02d.%03dZ %s\n" % (rnd.randrange(60), rnd.randrange(60), rnd.randrange(1000),
+                                                    " ".join(rnd.choice(words) + str(rnd.randrange(100)) for _ in range(8)))
+        f.write(line)
+        n += len(line)
+PY
+sync
+data_bytes=$(du -sb "$big" | cut -f1)
+data_gib=$(python3 -c "print(round($data_bytes / 2**30, 2))")
+echo "generated $data_gib GiB" >&2
+
+# containers: "big" (idle) and small ones for freeze windows; a SQLite writer in s1
+start() {
+    local id=$1; shift
+    mkdir -p "$v2/$cgbase/$id"
+    sh -c 'echo $$ > "$1/cgroup.procs"; shift; exec "$@"' sh "$v2/$cgbase/$id" "$@" &
+    pids+=($!)
+}
+start big sleep 100000
+conf="$work/freezeframe.toml"
+{
+    printf '[target]\npath = "%s"\n\n[[volume]]\nname = "bench"\npath = "%s"\nprovider = "btrfs"\n' "$work/backups" "$work/mnt/ct"
+    printf '\n[[container]]\nid = "big"\ncgroup = "%s/big"\nprivate = "%s"\n' "$cgbase" "$big"
+    for i in $(seq 1 10); do
+        mkdir -p "$work/mnt/ct/s$i"
+        head -c 1M /dev/urandom > "$work/mnt/ct/s$i/data"
+        if [ "$i" = 1 ]; then
+            start "s$i" python3 "$repo/scripts/workloads/sqlite_writer.py" "$work/mnt/ct/s1/db.sqlite"
+        else
+            start "s$i" sleep 100000
+        fi
+        printf '\n[[container]]\nid = "s%d"\ncgroup = "%s/s%d"\nprivate = "%s"\n' "$i" "$cgbase" "$i" "$work/mnt/ct/s$i"
+    done
+} > "$conf"
+export FREEZEFRAME_CONFIG="$conf"
+
+# the reference snapshot the classic tools read; warm the page cache once
+btrfs -q subvolume snapshot -r "$work/mnt/ct" "$work/mnt/ref"
+tar -cf - -C "$work/mnt/ref/big" . > /dev/null
+
+measure() { # label, command... -> "label wall user sys rss_kib"
+    local label=$1; shift
+    local t; t=$( { /usr/bin/time -f "%e %U %S %M" "$@" > /dev/null; } 2>&1 | tail -n1)
+    echo "$label $t"
+}
+results="$work/results"
+measure tar_zstd sh -c "tar -cf - -C '$work/mnt/ref/big' . | zstd -T0 -3 -q -o '$work/out/ref.tar.zst'" >> "$results"
+measure ff_zstd "$ff" backup big --compress zstd --level 3 --json >> "$results"
+cp "$(ls -d "$work"/backups/*/ | tail -n1)manifest.json" "$work/out/ff_zstd.json"
+measure tar_classic sh -c "tar -cf '$work/out/ref.tar' -C '$work/mnt/ref/big' . && bzip2 -9 '$work/out/ref.tar'" >> "$results"
+measure ff_bzip2 "$ff" backup big --compress bzip2 --level 9 --json >> "$results"
+cp "$(ls -d "$work"/backups/*/ | tail -n1)manifest.json" "$work/out/ff_bzip2.json"
+
+# freeze windows with the writer active: 1, 3 and 10 containers, 7 runs each
+for n in 1 3 10; do
+    ids=$(seq -f "s%g" 1 "$n" | tr '\n' ' ')
+    for r in $(seq 1 7); do
+        "$ff" backup $ids --json > "$work/out/freeze-$n-$r.json"
+        sleep 0.2
+    done
+done
+
+python3 - "$work" "$data_bytes" "$(nproc)" <<'PY'
+import glob, json, os, statistics, sys
+work, data, cores = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+res = {}
+for line in open(os.path.join(work, "results")):
+    k, wall, user, sys_, rss = line.split()
+    res[k] = dict(wall=float(wall), cpu=float(user) + float(sys_), rss=int(rss) // 1024)
+size = lambda p: os.path.getsize(p)
+out = os.path.join(work, "out")
+ffz = json.load(open(os.path.join(out, "ff_zstd.json")))["containers"][0]
+ffb = json.load(open(os.path.join(out, "ff_bzip2.json")))["containers"][0]
+sizes = {"tar_zstd": size(os.path.join(out, "ref.tar.zst")), "ff_zstd": ffz["bytes_out"],
+         "tar_classic": size(os.path.join(out, "ref.tar.bz2")), "ff_bzip2": ffb["bytes_out"]}
+gib = data / 2**30
+print(f"Data: {gib:.2f} GiB ({data} bytes) on a loop-backed btrfs volume, {cores} cores, page cache warm.\n")
+print("| job | wall s | CPU s | peak RSS MiB | output MiB | throughput MiB/s | vs reference |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for k, ref, name in [("tar_zstd", "tar_zstd", "`tar -c \\| zstd -T0 -3`"), ("ff_zstd", "tar_zstd", "freezeframe zstd -3"),
+                     ("tar_classic", "tar_classic", "`tar -cf` then `bzip2 -9`"), ("ff_bzip2", "tar_classic", "freezeframe bzip2 -9")]:
+    r = res[k]
+    tp = data / 2**20 / r["wall"]
+    ratio = res[ref]["wall"] / r["wall"]
+    print(f"| {name} | {r['wall']:.1f} | {r['cpu']:.1f} | {r['rss']} | {sizes[k] / 2**20:.0f} | {tp:.0f} | {ratio:.2f}x |")
+print()
+print(f"Freeze window of the {gib:.1f} GiB container itself: {ffz['freeze_ms']:.1f} ms (zstd run), {ffb['freeze_ms']:.1f} ms (bzip2 run).\n")
+print("| containers frozen together (SQLite writer active in one) | runs | p50 freeze ms | max freeze ms |")
+print("|---|---:|---:|---:|")
+for n in (1, 3, 10):
+    ms = []
+    for f in glob.glob(os.path.join(out, f"freeze-{n}-*.json")):
+        ms += [c["freeze_ms"] for c in json.load(open(f))["containers"]]
+    print(f"| {n} | {len(ms) // n} | {statistics.median(ms):.1f} | {max(ms):.1f} |")
+PY
