@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use freezeframe::config::{Compression, Mode, Strategy, DEFAULT_CONFIG_PATH};
+use freezeframe::config::{Compression, HumanDuration, Mode, Strategy, DEFAULT_CONFIG_PATH};
 
 /// Near-zero-downtime backups of Linux containers: freeze, snapshot, thaw,
 /// then archive from the snapshot.
@@ -34,6 +34,45 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Print the effective configuration.
     ShowConfig,
+    /// Undo what an interrupted run left: thaw, remove snapshots and
+    /// incomplete runs, release a stale lock. Safe to run any time.
+    Recover(RecoverArgs),
+    /// Testing and diagnosis aids.
+    Debug(DebugArgs),
+    /// The guardian of a running backup (started by `backup` itself).
+    #[command(hide = true)]
+    Guardian(GuardianArgs),
+}
+
+/// `recover`.
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Wait this long for the host lock (e.g. `30s`).
+    #[arg(long, default_value = "0s")]
+    pub lock_wait: HumanDuration,
+}
+
+/// `debug`.
+#[derive(Debug, Args)]
+pub struct DebugArgs {
+    /// What to show.
+    #[command(subcommand)]
+    pub what: DebugCommand,
+}
+
+/// `debug` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DebugCommand {
+    /// List the fault-injection points for FREEZEFRAME_FAULT.
+    FaultPoints,
+}
+
+/// `guardian`.
+#[derive(Debug, Args)]
+pub struct GuardianArgs {
+    /// PID of the backup process watched.
+    #[arg(long)]
+    pub parent: u32,
 }
 
 /// `backup`.
@@ -65,6 +104,9 @@ pub struct BackupArgs {
     /// Print the manifest as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Wait this long for the host lock held by another run (e.g. `5m`).
+    #[arg(long, default_value = "0s")]
+    pub lock_wait: HumanDuration,
 }
 
 /// `list`.
@@ -89,6 +131,9 @@ pub struct RestoreArgs {
     /// Restore into a non-empty folder, replacing what is there.
     #[arg(long)]
     pub force: bool,
+    /// Wait this long for the host lock (e.g. `5m`).
+    #[arg(long, default_value = "0s")]
+    pub lock_wait: HumanDuration,
 }
 
 /// `verify`.

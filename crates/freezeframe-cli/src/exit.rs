@@ -1,7 +1,8 @@
 //! Exit codes, and which error maps to which.
 
 use freezeframe::config::ConfigError;
-use freezeframe::engine::{PlanError, RestoreError};
+use freezeframe::engine::{ExecError, PlanError, RestoreError};
+use freezeframe::state::{JournalError, LockError};
 use freezeframe::target::StoreError;
 
 /// Everything worked.
@@ -16,6 +17,18 @@ pub const PARTIAL: u8 = 3;
 /// btrfs, cgroup not found, target not writable); nothing was frozen.
 pub const PRECONDITION: u8 = 4;
 
+/// Another run holds the host lock (the message names it).
+pub const LOCKED: u8 = 5;
+/// Interrupted by a signal: 128 + the signal number (130 SIGINT, 143 SIGTERM, 129 SIGHUP).
+pub fn signal(sig: usize) -> u8 {
+    (128 + sig.min(127)) as u8
+}
+
+/// An error in what the operator asked for (maps to [`USAGE`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
 /// The table printed in `--help`.
 pub const HELP: &str = "\
 Exit codes:
@@ -23,10 +36,28 @@ Exit codes:
   1  failure: nothing backed up, restore failed, or verify found damage
   2  usage: bad arguments or config, unknown container, unsupported mode
   3  partial: some containers failed or had unreadable files
-  4  precondition: the system is not as configured; nothing was frozen";
+  4  precondition: the system is not as configured; nothing was frozen
+  5  locked: another freezeframe run holds the host lock (it is named)
+  130, 143, 129  interrupted by SIGINT, SIGTERM, SIGHUP: everything undone";
 
 /// The exit code for an error that ended a command.
 pub fn code_for(err: &anyhow::Error) -> u8 {
+    if err.downcast_ref::<UsageError>().is_some() {
+        return USAGE;
+    }
+    if let Some(e) = err.downcast_ref::<LockError>() {
+        return match e {
+            LockError::Held { .. } => LOCKED,
+            LockError::Interrupted(_) => signal(2),
+            LockError::Io { .. } => PRECONDITION,
+        };
+    }
+    if err.downcast_ref::<JournalError>().is_some() {
+        return PRECONDITION;
+    }
+    if let Some(ExecError::Interrupted { signal: s }) = err.downcast_ref::<ExecError>() {
+        return signal(*s);
+    }
     if let Some(e) = err.downcast_ref::<PlanError>() {
         return if e.is_usage() { USAGE } else { PRECONDITION };
     }

@@ -3,7 +3,9 @@
 mod cli;
 mod commands;
 mod exit;
+mod guardian;
 mod output;
+mod signals;
 mod system;
 
 use std::process::ExitCode;
@@ -46,9 +48,15 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
+    if let Command::Debug(d) = &cli.command {
+        return commands::debug::run(&d.what);
+    }
     let config = freezeframe::config::load(&cli.config)?;
     match &cli.command {
-        Command::Backup(a) => commands::backup::run(&config, a),
+        Command::Backup(a) => commands::backup::run(&config, &cli.config, a),
+        Command::Recover(a) => commands::recover::run(&config, a),
+        Command::Guardian(a) => guardian::run(&config, a.parent),
+        Command::Debug(d) => commands::debug::run(&d.what),
         Command::List(a) => commands::list::run(&config, a),
         Command::Restore(a) => commands::restore::run(&config, a),
         Command::Verify(a) => commands::verify::run(&config, a),

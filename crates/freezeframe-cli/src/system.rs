@@ -7,9 +7,10 @@ use freezeframe::engine::Toolbox;
 use freezeframe::runtime::CgroupRuntime;
 use freezeframe::snapshot::BtrfsProvider;
 use freezeframe::sys::mountinfo::{cgroup_mounts, read_self, CgroupMounts};
-use freezeframe::sys::{host_name, SystemClock, SystemRunner};
+use freezeframe::sys::{host_name, ShellHooks, SystemClock, SystemRunner};
 
-/// The toolbox for this host and config.
+/// The toolbox for this host and config (no cancellation, faults or
+/// guardian: the commands that need them add them).
 pub fn toolbox(config: &Config) -> Toolbox {
     let mut mounts: CgroupMounts = read_self().map(|m| cgroup_mounts(&m)).unwrap_or_default();
     if let Some(p) = &config.cgroup.v2_root {
@@ -18,10 +19,15 @@ pub fn toolbox(config: &Config) -> Toolbox {
     if let Some(p) = &config.cgroup.v1_freezer_root {
         mounts.v1_freezer = Some(p.clone());
     }
-    Toolbox {
-        runtimes: vec![Arc::new(CgroupRuntime::new(mounts))],
-        providers: vec![Arc::new(BtrfsProvider::new(Arc::new(SystemRunner)))],
-        clock: Arc::new(SystemClock::new()),
-        host: host_name(),
-    }
+    let mut tools = Toolbox::new(
+        vec![Arc::new(CgroupRuntime::new(mounts))],
+        vec![Arc::new(BtrfsProvider::new(Arc::new(SystemRunner)))],
+        Arc::new(SystemClock::new()),
+        host_name(),
+    );
+    tools.hooks = Arc::new(ShellHooks::new(
+        config.hooks.commands.clone(),
+        config.hooks.timeout.0,
+    ));
+    tools
 }

@@ -111,7 +111,7 @@ fn malformed_config_names_the_line() {
         &env,
         &["backup", "101"],
         USAGE,
-        &["compres", "line 6", "expected one of"],
+        &["compres", "line 8", "expected one of"],
     );
     std::fs::write(&env.config, "[target\npath=").unwrap();
     expect(

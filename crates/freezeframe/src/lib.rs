@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 pub mod runtime;
 pub mod snapshot;
+pub mod state;
 pub mod sys;
 pub mod target;
 

@@ -1,17 +1,25 @@
-//! `freezeframe backup`.
+//! `freezeframe backup`: lock → reconcile → plan → guardian → execute.
+
+use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Result;
 use freezeframe::config::Config;
-use freezeframe::engine::{execute, plan, BackupRequest};
+use freezeframe::engine::{execute, plan, recover, BackupRequest, ExecError, Scope};
+use freezeframe::state::{HostLock, Journal};
+use freezeframe::sys::Faults;
 use freezeframe::target::Outcome;
 
 use crate::cli::BackupArgs;
-use crate::exit;
+use crate::exit::{self, UsageError};
+use crate::guardian::Guardian;
 use crate::output::{overall, summary, Progress};
 
 /// Plans, then (unless `--dry-run`) runs a backup.
-pub fn run(config: &Config, args: &BackupArgs) -> Result<u8> {
-    let tools = crate::system::toolbox(config);
+pub fn run(config: &Config, config_path: &Path, args: &BackupArgs) -> Result<u8> {
+    let mut tools = crate::system::toolbox(config);
+    tools.cancel = crate::signals::install()?;
+    tools.faults = Faults::from_env().map_err(UsageError)?;
     let req = BackupRequest {
         ids: args.ids.clone(),
         all: args.all,
@@ -22,16 +30,48 @@ pub fn run(config: &Config, args: &BackupArgs) -> Result<u8> {
         jobs: args.jobs,
         dry_run: args.dry_run,
     };
-    let plan = plan(config, &req, &tools)?;
     if args.dry_run {
+        let plan = plan(config, &req, &tools)?;
         print!("{}", plan.describe());
         println!("dry run: nothing was frozen or written");
         return Ok(exit::OK);
     }
+    let (_lock, takeover) =
+        HostLock::acquire(&config.state_dir, "backup", args.lock_wait.0, &tools.cancel)?;
+    if let Some(w) = takeover {
+        eprintln!("freezeframe: warning: {w}");
+    }
+    tools.faults.hit("after-lock", &tools.cancel);
+    crate::commands::recover::report(
+        &recover(&config.state_dir, &tools, &config.volumes, Scope::Dead)?,
+        "before this run",
+    );
+    let plan = plan(config, &req, &tools)?;
+    let guardian = Arc::new(Guardian::spawn(config_path).map_err(|e| {
+        anyhow::anyhow!("cannot start the guardian process: {e}; nothing was frozen")
+    })?);
+    tools.watchdog = guardian.clone();
     let progress = Progress::new(args.json);
     let result = execute(&plan, &tools, &progress);
     progress.finish();
-    let result = result?;
+    guardian.finish();
+    // Nothing left pending: start the next run with an empty journal.
+    let journal = config
+        .state_dir
+        .join(freezeframe::state::journal::JOURNAL_NAME);
+    if Journal::pending(&journal)
+        .map(|(p, _)| p.is_empty())
+        .unwrap_or(false)
+    {
+        let _ = Journal::truncate(&journal);
+    }
+    let result = match result {
+        Err(ExecError::Interrupted { signal }) => {
+            eprintln!("freezeframe: {}", ExecError::Interrupted { signal });
+            return Ok(exit::signal(signal));
+        }
+        r => r?,
+    };
     if args.json {
         let mut v = serde_json::to_value(&result.manifest)?;
         v["dir"] = serde_json::Value::String(result.dir.display().to_string());

@@ -1,7 +1,9 @@
 //! One module per subcommand.
 
 pub mod backup;
+pub mod debug;
 pub mod list;
+pub mod recover;
 pub mod restore;
 pub mod show_config;
 pub mod verify;

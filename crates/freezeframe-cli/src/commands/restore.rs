@@ -6,8 +6,10 @@ use freezeframe::engine::{restore, RestoreRequest};
 use freezeframe::target::Store;
 
 use crate::cli::RestoreArgs;
-use crate::exit;
+use crate::exit::{self, UsageError};
 use crate::output::size;
+use freezeframe::state::HostLock;
+use freezeframe::sys::Faults;
 
 /// Restores one container into a folder.
 pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
@@ -17,7 +19,14 @@ pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
         to: args.to.clone(),
         force: args.force,
     };
-    let r = restore(&Store::new(&config.target.path), &req)?;
+    let cancel = crate::signals::install()?;
+    let faults = Faults::from_env().map_err(UsageError)?;
+    let (_lock, takeover) =
+        HostLock::acquire(&config.state_dir, "restore", args.lock_wait.0, &cancel)?;
+    if let Some(w) = takeover {
+        eprintln!("freezeframe: warning: {w}");
+    }
+    let r = restore(&Store::new(&config.target.path), &req, &faults, &cancel)?;
     println!(
         "restored {} from run {} into {}: {} entries, {}",
         args.id,

@@ -325,7 +325,8 @@ impl Env {
             .unwrap();
         let target = dir.path().join("backups");
         let mut text = format!(
-            "[target]\npath = \"{}\"\n\n[backup]\nfreeze_timeout = \"5s\"\n{extra}\n[[volume]]\nname = \"vol\"\npath = \"{}\"\nprovider = \"btrfs\"\n",
+            "state_dir = \"{}\"\n\n[target]\npath = \"{}\"\n\n[backup]\nfreeze_timeout = \"5s\"\n{extra}\n[[volume]]\nname = \"vol\"\npath = \"{}\"\nprovider = \"btrfs\"\n",
+            dir.path().join("state").display(),
             target.display(),
             volume.display()
         );
@@ -374,6 +375,11 @@ impl Env {
         let (code, out, err) = self.run(&a);
         assert_eq!(code, 0, "backup failed ({code}): {out}\n{err}");
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))
+    }
+
+    /// The state dir (journal, lock).
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
     }
 
     /// Entries of the target folder (runs, temp files, anything).

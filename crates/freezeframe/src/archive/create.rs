@@ -42,11 +42,12 @@ pub struct TreeReport {
 }
 
 /// Walks `root` and writes it as a tar stream to `out`. `progress` is called
-/// with the number of data bytes read, as they are read.
+/// with the number of data bytes read, as they are read; an error from it
+/// (a cancelled run) stops the walk.
 pub fn write_tree<W: Write>(
     root: &Path,
     out: W,
-    progress: &(dyn Fn(u64) + Sync),
+    progress: &(dyn Fn(u64) -> io::Result<()> + Sync),
 ) -> io::Result<(W, TreeReport)> {
     let mut w = TreeWriter {
         builder: tar::Builder::new(out),
@@ -120,7 +121,7 @@ struct TreeWriter<'p, W: Write> {
     links: HashMap<(u64, u64), Vec<u8>>,
     report: TreeReport,
     root_dev: u64,
-    progress: &'p (dyn Fn(u64) + Sync),
+    progress: &'p (dyn Fn(u64) -> io::Result<()> + Sync),
 }
 
 impl<W: Write> TreeWriter<'_, W> {
@@ -402,7 +403,7 @@ struct ExactReader<'a, R: Read> {
     left: u64,
     failed: bool,
     note: &'a dyn Fn(io::Error),
-    progress: &'a (dyn Fn(u64) + Sync),
+    progress: &'a (dyn Fn(u64) -> io::Result<()> + Sync),
 }
 
 impl<R: Read> Read for ExactReader<'_, R> {
@@ -435,7 +436,8 @@ impl<R: Read> Read for ExactReader<'_, R> {
             buf[..want].fill(0);
             want
         } else {
-            (self.progress)(n as u64);
+            // The progress callback is also where a cancelled run stops.
+            (self.progress)(n as u64)?;
             n
         };
         self.left -= n as u64;
@@ -450,7 +452,7 @@ struct SparseData<'a> {
     idx: usize,
     left: u64,
     note: &'a dyn Fn(io::Error),
-    progress: &'a (dyn Fn(u64) + Sync),
+    progress: &'a (dyn Fn(u64) -> io::Result<()> + Sync),
 }
 
 impl Read for SparseData<'_> {
@@ -506,7 +508,7 @@ mod tests {
             left: 1000,
             failed: false,
             note: &note,
-            progress: &|_| {},
+            progress: &|_| Ok(()),
         };
         let mut out = Vec::new();
         r.read_to_end(&mut out).unwrap();
@@ -521,7 +523,7 @@ mod tests {
         std::fs::create_dir(d.path().join("dir")).unwrap();
         std::fs::write(d.path().join("dir").join(&long), b"hello").unwrap();
         std::os::unix::fs::symlink("y".repeat(120), d.path().join("link")).unwrap();
-        let (buf, rep) = write_tree(d.path(), Vec::new(), &|_| {}).unwrap();
+        let (buf, rep) = write_tree(d.path(), Vec::new(), &|_| Ok(())).unwrap();
         assert_eq!(rep.entries, 4);
         let mut a = tar::Archive::new(&buf[..]);
         let names: Vec<String> = a

@@ -91,7 +91,13 @@ struct DirMeta {
 }
 
 /// Extracts the tar stream `src` into `target`, which must exist.
-pub fn extract(src: impl Read, target: &Path) -> Result<ExtractReport, ExtractError> {
+/// `after_entry` is called with the number of entries restored so far; an
+/// error from it (a cancelled restore) stops the extraction.
+pub fn extract(
+    src: impl Read,
+    target: &Path,
+    after_entry: &dyn Fn(u64) -> io::Result<()>,
+) -> Result<ExtractReport, ExtractError> {
     let io_err = |path: &str| {
         let path = path.to_owned();
         move |source: io::Error| ExtractError::Io {
@@ -305,6 +311,7 @@ pub fn extract(src: impl Read, target: &Path) -> Result<ExtractReport, ExtractEr
             }
         }
         report.entries += 1;
+        after_entry(report.entries).map_err(io_err(&shown))?;
     }
     // Directory modes and mtimes last, deepest first: children are in place
     // and a read-only directory no longer blocks them.
@@ -691,7 +698,7 @@ mod tests {
             tar_with(&[("hl", EntryType::Link, "../outside", b"")]),
         ];
         for (i, t) in cases.iter().enumerate() {
-            let err = extract(&t[..], &target).unwrap_err();
+            let err = extract(&t[..], &target, &|_| Ok(())).unwrap_err();
             assert!(
                 matches!(err, ExtractError::Hostile { .. }),
                 "case {i}: {err}"
@@ -699,7 +706,9 @@ mod tests {
             assert!(!outer.path().join("escape").exists(), "case {i}");
             assert!(!Path::new("/tmp/ff-abs-escape").exists());
         }
-        let msg = extract(&cases[2][..], &target).unwrap_err().to_string();
+        let msg = extract(&cases[2][..], &target, &|_| Ok(()))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("symlink"), "{msg}");
     }
 }

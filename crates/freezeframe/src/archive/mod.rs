@@ -50,7 +50,7 @@ pub fn create_archive<W: Write>(
     root: &Path,
     dst: W,
     opts: &ArchiveOptions,
-    progress: &(dyn Fn(u64) + Sync),
+    progress: &(dyn Fn(u64) -> io::Result<()> + Sync),
 ) -> io::Result<(W, Written)> {
     let hashed = hashing::HashingWriter::new(dst);
     let enc = compress::Encoder::new(hashed, opts.compression, opts.level, opts.threads)?;
@@ -87,11 +87,16 @@ pub fn decode_to_end(src: impl Read) -> io::Result<u64> {
     Ok(n)
 }
 
-/// Extracts an archive (any supported compression) into `target`.
-pub fn extract_archive(src: impl Read, target: &Path) -> Result<ExtractReport, ExtractError> {
+/// Extracts an archive (any supported compression) into `target`; see
+/// [`extract::extract`] for `after_entry`.
+pub fn extract_archive(
+    src: impl Read,
+    target: &Path,
+    after_entry: &dyn Fn(u64) -> io::Result<()>,
+) -> Result<ExtractReport, ExtractError> {
     let dec = compress::decoder(src).map_err(|source| ExtractError::Io {
         path: "<archive>".into(),
         source,
     })?;
-    extract::extract(dec, target)
+    extract::extract(dec, target, after_entry)
 }

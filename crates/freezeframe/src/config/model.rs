@@ -1,6 +1,6 @@
 //! The validated configuration model.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::raw::RawConfig;
 use super::HumanDuration;
+use crate::sys::HookPhase;
 
 /// A container id: 1–64 of `A-Z a-z 0-9 . _ -`, not starting with `.` or `-`.
 /// Ids become file names in the target, so nothing else is allowed.
@@ -261,6 +262,16 @@ pub struct Container {
     pub config: Option<PathBuf>,
 }
 
+/// Hook commands (`sh -c`) per phase, and how long one may run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HooksConfig {
+    /// A hook running longer is killed (with its process group).
+    pub timeout: HumanDuration,
+    /// Command per phase.
+    #[serde(flatten)]
+    pub commands: BTreeMap<HookPhase, String>,
+}
+
 /// The whole, validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Config {
@@ -272,6 +283,8 @@ pub struct Config {
     pub backup: BackupDefaults,
     /// cgroup mount points.
     pub cgroup: CgroupRoots,
+    /// Hooks.
+    pub hooks: HooksConfig,
     /// Volumes.
     #[serde(rename = "volume")]
     pub volumes: Vec<Volume>,
@@ -477,6 +490,26 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
         });
     }
 
+    let h = raw.hooks;
+    let commands: BTreeMap<HookPhase, String> = [
+        (HookPhase::JobStart, h.job_start),
+        (HookPhase::BackupStart, h.backup_start),
+        (HookPhase::PreFreeze, h.pre_freeze),
+        (HookPhase::PostThaw, h.post_thaw),
+        (HookPhase::BackupEnd, h.backup_end),
+        (HookPhase::BackupFailed, h.backup_failed),
+        (HookPhase::JobEnd, h.job_end),
+        (HookPhase::JobFailed, h.job_failed),
+        (HookPhase::Finally, h.finally),
+    ]
+    .into_iter()
+    .filter_map(|(p, c)| c.map(|c| (p, c)))
+    .collect();
+    let hooks = HooksConfig {
+        timeout: h.timeout.unwrap_or(HumanDuration(Duration::from_secs(60))),
+        commands,
+    };
+
     Ok(Config {
         target: Target {
             kind,
@@ -490,6 +523,7 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
             v2_root: raw.cgroup.v2_root,
             v1_freezer_root: raw.cgroup.v1_freezer_root,
         },
+        hooks,
         volumes,
         containers,
     })

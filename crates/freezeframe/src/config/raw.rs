@@ -17,6 +17,8 @@ pub(super) struct RawConfig {
     pub backup: RawBackup,
     #[serde(default)]
     pub cgroup: RawCgroup,
+    #[serde(default)]
+    pub hooks: RawHooks,
     #[serde(default, rename = "volume")]
     pub volumes: Vec<Spanned<RawVolume>>,
     #[serde(default, rename = "container")]
@@ -68,4 +70,19 @@ pub(super) struct RawContainer {
     pub private: PathBuf,
     pub volume: Option<String>,
     pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawHooks {
+    pub timeout: Option<HumanDuration>,
+    pub job_start: Option<String>,
+    pub backup_start: Option<String>,
+    pub pre_freeze: Option<String>,
+    pub post_thaw: Option<String>,
+    pub backup_end: Option<String>,
+    pub backup_failed: Option<String>,
+    pub job_end: Option<String>,
+    pub job_failed: Option<String>,
+    pub finally: Option<String>,
 }

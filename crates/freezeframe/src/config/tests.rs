@@ -107,3 +107,18 @@ fn container_id_rules() {
         assert!(ContainerId::new(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn hooks_table_accepts_phases_and_rejects_typos() {
+    let c = parse(
+        &format!(
+            "{GOOD}\n[hooks]\ntimeout = \"5s\"\npre-freeze = \"echo hi\"\nfinally = \"true\"\n"
+        ),
+        Path::new("x"),
+    )
+    .unwrap();
+    assert_eq!(c.hooks.commands.len(), 2);
+    assert_eq!(c.hooks.timeout.0, std::time::Duration::from_secs(5));
+    let e = err(&format!("{GOOD}\n[hooks]\npre_freeze = \"x\"\n"));
+    assert!(e.contains("pre_freeze") && e.contains("pre-freeze"), "{e}");
+}

@@ -1,13 +1,18 @@
-//! The undo registry: every step that must be undone (a freeze, a snapshot)
-//! is registered *before* it is done and marked done after its undo. Whatever
-//! is still registered when the run ends — normally, by error or by panic —
-//! is undone in reverse order.
+//! The undo registry: every step that must be undone (a freeze, a snapshot,
+//! a run folder being written) is registered — and journaled, fsynced —
+//! *before* it is done, and marked done after its undo. Whatever is still
+//! registered when the run ends (normally, by error, by panic: the registry
+//! unwinds on drop) is undone, newest first. Whatever the process could not
+//! undo because it died is in the journal for the guardian and `recover`.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::config::Container;
 use crate::runtime::Runtime;
 use crate::snapshot::{Snapshot, SnapshotProvider};
+use crate::state::{Journal, JournalError, Key, Step};
+use crate::target::layout::{RunId, MANIFEST_NAME};
 
 /// One thing to undo.
 #[derive(Clone)]
@@ -16,6 +21,8 @@ pub enum Undo {
     Thaw(Arc<dyn Runtime>, Container),
     /// Remove this snapshot.
     RemoveSnapshot(Arc<dyn SnapshotProvider>, Snapshot),
+    /// Remove this run folder unless its manifest was written.
+    RunDir(PathBuf),
 }
 
 impl Undo {
@@ -23,47 +30,122 @@ impl Undo {
         match self {
             Undo::Thaw(_, c) => format!("thaw container {}", c.id),
             Undo::RemoveSnapshot(_, s) => format!("remove snapshot {}", s.name),
+            Undo::RunDir(p) => format!("remove incomplete run {}", p.display()),
         }
+    }
+
+    fn step(&self) -> Result<Step, String> {
+        Ok(match self {
+            Undo::Thaw(rt, c) => Step::Freeze {
+                container: c.id.to_string(),
+                runtime: rt.kind(),
+                handle: rt.handle(c).map_err(|e| e.to_string())?,
+            },
+            Undo::RemoveSnapshot(p, s) => Step::Snapshot {
+                provider: p.kind(),
+                snapshot: s.clone(),
+            },
+            Undo::RunDir(p) => Step::RunDir { path: p.clone() },
+        })
     }
 
     fn run(&self) -> Result<(), String> {
         match self {
             Undo::Thaw(rt, c) => rt.thaw(c).map_err(|e| e.to_string()),
             Undo::RemoveSnapshot(p, s) => p.remove(s).map_err(|e| e.to_string()),
+            Undo::RunDir(p) => remove_incomplete_run(p),
         }
     }
+}
+
+/// Removes a run folder that has no manifest. Refuses anything that is not
+/// named like a run folder.
+pub fn remove_incomplete_run(dir: &Path) -> Result<(), String> {
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if RunId::parse(name).is_none() {
+        return Err(format!(
+            "refusing to remove {}: not a run folder",
+            dir.display()
+        ));
+    }
+    if dir.join(MANIFEST_NAME).exists() || !dir.exists() {
+        return Ok(());
+    }
+    std::fs::remove_dir_all(dir).map_err(|e| format!("removing {}: {e}", dir.display()))
 }
 
 /// Handle of a registered undo step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Token(u64);
 
+struct Entry {
+    token: Token,
+    undo: Undo,
+    key: Option<Key>,
+}
+
 /// The registry. Unwinds on drop.
 #[derive(Default)]
 pub struct Cleanup {
-    items: Mutex<(u64, Vec<(Token, Undo)>)>,
+    journal: Option<Arc<Journal>>,
+    items: Mutex<(u64, Vec<Entry>)>,
 }
 
 impl Cleanup {
-    /// An empty registry.
-    pub fn new() -> Self {
-        Self::default()
+    /// A registry that journals to `journal` (none: in-process only).
+    pub fn new(journal: Option<Arc<Journal>>) -> Self {
+        Self {
+            journal,
+            items: Mutex::default(),
+        }
     }
 
-    /// Registers `undo` before the step it undoes is performed.
-    pub fn register(&self, undo: Undo) -> Token {
+    /// Registers (and journals, with one fsync) `undos` before the steps
+    /// they undo are performed.
+    pub fn register_all(&self, undos: Vec<Undo>) -> Result<Vec<Token>, JournalError> {
+        let keys: Vec<Option<Key>> = match &self.journal {
+            Some(j) => {
+                let steps: Vec<Step> = undos
+                    .iter()
+                    .map(|u| u.step())
+                    .collect::<Result<_, String>>()
+                    .map_err(|e| JournalError {
+                        path: j.path().to_owned(),
+                        source: std::io::Error::other(e),
+                    })?;
+                j.intents(&steps)?.into_iter().map(Some).collect()
+            }
+            None => vec![None; undos.len()],
+        };
         let mut g = self.items.lock().unwrap_or_else(|p| p.into_inner());
-        g.0 += 1;
-        let t = Token(g.0);
-        g.1.push((t, undo));
-        t
+        let mut tokens = Vec::new();
+        for (undo, key) in undos.into_iter().zip(keys) {
+            g.0 += 1;
+            let token = Token(g.0);
+            g.1.push(Entry { token, undo, key });
+            tokens.push(token);
+        }
+        Ok(tokens)
     }
 
-    /// Forgets a step whose undo has been done (or that turned out not to
-    /// need one).
+    /// Registers one step (see [`Cleanup::register_all`]).
+    pub fn register(&self, undo: Undo) -> Result<Token, JournalError> {
+        Ok(self.register_all(vec![undo])?[0])
+    }
+
+    /// Forgets a step that needs no undo any more.
     pub fn done(&self, token: Token) {
-        let mut g = self.items.lock().unwrap_or_else(|p| p.into_inner());
-        g.1.retain(|(t, _)| *t != token);
+        let entry = {
+            let mut g = self.items.lock().unwrap_or_else(|p| p.into_inner());
+            let i = g.1.iter().position(|e| e.token == token);
+            i.map(|i| g.1.remove(i))
+        };
+        if let (Some(Entry { key: Some(k), .. }), Some(j)) = (entry, &self.journal) {
+            if let Err(e) = j.done(&k) {
+                // Harmless: recovery would undo it again, and undo is idempotent.
+                tracing::warn!(error = %e, "could not journal a done step");
+            }
+        }
     }
 
     /// Runs the undo of `token` now and forgets it if it succeeded.
@@ -71,8 +153,8 @@ impl Cleanup {
         let undo = {
             let g = self.items.lock().unwrap_or_else(|p| p.into_inner());
             g.1.iter()
-                .find(|(t, _)| *t == token)
-                .map(|(_, u)| u.clone())
+                .find(|e| e.token == token)
+                .map(|e| e.undo.clone())
         };
         match undo {
             None => Ok(()),
@@ -86,16 +168,19 @@ impl Cleanup {
 
     /// Undoes everything still registered, newest first. Returns the failures.
     pub fn unwind(&self) -> Vec<String> {
-        let items = {
-            let mut g = self.items.lock().unwrap_or_else(|p| p.into_inner());
-            std::mem::take(&mut g.1)
+        let tokens: Vec<(Token, String)> = {
+            let g = self.items.lock().unwrap_or_else(|p| p.into_inner());
+            g.1.iter()
+                .rev()
+                .map(|e| (e.token, e.undo.describe()))
+                .collect()
         };
         let mut failures = Vec::new();
-        for (_, u) in items.into_iter().rev() {
-            tracing::warn!(step = %u.describe(), "cleaning up");
-            if let Err(e) = u.run() {
-                tracing::error!(step = %u.describe(), error = %e, "cleanup failed");
-                failures.push(format!("{}: {e}", u.describe()));
+        for (t, what) in tokens {
+            tracing::warn!(step = %what, "cleaning up");
+            if let Err(e) = self.undo_now(t) {
+                tracing::error!(step = %what, error = %e, "cleanup failed");
+                failures.push(format!("{what}: {e}"));
             }
         }
         failures

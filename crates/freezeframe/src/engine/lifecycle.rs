@@ -1,10 +1,14 @@
-//! Executing a plan: for each freeze window sync → freeze → snapshot → thaw,
-//! then archive every container from its snapshot on a bounded pool while
-//! the next window runs, release each snapshot once its containers are done,
-//! and write the manifest last.
+//! Executing a plan: for each freeze window journal → sync → freeze →
+//! snapshot → thaw, then archive every container from its snapshot on a
+//! bounded pool while the next window runs, release each snapshot once its
+//! containers are done, and write the manifest last.
+//!
+//! Hooks never run inside a freeze window; a signal stops the run at the
+//! next step boundary (or inside an archive) and unwinds everything.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,9 +19,10 @@ use super::cleanup::{Cleanup, Token, Undo};
 use super::plan::Plan;
 use super::Toolbox;
 use crate::archive::{create_archive, ArchiveOptions, TreeReport};
-use crate::config::{Container, Strategy, Volume};
+use crate::config::{Container, HumanDuration, Strategy, Volume};
 use crate::snapshot::{Health, Snapshot, SnapshotProvider, SNAPSHOT_PREFIX};
-use crate::sys::Clock;
+use crate::state::Journal;
+use crate::sys::{Cancel, Clock, Faults, HookEnv, HookPhase};
 use crate::target::atomic::{self, AtomicFile};
 use crate::target::layout::{archive_name, config_name, MANIFEST_NAME};
 use crate::target::manifest::{
@@ -73,6 +78,9 @@ pub enum ExecError {
     /// The run folder could not be created.
     #[error(transparent)]
     Target(#[from] StoreError),
+    /// The journal could not be written: nothing was frozen.
+    #[error(transparent)]
+    Journal(#[from] crate::state::JournalError),
     /// The manifest could not be written: the run is incomplete.
     #[error("writing the manifest {path}: {source}; the run is incomplete")]
     Manifest {
@@ -80,6 +88,13 @@ pub enum ExecError {
         path: PathBuf,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// A signal stopped the run; everything was undone and the incomplete
+    /// run folder removed.
+    #[error("interrupted by signal {signal}: containers thawed, snapshots removed, nothing of this run kept")]
+    Interrupted {
+        /// The signal number.
+        signal: usize,
     },
 }
 
@@ -144,14 +159,29 @@ struct Run<'a> {
     observer: &'a dyn Observer,
     cleanup: Cleanup,
     run: RunId,
+    dir: PathBuf,
     records: Vec<ContainerRecord>,
     started: HashMap<String, Duration>,
     leases: HashMap<String, Lease>,
     warnings: Vec<String>,
+    /// Per-container end hooks, run outside freeze windows.
+    queued_hooks: Vec<(HookPhase, String)>,
 }
 
-/// Carries out `plan`. Every freeze and snapshot is registered for undo
-/// before it happens; whatever is left is undone before this returns.
+/// Everything a worker needs, shared by the pool.
+struct WorkerCtx<'a> {
+    dir: &'a Path,
+    opts: ArchiveOptions,
+    observer: &'a dyn Observer,
+    clock: &'a dyn Clock,
+    cancel: &'a Cancel,
+    faults: &'a Faults,
+    mid_archive_hit: AtomicBool,
+}
+
+/// Carries out `plan`. Every freeze and snapshot is journaled and
+/// registered for undo before it happens; whatever is left is undone before
+/// this returns.
 pub fn execute(
     plan: &Plan,
     tools: &Toolbox,
@@ -161,13 +191,29 @@ pub fn execute(
     let started_wall = clock.wall();
     let store = Store::new(&plan.target);
     let (run_id, dir) = store.create_run(DateTime::<Utc>::from(started_wall), &tools.host)?;
+    let journal = match &plan.state_dir {
+        Some(d) => match Journal::open(d, run_id.as_str()) {
+            Ok(j) => Some(Arc::new(j)),
+            Err(e) => {
+                let _ = std::fs::remove_dir(&dir);
+                return Err(e.into());
+            }
+        },
+        None => None,
+    };
+    let cleanup = Cleanup::new(journal);
+    if let Err(e) = cleanup.register(Undo::RunDir(dir.clone())) {
+        let _ = std::fs::remove_dir(&dir);
+        return Err(e.into());
+    }
     tracing::info!(run = %run_id, dir = %dir.display(), "run started");
     let mut run = Run {
         plan,
         tools,
         observer,
-        cleanup: Cleanup::new(),
+        cleanup,
         run: run_id.clone(),
+        dir: dir.clone(),
         records: plan
             .volumes
             .iter()
@@ -176,28 +222,48 @@ pub fn execute(
         started: HashMap::new(),
         leases: HashMap::new(),
         warnings: Vec::new(),
+        queued_hooks: Vec::new(),
     };
-    let opts = ArchiveOptions {
-        compression: plan.compression,
-        level: plan.level,
-        threads: plan.threads_per_job,
+    let job_start = run.hook(HookPhase::JobStart, None, None);
+    let ctx = WorkerCtx {
+        dir: &dir,
+        opts: ArchiveOptions {
+            compression: plan.compression,
+            level: plan.level,
+            threads: plan.threads_per_job,
+        },
+        observer,
+        clock,
+        cancel: &tools.cancel,
+        faults: &tools.faults,
+        mid_archive_hit: AtomicBool::new(false),
     };
-    let (job_tx, job_rx) = bounded::<Job>(plan.jobs);
-    let (done_tx, done_rx) = unbounded::<JobDone>();
-    std::thread::scope(|s| {
-        for _ in 0..plan.jobs {
-            let (rx, tx, dir) = (job_rx.clone(), done_tx.clone(), dir.as_path());
-            s.spawn(move || worker(rx, tx, dir, opts, observer, clock));
+    match job_start {
+        Err(e) => {
+            let ids: Vec<String> = run.records.iter().map(|r| r.id.clone()).collect();
+            for id in ids {
+                run.fail(&id, format!("not backed up: {e}"));
+            }
         }
-        drop(done_tx);
-        for vp in &plan.volumes {
-            run.volume(&vp.volume, &vp.containers, &job_tx, &done_rx);
+        Ok(()) => {
+            let (job_tx, job_rx) = bounded::<Job>(plan.jobs);
+            let (done_tx, done_rx) = unbounded::<JobDone>();
+            std::thread::scope(|s| {
+                for _ in 0..plan.jobs {
+                    let (rx, tx, ctx) = (job_rx.clone(), done_tx.clone(), &ctx);
+                    s.spawn(move || worker(rx, tx, ctx));
+                }
+                drop(done_tx);
+                for vp in &plan.volumes {
+                    run.volume(&vp.volume, &vp.containers, &job_tx, &done_rx);
+                }
+                drop(job_tx);
+                for d in done_rx.iter() {
+                    run.finish_job(d);
+                }
+            });
         }
-        drop(job_tx);
-        for d in done_rx.iter() {
-            run.finish_job(d);
-        }
-    });
+    }
     // Leases left (a worker died): release their snapshots.
     let tokens: Vec<Token> = run.leases.drain().map(|(_, l)| l.token).collect();
     for t in tokens {
@@ -205,9 +271,16 @@ pub fn execute(
             run.warnings.push(e);
         }
     }
-    let failures = run.cleanup.unwind();
-    run.warnings.extend(failures);
-
+    run.flush_hooks();
+    if let Some(signal) = tools.cancel.signal() {
+        let failures = run.cleanup.unwind();
+        for f in failures {
+            tracing::error!("{f}");
+        }
+        run.end_hooks("interrupted");
+        return Err(ExecError::Interrupted { signal });
+    }
+    tools.faults.hit("before-manifest", &tools.cancel);
     let manifest = Manifest {
         version: MANIFEST_VERSION,
         tool: crate::VERSION.to_owned(),
@@ -219,8 +292,8 @@ pub fn execute(
         strategy: plan.strategy,
         compression: plan.compression,
         level: plan.level,
-        containers: std::mem::take(&mut run.records),
-        warnings: std::mem::take(&mut run.warnings),
+        containers: run.records.clone(),
+        warnings: run.warnings.clone(),
     };
     let mpath = dir.join(MANIFEST_NAME);
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| ExecError::Manifest {
@@ -231,6 +304,26 @@ pub fn execute(
         path: mpath,
         source,
     })?;
+    // The manifest exists: the run folder is complete, nothing to undo.
+    let failures = run.cleanup.unwind();
+    debug_assert!(failures.is_empty(), "{failures:?}");
+    let bad = manifest
+        .containers
+        .iter()
+        .filter(|c| c.result != Outcome::Ok)
+        .count();
+    run.end_hooks(match bad {
+        0 => "ok",
+        n if n == manifest.containers.len()
+            && manifest
+                .containers
+                .iter()
+                .all(|c| c.result == Outcome::Failed) =>
+        {
+            "failed"
+        }
+        _ => "partial",
+    });
     tracing::info!(run = %run_id, "run complete");
     Ok(RunResult {
         run: run_id,
@@ -240,6 +333,50 @@ pub fn execute(
 }
 
 impl Run<'_> {
+    fn hook(
+        &self,
+        phase: HookPhase,
+        container: Option<&str>,
+        result: Option<&str>,
+    ) -> Result<(), String> {
+        let env = HookEnv {
+            container: container.map(str::to_owned),
+            run: self.run.to_string(),
+            run_dir: self.dir.display().to_string(),
+            result: result.map(str::to_owned),
+        };
+        self.tools.hooks.run(phase, &env)
+    }
+
+    /// Runs a hook whose failure is only a warning.
+    fn hook_warn(&mut self, phase: HookPhase, container: Option<&str>, result: Option<&str>) {
+        if let Err(e) = self.hook(phase, container, result) {
+            tracing::warn!("{e}");
+            self.warnings.push(e);
+        }
+    }
+
+    fn flush_hooks(&mut self) {
+        for (phase, id) in std::mem::take(&mut self.queued_hooks) {
+            let result = self
+                .records
+                .iter()
+                .find(|r| r.id == id)
+                .map(|r| r.result.to_string());
+            self.hook_warn(phase, Some(&id), result.as_deref());
+        }
+    }
+
+    fn end_hooks(&mut self, result: &str) {
+        let phase = if result == "ok" {
+            HookPhase::JobEnd
+        } else {
+            HookPhase::JobFailed
+        };
+        self.hook_warn(phase, None, Some(result));
+        self.hook_warn(HookPhase::Finally, None, Some(result));
+    }
+
     fn record(&mut self, id: &str) -> &mut ContainerRecord {
         let i = self
             .records
@@ -260,6 +397,8 @@ impl Run<'_> {
         r.error = Some(error);
         r.timings.total_ms = total;
         self.observer.phase(id, &Phase::Finished(Outcome::Failed));
+        self.queued_hooks
+            .push((HookPhase::BackupFailed, id.to_owned()));
     }
 
     fn elapsed_for(&self, id: &str) -> f64 {
@@ -297,6 +436,15 @@ impl Run<'_> {
             Strategy::Each => cts.chunks(1).collect(),
         };
         for w in windows {
+            if let Some(signal) = self.tools.cancel.signal() {
+                for c in w {
+                    self.fail(
+                        c.id.as_str(),
+                        format!("not backed up: interrupted by signal {signal}"),
+                    );
+                }
+                continue;
+            }
             if let Some((snap, token, ok)) = self.window(vol, w, &provider) {
                 self.leases.insert(
                     snap.name.clone(),
@@ -324,14 +472,16 @@ impl Run<'_> {
                     }
                 }
             }
+            self.flush_hooks();
             for d in done.try_iter() {
                 self.finish_job(d);
             }
+            self.flush_hooks();
         }
     }
 
-    /// One freeze window: freeze `cts`, snapshot, thaw. Returns the snapshot
-    /// and the containers to archive from it.
+    /// One freeze window: journal, freeze `cts`, snapshot, thaw. Returns the
+    /// snapshot and the containers to archive from it.
     fn window(
         &mut self,
         vol: &Volume,
@@ -339,8 +489,10 @@ impl Run<'_> {
         provider: &Arc<dyn SnapshotProvider>,
     ) -> Option<(Snapshot, Token, Vec<Container>)> {
         let clock = self.tools.clock.clone();
-        // (container, undo token, mono at request, wall at request, wall when frozen)
-        let mut frozen: Vec<(Container, Token, Duration, SystemTime, SystemTime)> = Vec::new();
+        let (cancel, faults) = (&self.tools.cancel, &self.tools.faults);
+        let timeout = self.plan.freeze_timeout;
+        // Hooks first, all of them: none may run while a container is frozen.
+        let mut ready: Vec<(Container, Arc<dyn crate::runtime::Runtime>)> = Vec::new();
         for ct in cts {
             let id = ct.id.to_string();
             self.started.insert(id.clone(), clock.mono());
@@ -348,10 +500,58 @@ impl Run<'_> {
                 self.fail(&id, format!("no {} runtime", ct.runtime));
                 continue;
             };
+            let hooks = self
+                .hook(HookPhase::BackupStart, Some(&id), None)
+                .and_then(|_| self.hook(HookPhase::PreFreeze, Some(&id), None));
+            match hooks {
+                Ok(()) => ready.push((ct.clone(), rt)),
+                Err(e) => self.fail(&id, format!("not frozen: {e}")),
+            }
+        }
+        if ready.is_empty() {
+            return None;
+        }
+        let name = snapshot_name(&self.run, vol, self.plan.strategy, &ready[0].0);
+        let handle = provider.handle(vol, &name);
+        let mut undos: Vec<Undo> = ready
+            .iter()
+            .map(|(c, rt)| Undo::Thaw(rt.clone(), c.clone()))
+            .collect();
+        undos.push(Undo::RemoveSnapshot(provider.clone(), handle));
+        let tokens = match self.cleanup.register_all(undos) {
+            Ok(t) => t,
+            Err(e) => {
+                for (c, _) in &ready {
+                    self.fail(
+                        c.id.as_str(),
+                        format!("not frozen: cannot journal the freeze: {e}"),
+                    );
+                }
+                return None;
+            }
+        };
+        let stoken = tokens[ready.len()];
+        faults.hit("after-journal-freeze", cancel);
+        if let Err(e) = self.tools.watchdog.window_open(timeout) {
+            for (c, _) in &ready {
+                self.fail(
+                    c.id.as_str(),
+                    format!("not frozen: the guardian is not running: {e}"),
+                );
+            }
+            for t in tokens {
+                self.cleanup.done(t);
+            }
+            return None;
+        }
+        let window_t0 = clock.mono();
+        // (container, undo token, mono at request, wall at request, wall when frozen)
+        let mut frozen: Vec<(Container, Token, Duration, SystemTime, SystemTime)> = Vec::new();
+        for ((ct, rt), token) in ready.into_iter().zip(tokens) {
+            let id = ct.id.to_string();
             self.observer.phase(&id, &Phase::Freezing);
-            let token = self.cleanup.register(Undo::Thaw(rt.clone(), ct.clone()));
             let (t0, w0) = (clock.mono(), clock.wall());
-            match rt.freeze(ct, self.plan.freeze_timeout) {
+            match rt.freeze(&ct, timeout) {
                 Ok(()) => frozen.push((ct.clone(), token, t0, w0, clock.wall())),
                 Err(e) => {
                     // `freeze` thaws on failure; thaw once more to be sure.
@@ -362,18 +562,18 @@ impl Run<'_> {
                 }
             }
         }
-        if frozen.is_empty() {
-            return None;
-        }
-        let name = snapshot_name(&self.run, vol, self.plan.strategy, &frozen[0].0);
-        let handle = provider.handle(vol, &name);
-        let stoken = self
-            .cleanup
-            .register(Undo::RemoveSnapshot(provider.clone(), handle));
-        let s0 = clock.mono();
-        let created = provider.create(vol, &name);
-        let snapshot_ms = ms(clock.mono().saturating_sub(s0));
+        let created = if frozen.is_empty() {
+            None
+        } else {
+            faults.hit("after-freeze", cancel);
+            let s0 = clock.mono();
+            let c = provider.create(vol, &name);
+            let snapshot_ms = ms(clock.mono().saturating_sub(s0));
+            faults.hit("after-snapshot", cancel);
+            Some((c, snapshot_ms))
+        };
         let mut ok = Vec::new();
+        let mut thawed_ids = Vec::new();
         for (ct, token, t0, w0, wf) in frozen.into_iter().rev() {
             let id = ct.id.to_string();
             let wt = clock.wall();
@@ -387,11 +587,12 @@ impl Run<'_> {
             }
             let (t1, w1) = (clock.mono(), clock.wall());
             let freeze_ms = ms(t1.saturating_sub(t0));
+            let snapshot_ms = created.as_ref().map(|c| c.1);
             {
                 let r = self.record(&id);
                 r.freeze_ms = Some(freeze_ms);
                 r.timings.freeze_ms = Some(freeze_ms);
-                r.timings.snapshot_ms = Some(snapshot_ms);
+                r.timings.snapshot_ms = snapshot_ms;
                 r.window = Some(FreezeWindow {
                     requested_ns: unix_ns(w0),
                     frozen_ns: unix_ns(wf),
@@ -401,31 +602,55 @@ impl Run<'_> {
             }
             self.observer.phase(&id, &Phase::Thawed { freeze_ms });
             match thawed {
-                Ok(()) => ok.push(ct),
+                Ok(()) => {
+                    ok.push(ct);
+                    thawed_ids.push(id);
+                }
                 Err(e) => self.fail(
                     &id,
                     format!("THAW FAILED, the container may still be frozen: {e}"),
                 ),
             }
         }
+        self.tools.watchdog.window_closed();
+        let window = clock.mono().saturating_sub(window_t0);
         ok.reverse();
-        match created {
-            Ok(snap) => {
-                if ok.is_empty() {
-                    if let Err(e) = self.cleanup.undo_now(stoken) {
-                        self.warnings.push(e);
-                    }
-                    return None;
-                }
-                Some((snap, stoken, ok))
+        for id in thawed_ids.iter().rev() {
+            self.hook_warn(HookPhase::PostThaw, Some(id), None);
+        }
+        faults.hit("after-thaw", cancel);
+        let discard = |this: &mut Self, why: &dyn Fn(&str) -> String| {
+            if let Err(re) = this.cleanup.undo_now(stoken) {
+                this.warnings.push(re);
             }
-            Err(e) => {
-                if let Err(re) = self.cleanup.undo_now(stoken) {
-                    self.warnings.push(re);
-                }
-                for ct in ok {
-                    self.fail(ct.id.as_str(), format!("snapshot failed: {e}"));
-                }
+            for ct in &ok {
+                this.fail(ct.id.as_str(), why(ct.id.as_str()));
+            }
+        };
+        match created {
+            None => {
+                discard(self, &|_| String::new());
+                None
+            }
+            Some((Err(e), _)) => {
+                let msg = format!("snapshot failed: {e}");
+                discard(self, &|_| msg.clone());
+                None
+            }
+            Some((Ok(_), _)) if window > timeout => {
+                let msg = format!(
+                    "the freeze window took {:.0} ms, past the freeze_timeout deadline of {}: the guardian thawed the \
+                     container at the deadline, so the snapshot may be inconsistent and was discarded \
+                     (raise backup.freeze_timeout or find what stalled)",
+                    ms(window),
+                    HumanDuration(timeout)
+                );
+                discard(self, &|_| msg.clone());
+                None
+            }
+            Some((Ok(snap), _)) if !ok.is_empty() => Some((snap, stoken, ok)),
+            Some((Ok(_), _)) => {
+                discard(self, &|_| String::new());
                 None
             }
         }
@@ -465,6 +690,7 @@ impl Run<'_> {
                 r.timings.archive_ms = Some(d.archive_ms);
                 r.timings.total_ms = total;
                 self.observer.phase(&d.id, &Phase::Finished(outcome));
+                self.queued_hooks.push((HookPhase::BackupEnd, d.id.clone()));
             }
             Err(e) => {
                 self.record(&d.id).timings.archive_ms = Some(d.archive_ms);
@@ -475,36 +701,27 @@ impl Run<'_> {
     }
 }
 
-fn worker(
-    jobs: Receiver<Job>,
-    done: Sender<JobDone>,
-    dir: &Path,
-    opts: ArchiveOptions,
-    observer: &dyn Observer,
-    clock: &dyn Clock,
-) {
+fn worker(jobs: Receiver<Job>, done: Sender<JobDone>, ctx: &WorkerCtx<'_>) {
     for job in jobs.iter() {
         let id = job.ct.id.to_string();
-        observer.phase(&id, &Phase::Archiving);
-        let t0 = clock.mono();
-        let result = archive_one(&job, dir, &opts, observer);
+        ctx.observer.phase(&id, &Phase::Archiving);
+        let t0 = ctx.clock.mono();
+        let result = archive_one(&job, ctx);
         let _ = done.send(JobDone {
             id,
             snap: job.snap.name.clone(),
-            archive_ms: ms(clock.mono().saturating_sub(t0)),
+            archive_ms: ms(ctx.clock.mono().saturating_sub(t0)),
             result,
         });
     }
 }
 
 /// Archives one container from its snapshot; the archive is committed only
-/// if the snapshot is still healthy afterwards.
-fn archive_one(
-    job: &Job,
-    dir: &Path,
-    opts: &ArchiveOptions,
-    observer: &dyn Observer,
-) -> Result<(Vec<FileRecord>, TreeReport), String> {
+/// if the snapshot is still healthy afterwards and the run was not stopped.
+fn archive_one(job: &Job, ctx: &WorkerCtx<'_>) -> Result<(Vec<FileRecord>, TreeReport), String> {
+    ctx.cancel
+        .check()
+        .map_err(|e| format!("not archived: {e}"))?;
     let src = job.snap.root.join(&job.rel);
     match std::fs::symlink_metadata(&src) {
         Ok(m) if m.is_dir() => {}
@@ -517,12 +734,22 @@ fn archive_one(
             ))
         }
     }
-    let aname = archive_name(&job.ct.id, opts.compression);
-    let dest = dir.join(&aname);
+    let aname = archive_name(&job.ct.id, ctx.opts.compression);
+    let dest = ctx.dir.join(&aname);
     let mut af =
         AtomicFile::create(&dest).map_err(|e| format!("creating {}: {e}", dest.display()))?;
-    let (_, written) = create_archive(&src, af.file(), opts, &|n| observer.bytes(n))
+    let progress = |n: u64| {
+        if !ctx.mid_archive_hit.swap(true, Ordering::SeqCst) {
+            ctx.faults.hit("mid-archive", ctx.cancel);
+        }
+        ctx.observer.bytes(n);
+        ctx.cancel.check()
+    };
+    let (_, written) = create_archive(&src, af.file(), &ctx.opts, &progress)
         .map_err(|e| format!("archiving {} into {}: {e}", src.display(), dest.display()))?;
+    ctx.cancel
+        .check()
+        .map_err(|e| format!("not archived: {e}"))?;
     match job.provider.health(&job.snap) {
         Ok(Health::Ok) => {}
         Ok(Health::Invalid(why)) => {
@@ -550,7 +777,7 @@ fn archive_one(
         let data = std::fs::read(cfg)
             .map_err(|e| format!("reading config file {}: {e}", cfg.display()))?;
         let cname = config_name(&job.ct.id);
-        let cdest = dir.join(&cname);
+        let cdest = ctx.dir.join(&cname);
         atomic::write(&cdest, &data).map_err(|e| format!("writing {}: {e}", cdest.display()))?;
         files.push(FileRecord {
             name: cname,

@@ -5,13 +5,15 @@
 pub mod cleanup;
 pub mod lifecycle;
 pub mod plan;
+pub mod recover;
 pub mod restore;
 pub mod toolbox;
 
-pub use lifecycle::{execute, Observer, Phase, RunResult, SilentObserver};
+pub use lifecycle::{execute, ExecError, Observer, Phase, RunResult, SilentObserver};
 pub use plan::{plan, BackupRequest, Plan, PlanError};
+pub use recover::{recover, thaw_now, RecoverReport, Scope};
 pub use restore::{restore, RestoreError, RestoreRequest, RestoreResult};
-pub use toolbox::Toolbox;
+pub use toolbox::{NoWatchdog, Toolbox, Watchdog};
 
 #[cfg(test)]
 mod tests;

@@ -60,6 +60,8 @@ pub struct Plan {
     pub freeze_timeout: Duration,
     /// Target folder.
     pub target: PathBuf,
+    /// Where the journal lives (`None`: no journal, for tests on fakes).
+    pub state_dir: Option<PathBuf>,
     /// Work per volume.
     pub volumes: Vec<VolumePlan>,
 }
@@ -309,6 +311,7 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
         threads_per_job,
         freeze_timeout: config.freeze_timeout(),
         target: config.target.path.clone(),
+        state_dir: Some(config.state_dir.clone()),
         volumes,
     })
 }

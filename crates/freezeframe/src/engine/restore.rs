@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::archive::hashing::hash_file;
 use crate::archive::{extract_archive, ExtractError, ExtractReport};
+use crate::sys::{Cancel, Faults};
 use crate::target::manifest::FileKind;
 use crate::target::{atomic, Store, StoreError};
 
@@ -73,8 +74,15 @@ pub fn config_destination(to: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Restores a container's private area (and config) from `store`.
-pub fn restore(store: &Store, req: &RestoreRequest) -> Result<RestoreResult, RestoreError> {
+/// Restores a container's private area (and config) from `store`. A
+/// cancelled restore stops between entries; what it wrote stays inside the
+/// target.
+pub fn restore(
+    store: &Store,
+    req: &RestoreRequest,
+    faults: &Faults,
+    cancel: &Cancel,
+) -> Result<RestoreResult, RestoreError> {
     let (run, rec) = store.find_backup(&req.id, req.run.as_deref())?;
     let to = &req.to;
     let mut create = false;
@@ -133,7 +141,13 @@ pub fn restore(store: &Store, req: &RestoreRequest) -> Result<RestoreResult, Res
         path: apath.clone(),
         problem: e.to_string(),
     })?;
-    let extract = extract_archive(file, to)?;
+    let after_entry = |n: u64| {
+        if n == 1 {
+            faults.hit("mid-restore", cancel);
+        }
+        cancel.check()
+    };
+    let extract = extract_archive(file, to, &after_entry)?;
     let mut written = None;
     if let Some(c) = config {
         let data = std::fs::read(run.path.join(&c.name))

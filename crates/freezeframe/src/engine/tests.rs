@@ -60,6 +60,14 @@ impl Runtime for FakeRuntime {
             .iter()
             .any(|x| x == ct.id.as_str()))
     }
+    fn handle(&self, ct: &Container) -> Result<String, RuntimeError> {
+        Ok(ct.id.to_string())
+    }
+    fn thaw_handle(&self, handle: &str) -> Result<(), RuntimeError> {
+        self.log.lock().unwrap().push(format!("thaw {handle}"));
+        self.frozen.lock().unwrap().retain(|x| x != handle);
+        Ok(())
+    }
 }
 
 struct FakeProvider {
@@ -108,6 +116,9 @@ impl SnapshotProvider for FakeProvider {
     fn remove(&self, _: &Snapshot) -> Result<(), SnapshotError> {
         self.log.lock().unwrap().push("remove".into());
         Ok(())
+    }
+    fn list(&self, _: &Volume) -> Result<Vec<Snapshot>, SnapshotError> {
+        Ok(Vec::new())
     }
 }
 
@@ -169,6 +180,7 @@ fn setup(
         threads_per_job: 1,
         freeze_timeout: Duration::from_secs(1),
         target: dir.path().join("target"),
+        state_dir: Some(dir.path().join("state")),
         volumes: vec![VolumePlan {
             volume,
             containers: cts,
@@ -180,16 +192,16 @@ fn setup(
         fail_freeze,
         frozen: Mutex::default(),
     });
-    let tools = Toolbox {
-        runtimes: vec![runtime.clone()],
-        providers: vec![Arc::new(FakeProvider {
+    let tools = Toolbox::new(
+        vec![runtime.clone()],
+        vec![Arc::new(FakeProvider {
             log: log.clone(),
             fail_create,
             invalid,
         })],
-        clock: Arc::new(StepClock(AtomicU64::new(0))),
-        host: "test".into(),
-    };
+        Arc::new(StepClock(AtomicU64::new(0))),
+        "test".into(),
+    );
     (Bed { dir, log, runtime }, plan, tools)
 }
 

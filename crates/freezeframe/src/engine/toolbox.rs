@@ -1,12 +1,33 @@
 //! The side-effecting parts the engine drives, bundled: runtimes, snapshot
-//! providers, the clock and the host name. Tests build one from fakes.
+//! providers, the clock, hooks, the guardian (watchdog), cancellation and
+//! fault injection. Tests build one from fakes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::{ProviderKind, RuntimeKind};
 use crate::runtime::Runtime;
 use crate::snapshot::SnapshotProvider;
-use crate::sys::Clock;
+use crate::sys::{Cancel, Clock, Faults, Hooks, NoHooks};
+
+/// Watches freeze windows from outside the process (the guardian): if the
+/// process dies or a window overruns, it thaws.
+pub trait Watchdog: Send + Sync {
+    /// A freeze window opens; it must close within `timeout`.
+    fn window_open(&self, timeout: Duration) -> Result<(), String>;
+    /// The window closed (everything thawed).
+    fn window_closed(&self);
+}
+
+/// No watchdog (tests with fakes, dry runs).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoWatchdog;
+impl Watchdog for NoWatchdog {
+    fn window_open(&self, _: Duration) -> Result<(), String> {
+        Ok(())
+    }
+    fn window_closed(&self) {}
+}
 
 /// Everything with side effects the engine needs.
 #[derive(Clone)]
@@ -19,9 +40,36 @@ pub struct Toolbox {
     pub clock: Arc<dyn Clock>,
     /// This host's name (recorded in run ids and manifests).
     pub host: String,
+    /// Hook runner.
+    pub hooks: Arc<dyn Hooks>,
+    /// The guardian.
+    pub watchdog: Arc<dyn Watchdog>,
+    /// Set by signal handlers.
+    pub cancel: Cancel,
+    /// Fault injection (testing aid).
+    pub faults: Faults,
 }
 
 impl Toolbox {
+    /// A toolbox with no hooks, no watchdog, no faults.
+    pub fn new(
+        runtimes: Vec<Arc<dyn Runtime>>,
+        providers: Vec<Arc<dyn SnapshotProvider>>,
+        clock: Arc<dyn Clock>,
+        host: String,
+    ) -> Self {
+        Self {
+            runtimes,
+            providers,
+            clock,
+            host,
+            hooks: Arc::new(NoHooks),
+            watchdog: Arc::new(NoWatchdog),
+            cancel: Cancel::new(),
+            faults: Faults::none(),
+        }
+    }
+
     /// The runtime of `kind`.
     pub fn runtime(&self, kind: RuntimeKind) -> Option<&Arc<dyn Runtime>> {
         self.runtimes.iter().find(|r| r.kind() == kind)

@@ -47,6 +47,9 @@ pub enum RuntimeError {
         /// Last state read.
         state: String,
     },
+    /// A journaled handle this runtime cannot read.
+    #[error("unrecognised runtime handle `{0}` in the journal")]
+    BadHandle(String),
     /// The runtime cannot do this mode.
     #[error("mode `{mode}` is not supported by the {runtime} runtime (container {id}); use --mode snapshot")]
     Unsupported {
@@ -74,4 +77,10 @@ pub trait Runtime: Send + Sync {
     fn thaw(&self, ct: &Container) -> Result<(), RuntimeError>;
     /// Whether the container is frozen now.
     fn is_frozen(&self, ct: &Container) -> Result<bool, RuntimeError>;
+    /// A durable reference to the container's freezer, written to the
+    /// journal so it can be thawed without the config.
+    fn handle(&self, ct: &Container) -> Result<String, RuntimeError>;
+    /// Thaws what `handle` refers to; a container that no longer exists
+    /// needs no thaw.
+    fn thaw_handle(&self, handle: &str) -> Result<(), RuntimeError>;
 }

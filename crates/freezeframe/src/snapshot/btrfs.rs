@@ -143,6 +143,29 @@ impl SnapshotProvider for BtrfsProvider {
         Ok(Health::Ok)
     }
 
+    fn list(&self, volume: &Volume) -> Result<Vec<Snapshot>, SnapshotError> {
+        let d = &volume.snapshot_dir;
+        let rd = match std::fs::read_dir(d) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Self::io(volume, d, e)),
+        };
+        let mut out = Vec::new();
+        for e in rd.flatten() {
+            let Some(name) = e.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let is_subvol = std::fs::symlink_metadata(e.path())
+                .map(|m| m.is_dir() && m.ino() == BTRFS_SUBVOL_ROOT_INO)
+                .unwrap_or(false);
+            if name.starts_with(SNAPSHOT_PREFIX) && is_subvol {
+                out.push(self.handle(volume, &name));
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
     fn remove(&self, snap: &Snapshot) -> Result<(), SnapshotError> {
         let base = snap.root.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if !base.starts_with(SNAPSHOT_PREFIX) || base != snap.name {

@@ -14,7 +14,7 @@ pub use btrfs::BtrfsProvider;
 pub const SNAPSHOT_PREFIX: &str = "ff-";
 
 /// A live snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     /// Name (`ff-<run>-<volume>[-<container>]`).
     pub name: String,
@@ -86,4 +86,7 @@ pub trait SnapshotProvider: Send + Sync {
     fn health(&self, snap: &Snapshot) -> Result<Health, SnapshotError>;
     /// Removes the snapshot.
     fn remove(&self, snap: &Snapshot) -> Result<(), SnapshotError>;
+    /// Every freezeframe snapshot of `volume` that exists now (for finding
+    /// orphans while no run is alive).
+    fn list(&self, volume: &Volume) -> Result<Vec<Snapshot>, SnapshotError>;
 }

@@ -2,13 +2,20 @@
 //! the clock. Everything above this layer reaches the system only through the
 //! traits and functions defined here.
 
+pub mod cancel;
 pub mod clock;
 pub mod command;
+pub mod faults;
 pub mod fs;
+pub mod hooks;
 pub mod mountinfo;
+pub mod process;
 
+pub use cancel::Cancel;
 pub use clock::{Clock, SystemClock};
 pub use command::{Cmd, CommandError, CommandOutput, CommandRunner, SystemRunner};
+pub use faults::Faults;
+pub use hooks::{HookEnv, HookPhase, Hooks, NoHooks, ShellHooks};
 
 /// This host's name (`uname -n`).
 pub fn host_name() -> String {

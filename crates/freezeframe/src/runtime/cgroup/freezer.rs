@@ -67,6 +67,11 @@ impl Freezer {
         self.version
     }
 
+    /// The cgroup directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn control_file(&self) -> PathBuf {
         match self.version {
             FreezerVersion::V1 => self.dir.join("freezer.state"),

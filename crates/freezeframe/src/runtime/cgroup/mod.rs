@@ -87,6 +87,29 @@ impl Runtime for CgroupRuntime {
     fn is_frozen(&self, ct: &Container) -> Result<bool, RuntimeError> {
         self.freezer(ct)?.is_frozen()
     }
+
+    fn handle(&self, ct: &Container) -> Result<String, RuntimeError> {
+        let f = self.freezer(ct)?;
+        let v = match f.version() {
+            FreezerVersion::V1 => "v1",
+            FreezerVersion::V2 => "v2",
+        };
+        Ok(format!("{v}:{}", f.dir().display()))
+    }
+
+    fn thaw_handle(&self, handle: &str) -> Result<(), RuntimeError> {
+        let (version, dir) = match handle.split_once(':') {
+            Some(("v1", d)) => (FreezerVersion::V1, d),
+            Some(("v2", d)) => (FreezerVersion::V2, d),
+            _ => return Err(RuntimeError::BadHandle(handle.to_owned())),
+        };
+        let dir = PathBuf::from(dir);
+        if !dir.is_dir() {
+            // The cgroup is gone: nothing left to thaw.
+            return Ok(());
+        }
+        Freezer::new(version, dir, handle.to_owned()).thaw()
+    }
 }
 
 #[cfg(test)]
@@ -143,5 +166,17 @@ mod tests {
             .to_string();
         assert!(none.contains("no cgroup mount"), "{none}");
         assert!(!CgroupRuntime::new(CgroupMounts::default()).supports(Mode::Stop));
+        // Handles thaw without the config; a vanished cgroup needs no thaw.
+        rt.freeze(&ct("both"), Duration::from_secs(1)).ok();
+        fs::write(v2.join("both/cgroup.freeze"), "1").unwrap();
+        let h = rt.handle(&ct("both")).unwrap();
+        assert!(h.starts_with("v2:"), "{h}");
+        rt.thaw_handle(&h).unwrap();
+        assert_eq!(
+            fs::read_to_string(v2.join("both/cgroup.freeze")).unwrap(),
+            "0"
+        );
+        rt.thaw_handle("v2:/nonexistent/cgroup").unwrap();
+        assert!(rt.thaw_handle("v9:/x").is_err());
     }
 }

@@ -1,0 +1,49 @@
+//! `freezeframe recover`.
+
+use anyhow::Result;
+use freezeframe::config::Config;
+use freezeframe::engine::{recover, RecoverReport, Scope};
+use freezeframe::state::HostLock;
+
+use crate::cli::RecoverArgs;
+use crate::exit;
+
+/// Prints what reconciling did, to stderr.
+pub fn report(r: &RecoverReport, when: &str) {
+    for a in &r.actions {
+        eprintln!("freezeframe: recovered ({when}): {a}");
+    }
+    for n in &r.notes {
+        eprintln!("freezeframe: note: {n}");
+    }
+    for f in &r.failures {
+        eprintln!("freezeframe: recovery FAILED: {f}");
+    }
+}
+
+/// Takes the host lock and undoes whatever interrupted runs left.
+pub fn run(config: &Config, args: &RecoverArgs) -> Result<u8> {
+    let cancel = crate::signals::install()?;
+    let (_lock, takeover) =
+        HostLock::acquire(&config.state_dir, "recover", args.lock_wait.0, &cancel)?;
+    if let Some(w) = takeover {
+        eprintln!("freezeframe: warning: {w}");
+    }
+    let tools = crate::system::toolbox(config);
+    let r = recover(&config.state_dir, &tools, &config.volumes, Scope::Dead)?;
+    report(&r, "recover");
+    if r.actions.is_empty() && r.failures.is_empty() {
+        println!("nothing to recover");
+    } else {
+        println!(
+            "{} action(s), {} failure(s)",
+            r.actions.len(),
+            r.failures.len()
+        );
+    }
+    Ok(if r.failures.is_empty() {
+        exit::OK
+    } else {
+        exit::FAILURE
+    })
+}

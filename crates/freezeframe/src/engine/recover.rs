@@ -1,0 +1,168 @@
+//! Reconciling the journal: undo what a dead run left behind (thaw first,
+//! then snapshots and incomplete run folders), and, while holding the host
+//! lock, remove freezeframe snapshots no journal knows of.
+
+use std::sync::Arc;
+
+use super::cleanup::remove_incomplete_run;
+use super::Toolbox;
+use crate::config::Volume;
+use crate::runtime::RuntimeError;
+use crate::state::journal::JOURNAL_NAME;
+use crate::state::{Journal, JournalError, Pending, Step};
+
+/// Which journal entries to undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Those of processes that are gone (`recover`, start of a run: the
+    /// caller holds the host lock).
+    Dead,
+    /// Those written by this PID (the guardian, for its parent).
+    Owner(u32),
+}
+
+/// What reconciling did.
+#[derive(Debug, Clone, Default)]
+pub struct RecoverReport {
+    /// One line per action taken.
+    pub actions: Vec<String>,
+    /// Undo steps that failed (they stay in the journal).
+    pub failures: Vec<String>,
+    /// Notes: entries left alone, unreadable journal lines.
+    pub notes: Vec<String>,
+}
+
+/// Undoes one journaled step.
+pub fn undo_step(step: &Step, tools: &Toolbox) -> Result<String, String> {
+    match step {
+        Step::Freeze {
+            container,
+            runtime,
+            handle,
+        } => {
+            let rt = tools
+                .runtime(*runtime)
+                .ok_or_else(|| format!("no {runtime} runtime to thaw {container}"))?;
+            rt.thaw_handle(handle)
+                .map_err(|e: RuntimeError| e.to_string())?;
+            Ok(format!("thawed container {container}"))
+        }
+        Step::Snapshot { provider, snapshot } => {
+            let p = tools
+                .provider(*provider)
+                .ok_or_else(|| format!("no {provider:?} provider to remove {}", snapshot.name))?;
+            p.remove(snapshot).map_err(|e| e.to_string())?;
+            Ok(format!("removed snapshot {}", snapshot.name))
+        }
+        Step::RunDir { path } => {
+            let existed =
+                path.exists() && !path.join(crate::target::layout::MANIFEST_NAME).exists();
+            remove_incomplete_run(path)?;
+            Ok(if existed {
+                format!("removed incomplete run {}", path.display())
+            } else {
+                format!("run {} needs nothing", path.display())
+            })
+        }
+    }
+}
+
+/// Thaws every journaled freeze in `scope` now (the guardian at a deadline).
+pub fn thaw_now(
+    state_dir: &std::path::Path,
+    tools: &Toolbox,
+    scope: Scope,
+) -> Result<RecoverReport, JournalError> {
+    reconcile(state_dir, tools, &[], scope, true)
+}
+
+/// Reconciles the journal in `state_dir`: thaws first, then the rest, newest
+/// first. With `Scope::Dead` the caller holds the host lock, so freezeframe
+/// snapshots of `volumes` that no live run owns are removed too, and a
+/// journal with nothing pending is emptied.
+pub fn recover(
+    state_dir: &std::path::Path,
+    tools: &Toolbox,
+    volumes: &[Volume],
+    scope: Scope,
+) -> Result<RecoverReport, JournalError> {
+    reconcile(state_dir, tools, volumes, scope, false)
+}
+
+fn reconcile(
+    state_dir: &std::path::Path,
+    tools: &Toolbox,
+    volumes: &[Volume],
+    scope: Scope,
+    thaw_only: bool,
+) -> Result<RecoverReport, JournalError> {
+    let path = state_dir.join(JOURNAL_NAME);
+    let (pending, notes) = Journal::pending(&path)?;
+    let mut report = RecoverReport {
+        notes,
+        ..Default::default()
+    };
+    let pending: Vec<Pending> = pending
+        .into_iter()
+        .filter(|p| !thaw_only || matches!(p.step, Step::Freeze { .. }))
+        .collect();
+    let (mine, others): (Vec<Pending>, Vec<Pending>) =
+        pending.into_iter().partition(|p| match scope {
+            Scope::Dead => !p.owner_alive(),
+            Scope::Owner(pid) => p.pid == pid,
+        });
+    for p in &others {
+        report.notes.push(format!(
+            "left alone: {} (journaled by PID {}, still running)",
+            p.step, p.pid
+        ));
+    }
+    let journal = if mine.is_empty() {
+        None
+    } else {
+        Some(Arc::new(Journal::open(state_dir, "recover")?))
+    };
+    let (thaws, rest): (Vec<&Pending>, Vec<&Pending>) = mine
+        .iter()
+        .partition(|p| matches!(p.step, Step::Freeze { .. }));
+    for p in thaws.into_iter().chain(rest.into_iter().rev()) {
+        match undo_step(&p.step, tools) {
+            Ok(what) => {
+                report.actions.push(what);
+                if let Some(j) = &journal {
+                    j.done(&p.key)?;
+                }
+            }
+            Err(e) => report.failures.push(format!("{}: {e}", p.step)),
+        }
+    }
+    if scope == Scope::Dead && !thaw_only {
+        for v in volumes {
+            let Some(p) = tools.provider(v.provider) else {
+                continue;
+            };
+            match p.list(v) {
+                Ok(snaps) => {
+                    for s in snaps {
+                        match p.remove(&s) {
+                            Ok(()) => report.actions.push(format!(
+                                "removed orphaned snapshot {} of volume {}",
+                                s.name, v.name
+                            )),
+                            Err(e) => report
+                                .failures
+                                .push(format!("orphaned snapshot {}: {e}", s.name)),
+                        }
+                    }
+                }
+                Err(e) => report
+                    .failures
+                    .push(format!("volume {}: cannot list snapshots: {e}", v.name)),
+            }
+        }
+        if report.failures.is_empty() && Journal::pending(&path)?.0.is_empty() {
+            Journal::truncate(&path)?;
+        }
+    }
+    Ok(report)
+}
