@@ -26,7 +26,14 @@ pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
     if let Some(w) = takeover {
         eprintln!("freezeframe: warning: {w}");
     }
-    let r = restore(&Store::new(&config.target.path), &req, &faults, &cancel)?;
+    let r = match restore(&Store::new(&config.target.path), &req, &faults, &cancel) {
+        Err(e) if cancel.signal().is_some() => {
+            let sig = cancel.signal().unwrap_or(2);
+            eprintln!("freezeframe: restore interrupted by signal {sig}: {e}; what was written stays inside {}", args.to.display());
+            return Ok(exit::signal(sig));
+        }
+        r => r?,
+    };
     println!(
         "restored {} from run {} into {}: {} entries, {}",
         args.id,
