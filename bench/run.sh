@@ -100,6 +100,7 @@ start() {
 start big sleep 100000
 conf="$work/freezeframe.toml"
 {
+    printf 'state_dir = "%s"\n\n' "$work/state"
     printf '[target]\npath = "%s"\n\n[[volume]]\nname = "bench"\npath = "%s"\nprovider = "btrfs"\n' "$work/backups" "$work/mnt/ct"
     printf '\n[[container]]\nid = "big"\ncgroup = "%s/big"\nprivate = "%s"\n' "$cgbase" "$big"
     for i in $(seq 1 10); do

@@ -78,6 +78,8 @@ start 103 sh -c 'while :; do sleep 1; done'
 sleep 2
 
 cat > "$work/freezeframe.toml" <<TOML
+state_dir = "$work/state"
+
 [target]
 path = "$work/backups"
 
