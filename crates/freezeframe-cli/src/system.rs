@@ -5,7 +5,7 @@ use std::sync::Arc;
 use freezeframe::config::Config;
 use freezeframe::engine::Toolbox;
 use freezeframe::runtime::CgroupRuntime;
-use freezeframe::snapshot::BtrfsProvider;
+use freezeframe::snapshot::{BtrfsProvider, LvmProvider};
 use freezeframe::sys::mountinfo::{cgroup_mounts, read_self, CgroupMounts};
 use freezeframe::sys::{host_name, ShellHooks, SystemClock, SystemRunner};
 
@@ -21,7 +21,11 @@ pub fn toolbox(config: &Config) -> Toolbox {
     }
     let mut tools = Toolbox::new(
         vec![Arc::new(CgroupRuntime::new(mounts))],
-        vec![Arc::new(BtrfsProvider::new(Arc::new(SystemRunner)))],
+        vec![
+            Arc::new(BtrfsProvider::new(Arc::new(SystemRunner))),
+            Arc::new(LvmProvider::new(Arc::new(SystemRunner), false)),
+            Arc::new(LvmProvider::new(Arc::new(SystemRunner), true)),
+        ],
         Arc::new(SystemClock::new()),
         host_name(),
     );

@@ -69,6 +69,7 @@ fn plant_run(target: &Path, run: &str, tar_bytes: Vec<u8>) {
             }],
             tree: Default::default(),
         }],
+        snapshots: vec![],
         warnings: vec![],
     };
     std::fs::write(dir.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();

@@ -7,8 +7,8 @@ mod raw;
 
 pub use duration::HumanDuration;
 pub use model::{
-    BackupDefaults, CgroupRoots, Compression, Config, Container, ContainerId, HooksConfig, Mode,
-    ProviderKind, RuntimeKind, Strategy, Target, Volume,
+    BackupDefaults, CgroupRoots, Compression, Config, Container, ContainerId, HooksConfig,
+    LvmOptions, Mode, ProviderKind, RuntimeKind, SnapshotSize, Strategy, Target, Volume,
 };
 
 use std::path::{Path, PathBuf};

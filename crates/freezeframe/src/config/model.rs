@@ -171,10 +171,114 @@ impl fmt::Display for Strategy {
 
 /// Snapshot provider of a volume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum ProviderKind {
     /// Read-only btrfs subvolume snapshots.
     Btrfs,
+    /// Classic LVM copy-on-write snapshots (`lvcreate -s -L`).
+    Lvm,
+    /// LVM thin snapshots (`lvcreate -s` of a thin LV).
+    LvmThin,
+}
+
+/// Size of a classic LVM snapshot's COW area: a share of the origin, or an
+/// absolute size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SnapshotSize {
+    /// Percent of the origin LV's size.
+    Percent(f64),
+    /// Bytes.
+    Bytes(u64),
+}
+
+impl SnapshotSize {
+    /// Bytes for an origin of `origin` bytes (never more than the origin:
+    /// LVM caps a COW area there anyway).
+    pub fn bytes_for(self, origin: u64) -> u64 {
+        let b = match self {
+            SnapshotSize::Percent(p) => (origin as f64 * p / 100.0).ceil() as u64,
+            SnapshotSize::Bytes(b) => b,
+        };
+        b.min(origin).max(1)
+    }
+}
+
+impl std::str::FromStr for SnapshotSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let bad = || {
+            format!("`{s}` is not a snapshot size: write a share of the origin like `20%` or a size like `512M` or `2G`")
+        };
+        if let Some(p) = t.strip_suffix('%') {
+            let p: f64 = p.trim().parse().map_err(|_| bad())?;
+            return if p > 0.0 && p <= 100.0 {
+                Ok(SnapshotSize::Percent(p))
+            } else {
+                Err(bad())
+            };
+        }
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (n, unit) = t.split_at(split);
+        let n: u64 = n.parse().map_err(|_| bad())?;
+        let mult: u64 = match unit.trim() {
+            "" | "B" | "b" => 1,
+            "K" | "k" => 1 << 10,
+            "M" | "m" => 1 << 20,
+            "G" | "g" => 1 << 30,
+            "T" | "t" => 1 << 40,
+            _ => return Err(bad()),
+        };
+        match n.checked_mul(mult) {
+            Some(b) if b > 0 => Ok(SnapshotSize::Bytes(b)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl fmt::Display for SnapshotSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SnapshotSize::Percent(p) => write!(f, "{p}%"),
+            SnapshotSize::Bytes(b) if b % (1 << 30) == 0 => write!(f, "{}G", b >> 30),
+            SnapshotSize::Bytes(b) if b % (1 << 20) == 0 => write!(f, "{}M", b >> 20),
+            SnapshotSize::Bytes(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl Serialize for SnapshotSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SnapshotSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// LVM settings of a volume.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LvmOptions {
+    /// The origin LV as `vg/lv` (found from the mount table when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lv: Option<String>,
+    /// COW size of classic snapshots.
+    pub snapshot_size: SnapshotSize,
+    /// Warn when a snapshot's COW area (or thin pool) is this full, %.
+    pub warn_percent: f64,
+    /// Grow a classic snapshot by half its size when it is this full, %
+    /// (unset: never).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoextend_percent: Option<f64>,
+    /// Refuse a thin snapshot when the pool's data is fuller than this, %.
+    pub thin_max_data_percent: f64,
+    /// Refuse a thin snapshot when the pool's metadata is fuller than this, %.
+    pub thin_max_metadata_percent: f64,
 }
 
 /// Container runtime.
@@ -232,7 +336,7 @@ pub struct CgroupRoots {
 }
 
 /// A volume holding private areas, and how to snapshot it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Volume {
     /// Short name, used in snapshot names.
     pub name: String,
@@ -240,8 +344,12 @@ pub struct Volume {
     pub path: PathBuf,
     /// Snapshot provider.
     pub provider: ProviderKind,
-    /// Where snapshots are created (btrfs: a folder on the same file system).
+    /// Where snapshots are created (btrfs: a folder on the same file
+    /// system) or mounted (LVM).
     pub snapshot_dir: PathBuf,
+    /// LVM settings (lvm and lvm-thin volumes only).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub lvm: Option<LvmOptions>,
 }
 
 /// A container to back up.
@@ -273,7 +381,7 @@ pub struct HooksConfig {
 }
 
 /// The whole, validated configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
     /// Where runs go.
     pub target: Target,
@@ -405,11 +513,67 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
                     )
                 })?,
         };
+        let is_lvm = matches!(v.provider, ProviderKind::Lvm | ProviderKind::LvmThin);
+        let lvm_keys = [
+            ("lv", v.lv.is_some()),
+            ("snapshot_size", v.snapshot_size.is_some()),
+            ("warn_percent", v.warn_percent.is_some()),
+            ("autoextend_percent", v.autoextend_percent.is_some()),
+            ("thin_max_data_percent", v.thin_max_data_percent.is_some()),
+            (
+                "thin_max_metadata_percent",
+                v.thin_max_metadata_percent.is_some(),
+            ),
+        ];
+        if let (false, Some((key, _))) = (is_lvm, lvm_keys.iter().find(|k| k.1)) {
+            return Err((
+                line,
+                format!(
+                    "volume `{}`: `{key}` applies only to provider = \"lvm\" or \"lvm-thin\"",
+                    v.name
+                ),
+            ));
+        }
+        if v.provider == ProviderKind::LvmThin
+            && (v.snapshot_size.is_some() || v.autoextend_percent.is_some())
+        {
+            return Err((line, format!("volume `{}`: thin snapshots have no size; remove snapshot_size/autoextend_percent", v.name)));
+        }
+        if let Some(lv) = &v.lv {
+            if lv.split('/').count() != 2 || lv.split('/').any(str::is_empty) {
+                return Err((
+                    line,
+                    format!("volume `{}`: lv `{lv}` must be written `vg/lv`", v.name),
+                ));
+            }
+        }
+        for (key, val) in [
+            ("warn_percent", v.warn_percent),
+            ("autoextend_percent", v.autoextend_percent),
+            ("thin_max_data_percent", v.thin_max_data_percent),
+            ("thin_max_metadata_percent", v.thin_max_metadata_percent),
+        ] {
+            if val.is_some_and(|p| !(p > 0.0 && p <= 100.0)) {
+                return Err((
+                    line,
+                    format!("volume `{}`: {key} must be between 0 and 100", v.name),
+                ));
+            }
+        }
+        let lvm = is_lvm.then(|| LvmOptions {
+            lv: v.lv,
+            snapshot_size: v.snapshot_size.unwrap_or(SnapshotSize::Percent(20.0)),
+            warn_percent: v.warn_percent.unwrap_or(80.0),
+            autoextend_percent: v.autoextend_percent,
+            thin_max_data_percent: v.thin_max_data_percent.unwrap_or(80.0),
+            thin_max_metadata_percent: v.thin_max_metadata_percent.unwrap_or(80.0),
+        });
         volumes.push(Volume {
             name: v.name,
             path: v.path,
             provider: v.provider,
             snapshot_dir,
+            lvm,
         });
     }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::model::{Compression, Mode, ProviderKind, RuntimeKind, Strategy};
+use super::model::{Compression, Mode, ProviderKind, RuntimeKind, SnapshotSize, Strategy};
 use super::HumanDuration;
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +58,12 @@ pub(super) struct RawVolume {
     pub path: PathBuf,
     pub provider: ProviderKind,
     pub snapshot_dir: Option<PathBuf>,
+    pub lv: Option<String>,
+    pub snapshot_size: Option<SnapshotSize>,
+    pub warn_percent: Option<f64>,
+    pub autoextend_percent: Option<f64>,
+    pub thin_max_data_percent: Option<f64>,
+    pub thin_max_metadata_percent: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -122,3 +122,37 @@ fn hooks_table_accepts_phases_and_rejects_typos() {
     let e = err(&format!("{GOOD}\n[hooks]\npre_freeze = \"x\"\n"));
     assert!(e.contains("pre_freeze") && e.contains("pre-freeze"), "{e}");
 }
+
+#[test]
+fn lvm_volume_options() {
+    let lvm = GOOD.replace(
+        "provider = \"btrfs\"",
+        "provider = \"lvm\"\nsnapshot_size = \"512M\"\nautoextend_percent = 70",
+    );
+    let c = parse(&lvm, Path::new("x")).unwrap();
+    let o = c.volumes[0].lvm.as_ref().unwrap();
+    assert_eq!(o.snapshot_size, SnapshotSize::Bytes(512 << 20));
+    assert_eq!(o.autoextend_percent, Some(70.0));
+    assert_eq!(o.warn_percent, 80.0);
+    let e = err(&GOOD.replace(
+        "provider = \"btrfs\"",
+        "provider = \"btrfs\"\nsnapshot_size = \"1G\"",
+    ));
+    assert!(e.contains("applies only to provider"), "{e}");
+    let e = err(&GOOD.replace(
+        "provider = \"btrfs\"",
+        "provider = \"lvm-thin\"\nsnapshot_size = \"1G\"",
+    ));
+    assert!(e.contains("thin snapshots have no size"), "{e}");
+    let e = err(&GOOD.replace(
+        "provider = \"btrfs\"",
+        "provider = \"lvm\"\nsnapshot_size = \"lots\"",
+    ));
+    assert!(e.contains("`20%`"), "{e}");
+    assert_eq!("20%".parse::<SnapshotSize>().unwrap().bytes_for(1000), 200);
+    assert_eq!(
+        "2G".parse::<SnapshotSize>().unwrap().bytes_for(1 << 30),
+        1 << 30,
+        "capped at the origin"
+    );
+}

@@ -17,10 +17,11 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use super::cleanup::{Cleanup, Token, Undo};
 use super::plan::Plan;
+use super::watch::Watch;
 use super::Toolbox;
 use crate::archive::{create_archive, ArchiveOptions, TreeReport};
 use crate::config::{Container, HumanDuration, Strategy, Volume};
-use crate::snapshot::{Health, Snapshot, SnapshotProvider, SNAPSHOT_PREFIX};
+use crate::snapshot::{Snapshot, SnapshotProvider, SNAPSHOT_PREFIX};
 use crate::state::Journal;
 use crate::sys::{Cancel, Clock, Faults, HookEnv, HookPhase};
 use crate::target::atomic::{self, AtomicFile};
@@ -137,7 +138,6 @@ pub fn snapshot_name(run: &RunId, volume: &Volume, strategy: Strategy, ct: &Cont
 struct Job {
     ct: Container,
     snap: Snapshot,
-    provider: Arc<dyn SnapshotProvider>,
     rel: PathBuf,
 }
 
@@ -166,6 +166,8 @@ struct Run<'a> {
     warnings: Vec<String>,
     /// Per-container end hooks, run outside freeze windows.
     queued_hooks: Vec<(HookPhase, String)>,
+    /// Live snapshots, polled while they are read.
+    watch: &'a Watch,
 }
 
 /// Everything a worker needs, shared by the pool.
@@ -177,6 +179,7 @@ struct WorkerCtx<'a> {
     cancel: &'a Cancel,
     faults: &'a Faults,
     mid_archive_hit: AtomicBool,
+    watch: &'a Watch,
 }
 
 /// Carries out `plan`. Every freeze and snapshot is journaled and
@@ -207,6 +210,7 @@ pub fn execute(
         return Err(e.into());
     }
     tracing::info!(run = %run_id, dir = %dir.display(), "run started");
+    let watch = Watch::default();
     let mut run = Run {
         plan,
         tools,
@@ -223,6 +227,7 @@ pub fn execute(
         leases: HashMap::new(),
         warnings: Vec::new(),
         queued_hooks: Vec::new(),
+        watch: &watch,
     };
     let job_start = run.hook(HookPhase::JobStart, None, None);
     let ctx = WorkerCtx {
@@ -237,6 +242,7 @@ pub fn execute(
         cancel: &tools.cancel,
         faults: &tools.faults,
         mid_archive_hit: AtomicBool::new(false),
+        watch: &watch,
     };
     match job_start {
         Err(e) => {
@@ -249,6 +255,7 @@ pub fn execute(
             let (job_tx, job_rx) = bounded::<Job>(plan.jobs);
             let (done_tx, done_rx) = unbounded::<JobDone>();
             std::thread::scope(|s| {
+                s.spawn(|| watch.run());
                 for _ in 0..plan.jobs {
                     let (rx, tx, ctx) = (job_rx.clone(), done_tx.clone(), &ctx);
                     s.spawn(move || worker(rx, tx, ctx));
@@ -261,6 +268,7 @@ pub fn execute(
                 for d in done_rx.iter() {
                     run.finish_job(d);
                 }
+                watch.stop();
             });
         }
     }
@@ -281,6 +289,8 @@ pub fn execute(
         return Err(ExecError::Interrupted { signal });
     }
     tools.faults.hit("before-manifest", &tools.cancel);
+    let (snapshots, snap_warnings) = watch.finish();
+    run.warnings.extend(snap_warnings);
     let manifest = Manifest {
         version: MANIFEST_VERSION,
         tool: crate::VERSION.to_owned(),
@@ -293,6 +303,7 @@ pub fn execute(
         compression: plan.compression,
         level: plan.level,
         containers: run.records.clone(),
+        snapshots,
         warnings: run.warnings.clone(),
     };
     let mpath = dir.join(MANIFEST_NAME);
@@ -463,7 +474,6 @@ impl Run<'_> {
                     let job = Job {
                         ct,
                         snap: snap.clone(),
-                        provider: provider.clone(),
                         rel,
                     };
                     if jobs.send(job).is_err() {
@@ -512,7 +522,15 @@ impl Run<'_> {
             return None;
         }
         let name = snapshot_name(&self.run, vol, self.plan.strategy, &ready[0].0);
-        let handle = provider.handle(vol, &name);
+        let handle = match provider.handle(vol, &name) {
+            Ok(h) => h,
+            Err(e) => {
+                for (c, _) in &ready {
+                    self.fail(c.id.as_str(), format!("not frozen: {e}"));
+                }
+                return None;
+            }
+        };
         let mut undos: Vec<Undo> = ready
             .iter()
             .map(|(c, rt)| Undo::Thaw(rt.clone(), c.clone()))
@@ -648,7 +666,17 @@ impl Run<'_> {
                 discard(self, &|_| msg.clone());
                 None
             }
-            Some((Ok(snap), _)) if !ok.is_empty() => Some((snap, stoken, ok)),
+            Some((Ok(snap), _)) if !ok.is_empty() => match provider.activate(&snap) {
+                Ok(()) => {
+                    self.watch.add(&snap, provider.clone(), vol);
+                    Some((snap, stoken, ok))
+                }
+                Err(e) => {
+                    let msg = format!("snapshot {} could not be mounted: {e}", snap.name);
+                    discard(self, &|_| msg.clone());
+                    None
+                }
+            },
             Some((Ok(_), _)) => {
                 discard(self, &|_| String::new());
                 None
@@ -750,20 +778,13 @@ fn archive_one(job: &Job, ctx: &WorkerCtx<'_>) -> Result<(Vec<FileRecord>, TreeR
     ctx.cancel
         .check()
         .map_err(|e| format!("not archived: {e}"))?;
-    match job.provider.health(&job.snap) {
-        Ok(Health::Ok) => {}
-        Ok(Health::Invalid(why)) => {
-            return Err(format!(
-                "snapshot {} became invalid while archiving ({why}); the archive was discarded",
-                job.snap.name
-            ))
-        }
-        Err(e) => {
-            return Err(format!(
-                "cannot check snapshot {}: {e}; the archive was discarded",
-                job.snap.name
-            ))
-        }
+    // Checked after reading everything: an overflow at any time before
+    // this point makes the snapshot (and so the archive) invalid.
+    if let Some(why) = ctx.watch.check(&job.snap.name) {
+        return Err(format!(
+            "snapshot {} became invalid while archiving: {why}; the archive was discarded",
+            job.snap.name
+        ));
     }
     af.commit()
         .map_err(|e| format!("writing {}: {e}", dest.display()))?;

@@ -8,6 +8,7 @@ pub mod plan;
 pub mod recover;
 pub mod restore;
 pub mod toolbox;
+pub mod watch;
 
 pub use lifecycle::{execute, ExecError, Observer, Phase, RunResult, SilentObserver};
 pub use plan::{plan, BackupRequest, Plan, PlanError};

@@ -297,7 +297,13 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
                 v.volume.provider
             ))
         })?;
-        p.check(&v.volume)?;
+        // Snapshots alive at once: one per volume (group), or one per
+        // container being archived plus the next window's (each).
+        let live = match req.strategy.unwrap_or(config.backup.strategy) {
+            Strategy::Group => 1,
+            Strategy::Each => v.containers.len().min(jobs + 1),
+        };
+        p.check(&v.volume, live)?;
     }
     if !req.dry_run {
         Store::new(&config.target.path).check_writable()?;

@@ -80,20 +80,21 @@ impl SnapshotProvider for FakeProvider {
     fn kind(&self) -> ProviderKind {
         ProviderKind::Btrfs
     }
-    fn check(&self, _: &Volume) -> Result<(), SnapshotError> {
+    fn check(&self, _: &Volume, _: usize) -> Result<(), SnapshotError> {
         Ok(())
     }
     fn prepare(&self, v: &Volume) -> Result<(), SnapshotError> {
         self.log.lock().unwrap().push(format!("sync {}", v.name));
         Ok(())
     }
-    fn handle(&self, v: &Volume, name: &str) -> Snapshot {
+    fn handle(&self, v: &Volume, name: &str) -> Result<Snapshot, SnapshotError> {
         // The "snapshot" reads the live tree: enough for ordering tests.
-        Snapshot {
+        Ok(Snapshot {
             name: name.into(),
             volume: v.name.clone(),
             root: v.path.clone(),
-        }
+            device: None,
+        })
     }
     fn create(&self, v: &Volume, name: &str) -> Result<Snapshot, SnapshotError> {
         self.log.lock().unwrap().push("snapshot".into());
@@ -104,13 +105,12 @@ impl SnapshotProvider for FakeProvider {
                 reason: "boom".into(),
             });
         }
-        Ok(self.handle(v, name))
+        self.handle(v, name)
     }
     fn health(&self, _: &Snapshot) -> Result<Health, SnapshotError> {
-        Ok(if self.invalid {
-            Health::Invalid("COW area 100% full".into())
-        } else {
-            Health::Ok
+        Ok(Health {
+            invalid: self.invalid.then(|| "COW area 100% full".into()),
+            used_percent: Some(if self.invalid { 100.0 } else { 12.5 }),
         })
     }
     fn remove(&self, _: &Snapshot) -> Result<(), SnapshotError> {
@@ -170,6 +170,7 @@ fn setup(
         path: vol_path,
         provider: ProviderKind::Btrfs,
         snapshot_dir: dir.path().into(),
+        lvm: None,
     };
     let plan = Plan {
         mode: Mode::Snapshot,

@@ -69,7 +69,7 @@ impl SnapshotProvider for BtrfsProvider {
         ProviderKind::Btrfs
     }
 
-    fn check(&self, volume: &Volume) -> Result<(), SnapshotError> {
+    fn check(&self, volume: &Volume, _snapshots: usize) -> Result<(), SnapshotError> {
         let p = &volume.path;
         let magic = fs_magic(p).map_err(|e| Self::io(volume, p, e))?;
         if magic != BTRFS_SUPER_MAGIC {
@@ -116,12 +116,13 @@ impl SnapshotProvider for BtrfsProvider {
         syncfs(&volume.path).map_err(|e| Self::io(volume, &volume.path, e))
     }
 
-    fn handle(&self, volume: &Volume, name: &str) -> Snapshot {
-        Snapshot {
+    fn handle(&self, volume: &Volume, name: &str) -> Result<Snapshot, SnapshotError> {
+        Ok(Snapshot {
             name: name.to_owned(),
             volume: volume.name.clone(),
             root: Self::snapshot_path(volume, name),
-        }
+            device: None,
+        })
     }
 
     fn create(&self, volume: &Volume, name: &str) -> Result<Snapshot, SnapshotError> {
@@ -135,12 +136,12 @@ impl SnapshotProvider for BtrfsProvider {
                 volume: volume.name.clone(),
                 source,
             })?;
-        Ok(self.handle(volume, name))
+        self.handle(volume, name)
     }
 
     fn health(&self, _snap: &Snapshot) -> Result<Health, SnapshotError> {
         // btrfs snapshots share extents with the origin: they cannot overflow.
-        Ok(Health::Ok)
+        Ok(Health::ok())
     }
 
     fn list(&self, volume: &Volume) -> Result<Vec<Snapshot>, SnapshotError> {
@@ -159,7 +160,7 @@ impl SnapshotProvider for BtrfsProvider {
                 .map(|m| m.is_dir() && m.ino() == BTRFS_SUBVOL_ROOT_INO)
                 .unwrap_or(false);
             if name.starts_with(SNAPSHOT_PREFIX) && is_subvol {
-                out.push(self.handle(volume, &name));
+                out.push(self.handle(volume, &name)?);
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -209,6 +210,7 @@ mod tests {
             name: "home".into(),
             volume: "v".into(),
             root: "/srv/home".into(),
+            device: None,
         };
         assert!(matches!(p.remove(&s), Err(SnapshotError::NotOurs(_))));
     }
@@ -224,9 +226,10 @@ mod tests {
             path: d.path().to_owned(),
             provider: ProviderKind::Btrfs,
             snapshot_dir: d.path().to_owned(),
+            lvm: None,
         };
         let msg = BtrfsProvider::new(Arc::new(crate::sys::SystemRunner))
-            .check(&v)
+            .check(&v, 1)
             .unwrap_err()
             .to_string();
         assert!(msg.contains("is not on btrfs"), "{msg}");

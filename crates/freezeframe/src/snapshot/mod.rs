@@ -2,6 +2,7 @@
 //! whether it is still valid, and remove it.
 
 pub mod btrfs;
+pub mod lvm;
 
 use std::path::PathBuf;
 
@@ -9,6 +10,7 @@ use crate::config::{ProviderKind, Volume};
 use crate::sys::CommandError;
 
 pub use btrfs::BtrfsProvider;
+pub use lvm::LvmProvider;
 
 /// Prefix of every snapshot freezeframe creates; nothing else is ever removed.
 pub const SNAPSHOT_PREFIX: &str = "ff-";
@@ -22,15 +24,25 @@ pub struct Snapshot {
     pub volume: String,
     /// Where its read-only tree can be read; the volume's root maps here.
     pub root: PathBuf,
+    /// The provider's device name, if it has one (LVM: `vg/lv`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
-/// Whether a snapshot can still be trusted.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Health {
-    /// Valid.
-    Ok,
-    /// No longer valid (e.g. an overflowed COW area); the reason says how.
-    Invalid(String),
+/// Whether a snapshot can still be trusted, and how full it is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Health {
+    /// Why it is no longer valid (e.g. an overflowed COW area), if it is not.
+    pub invalid: Option<String>,
+    /// How full its copy-on-write space is (LVM COW area or thin pool), %.
+    pub used_percent: Option<f64>,
+}
+
+impl Health {
+    /// Valid, usage unknown or irrelevant.
+    pub fn ok() -> Self {
+        Self::default()
+    }
 }
 
 /// A snapshot operation failed.
@@ -73,15 +85,29 @@ pub enum SnapshotError {
 pub trait SnapshotProvider: Send + Sync {
     /// Which provider this is.
     fn kind(&self) -> ProviderKind;
-    /// Checks, before anything is frozen, that `volume` can be snapshotted.
-    fn check(&self, volume: &Volume) -> Result<(), SnapshotError>;
+    /// Checks, before anything is frozen, that `volume` can be snapshotted
+    /// `snapshots` times at once (free space, pool fill).
+    fn check(&self, volume: &Volume, snapshots: usize) -> Result<(), SnapshotError>;
     /// Flushes the volume so the frozen window has little left to write.
     fn prepare(&self, volume: &Volume) -> Result<(), SnapshotError>;
     /// The handle a snapshot named `name` of `volume` will have, computed
     /// without creating it (so its removal can be registered first).
-    fn handle(&self, volume: &Volume, name: &str) -> Snapshot;
+    fn handle(&self, volume: &Volume, name: &str) -> Result<Snapshot, SnapshotError>;
     /// Takes a read-only snapshot named `name` (starts with [`SNAPSHOT_PREFIX`]).
     fn create(&self, volume: &Volume, name: &str) -> Result<Snapshot, SnapshotError>;
+    /// Makes a created snapshot readable at its `root` (LVM: activate and
+    /// mount read-only). Runs after the thaw, outside the freeze window.
+    fn activate(&self, _snap: &Snapshot) -> Result<(), SnapshotError> {
+        Ok(())
+    }
+    /// Grows the snapshot's copy-on-write space by `percent` of its size,
+    /// where the provider can (LVM classic snapshots).
+    fn extend(&self, snap: &Snapshot, _percent: f64) -> Result<(), SnapshotError> {
+        Err(SnapshotError::NotOurs(format!(
+            "{} cannot be extended",
+            snap.name
+        )))
+    }
     /// Whether the snapshot is still valid.
     fn health(&self, snap: &Snapshot) -> Result<Health, SnapshotError>;
     /// Removes the snapshot.

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 /// One line of `/proc/self/mountinfo`, the fields we use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountEntry {
+    /// Device numbers `major:minor`.
+    pub dev: (u32, u32),
     /// Where it is mounted.
     pub mount_point: PathBuf,
     /// File system type (`cgroup`, `cgroup2`, `btrfs`, …).
@@ -19,12 +21,16 @@ pub fn parse(text: &str) -> Vec<MountEntry> {
         .filter_map(|line| {
             // id parent major:minor root mount_point options [optional...] - fstype source super_options
             let (left, right) = line.split_once(" - ")?;
-            let mount_point = left.split(' ').nth(4)?;
+            let mut l = left.split(' ');
+            let (maj, min) = l.nth(2)?.split_once(':')?;
+            let dev = (maj.parse().ok()?, min.parse().ok()?);
+            let mount_point = l.nth(1)?;
             let mut r = right.split(' ');
             let fs_type = r.next()?.to_owned();
             let _source = r.next()?;
             let super_options = r.next().unwrap_or("").to_owned();
             Some(MountEntry {
+                dev,
                 mount_point: PathBuf::from(unescape(mount_point)),
                 fs_type,
                 super_options,
@@ -117,5 +123,6 @@ mod tests {
         assert_eq!(m.v1_freezer, None);
         assert_eq!(e[1].mount_point, PathBuf::from("/mnt/my vol"));
         assert_eq!(e[1].fs_type, "btrfs");
+        assert_eq!(e[1].dev, (0, 40));
     }
 }

@@ -115,6 +115,22 @@ pub struct ContainerRecord {
     pub tree: TreeReport,
 }
 
+/// A snapshot the run read from, and how full it got.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    /// Snapshot name.
+    pub name: String,
+    /// Volume it was taken of.
+    pub volume: String,
+    /// Highest copy-on-write usage seen while it was read, % (LVM).
+    pub peak_used_percent: Option<f64>,
+    /// Times it was grown by autoextend.
+    pub extended: u32,
+    /// Why it became invalid, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid: Option<String>,
+}
+
 /// The manifest of one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -140,6 +156,9 @@ pub struct Manifest {
     pub level: i32,
     /// One record per container.
     pub containers: Vec<ContainerRecord>,
+    /// Snapshots the run read from.
+    #[serde(default)]
+    pub snapshots: Vec<SnapshotRecord>,
     /// Problems of the run as a whole (e.g. a snapshot that was not removed).
     #[serde(default)]
     pub warnings: Vec<String>,

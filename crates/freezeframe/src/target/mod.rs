@@ -7,5 +7,7 @@ pub mod manifest;
 pub mod store;
 
 pub use layout::RunId;
-pub use manifest::{ContainerRecord, FileKind, FileRecord, FreezeWindow, Manifest, Outcome};
+pub use manifest::{
+    ContainerRecord, FileKind, FileRecord, FreezeWindow, Manifest, Outcome, SnapshotRecord,
+};
 pub use store::{RunListing, Store, StoreError};

@@ -1,0 +1,185 @@
+//! Watching live snapshots while they are read: usage is polled, a warning
+//! is recorded past the volume's `warn_percent`, a classic LVM snapshot is
+//! grown past `autoextend_percent`, and an invalid snapshot is remembered so
+//! no backup read from it is reported good. The peak usage of each snapshot
+//! goes into the manifest.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::config::Volume;
+use crate::snapshot::{Health, Snapshot, SnapshotProvider};
+use crate::target::SnapshotRecord;
+
+/// How often live snapshots are polled.
+pub const POLL: Duration = Duration::from_millis(500);
+
+struct Watched {
+    snap: Snapshot,
+    provider: Arc<dyn SnapshotProvider>,
+    volume: Volume,
+    record: SnapshotRecord,
+    warned: bool,
+}
+
+/// The live snapshots of a run.
+#[derive(Default)]
+pub struct Watch {
+    live: Mutex<HashMap<String, Watched>>,
+    done: Mutex<Vec<SnapshotRecord>>,
+    warnings: Mutex<Vec<String>>,
+    stop: AtomicBool,
+}
+
+impl Watch {
+    /// Starts watching `snap` of `volume`.
+    pub fn add(&self, snap: &Snapshot, provider: Arc<dyn SnapshotProvider>, volume: &Volume) {
+        let record = SnapshotRecord {
+            name: snap.name.clone(),
+            volume: volume.name.clone(),
+            peak_used_percent: None,
+            extended: 0,
+            invalid: None,
+        };
+        let w = Watched {
+            snap: snap.clone(),
+            provider,
+            volume: volume.clone(),
+            record,
+            warned: false,
+        };
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(snap.name.clone(), w);
+    }
+
+    /// Checks `name` now; returns why it is invalid, if it is (or was).
+    pub fn check(&self, name: &str) -> Option<String> {
+        let (snap, provider) = {
+            let g = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            let w = g.get(name)?;
+            (w.snap.clone(), w.provider.clone())
+        };
+        let h = provider.health(&snap).unwrap_or_else(|e| Health {
+            invalid: Some(format!("cannot check: {e}")),
+            used_percent: None,
+        });
+        self.note(name, &h);
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .and_then(|w| w.record.invalid.clone())
+    }
+
+    fn note(&self, name: &str, h: &Health) {
+        let mut extend = None;
+        {
+            let mut g = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(w) = g.get_mut(name) else { return };
+            if let Some(u) = h.used_percent {
+                w.record.peak_used_percent =
+                    Some(w.record.peak_used_percent.map_or(u, |p| p.max(u)));
+                let opts = w.volume.lvm.as_ref();
+                if let Some(o) = opts {
+                    if u >= o.warn_percent && !w.warned {
+                        w.warned = true;
+                        self.warnings.lock().unwrap_or_else(|p| p.into_inner()).push(format!(
+                            "snapshot {} of volume {} is {u:.1}% full (warn_percent = {}): it may overflow; give it more room",
+                            name, w.volume.name, o.warn_percent
+                        ));
+                    }
+                    if o.autoextend_percent.is_some_and(|a| u >= a) && h.invalid.is_none() {
+                        extend = Some((w.snap.clone(), w.provider.clone()));
+                    }
+                }
+            }
+            if w.record.invalid.is_none() {
+                w.record.invalid = h.invalid.clone();
+            }
+        }
+        if let Some((snap, provider)) = extend {
+            match provider.extend(&snap, 50.0) {
+                Ok(()) => {
+                    if let Some(w) = self
+                        .live
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_mut(name)
+                    {
+                        w.record.extended += 1;
+                    }
+                }
+                Err(e) => self
+                    .warnings
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(format!("autoextend of {name} failed: {e}")),
+            }
+        }
+    }
+
+    /// Stops watching `name` (it is about to be removed).
+    pub fn remove(&self, name: &str) {
+        if let Some(w) = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+        {
+            self.done
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(w.record);
+        }
+    }
+
+    /// Polls every live snapshot until [`Watch::stop`].
+    pub fn run(&self) {
+        while !self.stop.load(Ordering::SeqCst) {
+            let names: Vec<String> = self
+                .live
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .keys()
+                .cloned()
+                .collect();
+            for n in names {
+                self.check(&n);
+            }
+            let mut waited = Duration::ZERO;
+            while waited < POLL && !self.stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(20));
+                waited += Duration::from_millis(20);
+            }
+        }
+    }
+
+    /// Ends [`Watch::run`].
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// The records of every snapshot watched, and the warnings.
+    pub fn finish(&self) -> (Vec<SnapshotRecord>, Vec<String>) {
+        let names: Vec<String> = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for n in names {
+            self.remove(&n);
+        }
+        let mut recs = std::mem::take(&mut *self.done.lock().unwrap_or_else(|p| p.into_inner()));
+        recs.sort_by(|a, b| a.name.cmp(&b.name));
+        (
+            recs,
+            std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner())),
+        )
+    }
+}

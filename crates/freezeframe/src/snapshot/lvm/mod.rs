@@ -1,0 +1,703 @@
+//! LVM snapshots, classic (`lvcreate -s -L`, a COW area that can overflow)
+//! and thin (`lvcreate -s` of a thin LV, space from the pool). Every
+//! snapshot is named `ff-…` and tagged `freezeframe`, so orphans are found
+//! by tag and nothing else is ever removed. No `fsfreeze` before
+//! `lvcreate -s`: LVM suspends the origin itself, and a frozen file system
+//! makes the suspend fail. Snapshots are mounted read-only after the thaw
+//! (`ro,noload` for ext4, `ro,norecovery,nouuid` for xfs).
+
+pub mod report;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use report::{parse_lvs, parse_vgs, Lv, LV_FIELDS, VG_FIELDS};
+
+use super::{Health, Snapshot, SnapshotError, SnapshotProvider, SNAPSHOT_PREFIX};
+use crate::config::{LvmOptions, ProviderKind, SnapshotSize, Volume};
+use crate::sys::fs::syncfs;
+use crate::sys::mountinfo::{parse as parse_mountinfo, MountEntry};
+use crate::sys::{Cmd, CommandRunner};
+
+/// The tag on every snapshot freezeframe creates.
+pub const TAG: &str = "freezeframe";
+
+const MIB: u64 = 1 << 20;
+
+/// The origin LV of a volume and the file system on it.
+#[derive(Debug, Clone)]
+struct Origin {
+    lv: Lv,
+    fs_type: String,
+}
+
+/// Classic or thin LVM snapshots.
+pub struct LvmProvider {
+    runner: Arc<dyn CommandRunner>,
+    thin: bool,
+    mountinfo: PathBuf,
+    origins: Mutex<HashMap<String, Origin>>,
+}
+
+/// `lvs` as JSON, of `target` (`vg`, `vg/lv`, or all), optionally only
+/// freezeframe-tagged LVs.
+pub fn lvs_cmd(target: Option<&str>, tagged_only: bool) -> Cmd {
+    let mut c = Cmd::new("lvs")
+        .arg("--reportformat")
+        .arg("json")
+        .arg("--units")
+        .arg("b")
+        .arg("--nosuffix")
+        .arg("-o")
+        .arg(LV_FIELDS);
+    if tagged_only {
+        c = c.arg("-S").arg(format!("lv_tags={TAG}"));
+    }
+    if let Some(t) = target {
+        c = c.arg(t);
+    }
+    c
+}
+
+/// `vgs` as JSON.
+pub fn vgs_cmd(vg: &str) -> Cmd {
+    Cmd::new("vgs")
+        .arg("--reportformat")
+        .arg("json")
+        .arg("--units")
+        .arg("b")
+        .arg("--nosuffix")
+        .arg("-o")
+        .arg(VG_FIELDS)
+        .arg(vg)
+}
+
+/// `lvcreate` of a tagged snapshot of `origin` (`vg/lv`); `size_mib` for a
+/// classic snapshot, none for a thin one.
+pub fn create_cmd(origin: &str, name: &str, size_mib: Option<u64>) -> Cmd {
+    let mut c = Cmd::new("lvcreate").arg("-s");
+    if let Some(m) = size_mib {
+        c = c.arg("-L").arg(format!("{m}m"));
+    }
+    c.arg("-n").arg(name).arg("--addtag").arg(TAG).arg(origin)
+}
+
+/// Mount options for a read-only snapshot of a file system still mounted
+/// from its origin.
+pub fn mount_options(fs_type: &str) -> &'static str {
+    match fs_type {
+        "ext4" | "ext3" | "ext2" => "ro,noload",
+        "xfs" => "ro,norecovery,nouuid",
+        _ => "ro",
+    }
+}
+
+/// Size of a classic snapshot of `origin` bytes, in MiB rounded up to whole
+/// extents of `extent` bytes.
+pub fn snapshot_mib(size: SnapshotSize, origin: u64, extent: u64) -> u64 {
+    let b = size.bytes_for(origin);
+    let extent = extent.max(MIB);
+    b.div_ceil(extent) * extent / MIB
+}
+
+fn err_cmd(volume: &str, source: crate::sys::CommandError) -> SnapshotError {
+    SnapshotError::Command {
+        volume: volume.to_owned(),
+        source,
+    }
+}
+
+impl LvmProvider {
+    /// A classic (`thin = false`) or thin provider running LVM through `runner`.
+    pub fn new(runner: Arc<dyn CommandRunner>, thin: bool) -> Self {
+        Self {
+            runner,
+            thin,
+            mountinfo: PathBuf::from("/proc/self/mountinfo"),
+            origins: Mutex::default(),
+        }
+    }
+
+    /// Reads the mount table from `path` instead of `/proc/self/mountinfo`.
+    pub fn with_mountinfo(mut self, path: PathBuf) -> Self {
+        self.mountinfo = path;
+        self
+    }
+
+    fn options(volume: &Volume) -> LvmOptions {
+        volume.lvm.clone().unwrap_or(LvmOptions {
+            lv: None,
+            snapshot_size: SnapshotSize::Percent(20.0),
+            warn_percent: 80.0,
+            autoextend_percent: None,
+            thin_max_data_percent: 80.0,
+            thin_max_metadata_percent: 80.0,
+        })
+    }
+
+    fn unsuitable(volume: &Volume, path: &Path, reason: impl Into<String>) -> SnapshotError {
+        SnapshotError::Unsuitable {
+            volume: volume.name.clone(),
+            path: path.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    fn mounts(&self) -> Vec<MountEntry> {
+        std::fs::read_to_string(&self.mountinfo)
+            .map(|t| parse_mountinfo(&t))
+            .unwrap_or_default()
+    }
+
+    fn lvs(
+        &self,
+        volume: &str,
+        target: Option<&str>,
+        tagged: bool,
+    ) -> Result<Vec<Lv>, SnapshotError> {
+        let out = self
+            .runner
+            .run(&lvs_cmd(target, tagged))
+            .map_err(|e| err_cmd(volume, e))?;
+        parse_lvs(&out.stdout).map_err(|reason| SnapshotError::Unsuitable {
+            volume: volume.to_owned(),
+            path: PathBuf::new(),
+            reason,
+        })
+    }
+
+    /// The LV behind the volume and its file system (found through the
+    /// mount table, or named by `lv = "vg/lv"`).
+    fn origin(&self, volume: &Volume) -> Result<Origin, SnapshotError> {
+        let mount = self
+            .mounts()
+            .into_iter()
+            .rev()
+            .find(|m| m.mount_point == volume.path);
+        let Some(mount) = mount else {
+            return Err(Self::unsuitable(volume, &volume.path, "is not a mount point: the lvm providers need the volume path to be where its LV is mounted"));
+        };
+        let opts = Self::options(volume);
+        let lv = match &opts.lv {
+            Some(name) => self
+                .lvs(&volume.name, Some(name), false)?
+                .into_iter()
+                .next(),
+            None => self
+                .lvs(&volume.name, None, false)?
+                .into_iter()
+                .find(|l| l.dev == (mount.dev.0 as i64, mount.dev.1 as i64)),
+        };
+        let lv = lv.ok_or_else(|| {
+            Self::unsuitable(volume, &volume.path, "is not the mount point of an LVM logical volume (no LV has its device number); check the volume path or set lv = \"vg/lv\"")
+        })?;
+        if lv.dev != (mount.dev.0 as i64, mount.dev.1 as i64) {
+            return Err(Self::unsuitable(
+                volume,
+                &volume.path,
+                format!("is not where {} is mounted", lv.full_name()),
+            ));
+        }
+        let o = Origin {
+            lv,
+            fs_type: mount.fs_type,
+        };
+        self.origins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(volume.name.clone(), o.clone());
+        Ok(o)
+    }
+
+    fn cached_origin(&self, volume: &Volume) -> Result<Origin, SnapshotError> {
+        let cached = self
+            .origins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&volume.name)
+            .cloned();
+        match cached {
+            Some(o) => Ok(o),
+            None => self.origin(volume),
+        }
+    }
+
+    fn device(snap: &Snapshot) -> Result<&str, SnapshotError> {
+        snap.device
+            .as_deref()
+            .ok_or_else(|| SnapshotError::NotOurs(format!("{} has no LVM device", snap.name)))
+    }
+
+    fn is_mounted(&self, dir: &Path) -> bool {
+        self.mounts().iter().any(|m| m.mount_point == dir)
+    }
+
+    fn current(&self, snap: &Snapshot) -> Result<Option<Lv>, SnapshotError> {
+        let dev = Self::device(snap)?;
+        let vg = dev.split('/').next().unwrap_or("");
+        Ok(self
+            .lvs(&snap.volume, Some(vg), false)?
+            .into_iter()
+            .find(|l| l.full_name() == dev))
+    }
+}
+
+impl SnapshotProvider for LvmProvider {
+    fn kind(&self) -> ProviderKind {
+        if self.thin {
+            ProviderKind::LvmThin
+        } else {
+            ProviderKind::Lvm
+        }
+    }
+
+    fn check(&self, volume: &Volume, snapshots: usize) -> Result<(), SnapshotError> {
+        let o = self.origin(volume)?;
+        let opts = Self::options(volume);
+        let name = o.lv.full_name();
+        if self.thin {
+            if !o.lv.is_thin() {
+                return Err(Self::unsuitable(
+                    volume,
+                    &volume.path,
+                    format!("is on {name}, which is not a thin LV: use provider = \"lvm\""),
+                ));
+            }
+            let pool = format!("{}/{}", o.lv.vg, o.lv.pool);
+            let p = self
+                .lvs(&volume.name, Some(&pool), false)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    Self::unsuitable(
+                        volume,
+                        &volume.path,
+                        format!("thin pool {pool} of {name} not found"),
+                    )
+                })?;
+            let (data, meta) = (
+                p.data_percent.unwrap_or(0.0),
+                p.metadata_percent.unwrap_or(0.0),
+            );
+            if data > opts.thin_max_data_percent {
+                return Err(Self::unsuitable(volume, &volume.path, format!(
+                    "sits on thin pool {pool}, whose data is {data:.1}% full, above thin_max_data_percent = {}: a snapshot could fill it and turn {name} read-only; extend the pool (lvextend) or free space first",
+                    opts.thin_max_data_percent
+                )));
+            }
+            if meta > opts.thin_max_metadata_percent {
+                return Err(Self::unsuitable(volume, &volume.path, format!(
+                    "sits on thin pool {pool}, whose metadata is {meta:.1}% full, above thin_max_metadata_percent = {}; extend the pool metadata (lvextend --poolmetadatasize) first",
+                    opts.thin_max_metadata_percent
+                )));
+            }
+            return Ok(());
+        }
+        if o.lv.is_thin() {
+            return Err(Self::unsuitable(
+                volume,
+                &volume.path,
+                format!("is on {name}, a thin LV: use provider = \"lvm-thin\""),
+            ));
+        }
+        let out = self
+            .runner
+            .run(&vgs_cmd(&o.lv.vg))
+            .map_err(|e| err_cmd(&volume.name, e))?;
+        let vg = parse_vgs(&out.stdout)
+            .map_err(|reason| Self::unsuitable(volume, &volume.path, reason))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                Self::unsuitable(
+                    volume,
+                    &volume.path,
+                    format!("volume group {} not found", o.lv.vg),
+                )
+            })?;
+        let each = snapshot_mib(opts.snapshot_size, o.lv.size, vg.extent) * MIB;
+        let need = each * snapshots.max(1) as u64;
+        if need > vg.free {
+            return Err(Self::unsuitable(volume, &volume.path, format!(
+                "needs {} MiB for {} snapshot(s) of {name} (snapshot_size = {} of {} MiB), but volume group {} has only {} MiB free; free space in the VG or set a smaller snapshot_size",
+                need / MIB, snapshots.max(1), opts.snapshot_size, o.lv.size / MIB, vg.name, vg.free / MIB
+            )));
+        }
+        Ok(())
+    }
+
+    fn prepare(&self, volume: &Volume) -> Result<(), SnapshotError> {
+        // Flush now; no fsfreeze: `lvcreate -s` suspends the origin itself.
+        syncfs(&volume.path).map_err(|source| SnapshotError::Io {
+            volume: volume.name.clone(),
+            path: volume.path.clone(),
+            source,
+        })
+    }
+
+    fn handle(&self, volume: &Volume, name: &str) -> Result<Snapshot, SnapshotError> {
+        let o = self.cached_origin(volume)?;
+        Ok(Snapshot {
+            name: name.to_owned(),
+            volume: volume.name.clone(),
+            root: volume.snapshot_dir.join(name),
+            device: Some(format!("{}/{name}", o.lv.vg)),
+        })
+    }
+
+    fn create(&self, volume: &Volume, name: &str) -> Result<Snapshot, SnapshotError> {
+        if !name.starts_with(SNAPSHOT_PREFIX) {
+            return Err(SnapshotError::NotOurs(name.to_owned()));
+        }
+        let o = self.cached_origin(volume)?;
+        let size =
+            (!self.thin).then(|| snapshot_mib(Self::options(volume).snapshot_size, o.lv.size, MIB));
+        self.runner
+            .run(&create_cmd(&o.lv.full_name(), name, size))
+            .map_err(|e| err_cmd(&volume.name, e))?;
+        self.handle(volume, name)
+    }
+
+    fn activate(&self, snap: &Snapshot) -> Result<(), SnapshotError> {
+        let dev = Self::device(snap)?;
+        let fs_type = self
+            .origins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&snap.volume)
+            .map(|o| o.fs_type.clone())
+            .unwrap_or_default();
+        if self.thin {
+            // Thin snapshots carry the activation-skip flag.
+            self.runner
+                .run(&Cmd::new("lvchange").arg("-ay").arg("-K").arg(dev))
+                .map_err(|e| err_cmd(&snap.volume, e))?;
+        }
+        std::fs::create_dir_all(&snap.root).map_err(|source| SnapshotError::Io {
+            volume: snap.volume.clone(),
+            path: snap.root.clone(),
+            source,
+        })?;
+        let cmd = Cmd::new("mount")
+            .arg("-o")
+            .arg(mount_options(&fs_type))
+            .arg(format!("/dev/{dev}"))
+            .arg(&snap.root);
+        self.runner
+            .run(&cmd)
+            .map_err(|e| err_cmd(&snap.volume, e))?;
+        Ok(())
+    }
+
+    fn extend(&self, snap: &Snapshot, percent: f64) -> Result<(), SnapshotError> {
+        if self.thin {
+            return Err(SnapshotError::NotOurs(format!(
+                "{}: thin snapshots grow from their pool",
+                snap.name
+            )));
+        }
+        let lv = self
+            .current(snap)?
+            .ok_or_else(|| SnapshotError::NotOurs(format!("{} not found", snap.name)))?;
+        let mib = ((lv.size as f64 * percent / 100.0) / MIB as f64)
+            .ceil()
+            .max(1.0) as u64;
+        let cmd = Cmd::new("lvextend")
+            .arg("-L")
+            .arg(format!("+{mib}m"))
+            .arg(Self::device(snap)?);
+        self.runner
+            .run(&cmd)
+            .map(|_| ())
+            .map_err(|e| err_cmd(&snap.volume, e))
+    }
+
+    fn health(&self, snap: &Snapshot) -> Result<Health, SnapshotError> {
+        let Some(lv) = self.current(snap)? else {
+            return Ok(Health {
+                invalid: Some(format!("snapshot {} no longer exists", snap.name)),
+                used_percent: None,
+            });
+        };
+        if self.thin {
+            let pool = format!("{}/{}", lv.vg, lv.pool);
+            let used = self
+                .lvs(&snap.volume, Some(&pool), false)?
+                .into_iter()
+                .next()
+                .and_then(|p| p.data_percent);
+            let full = used.is_some_and(|u| u >= 100.0);
+            return Ok(Health {
+                invalid: full.then(|| format!("thin pool {pool} is full: writes to the snapshot and its origin fail; extend the pool and back up again")),
+                used_percent: used,
+            });
+        }
+        let used = lv.snap_percent;
+        let invalid = (lv.is_invalid() || used.is_some_and(|u| u >= 100.0)).then(|| {
+            format!(
+                "snapshot {} overflowed: its copy-on-write area of {} MiB filled up ({}% used) while the backup was read; set snapshot_size larger than what is written to the volume during a backup, or set autoextend_percent",
+                lv.full_name(),
+                lv.size / MIB,
+                used.map(|u| format!("{u:.2}")).unwrap_or_else(|| "100".into())
+            )
+        });
+        Ok(Health {
+            invalid,
+            used_percent: used,
+        })
+    }
+
+    fn remove(&self, snap: &Snapshot) -> Result<(), SnapshotError> {
+        if !snap.name.starts_with(SNAPSHOT_PREFIX) {
+            return Err(SnapshotError::NotOurs(snap.name.clone()));
+        }
+        let dev = Self::device(snap)?.to_owned();
+        if self.is_mounted(&snap.root) {
+            self.runner
+                .run(&Cmd::new("umount").arg(&snap.root))
+                .map_err(|e| err_cmd(&snap.volume, e))?;
+        }
+        if snap.root.file_name().and_then(|n| n.to_str()) == Some(snap.name.as_str()) {
+            let _ = std::fs::remove_dir(&snap.root);
+        }
+        match self.current(snap)? {
+            None => Ok(()),
+            Some(lv) if !lv.has_tag(TAG) => {
+                Err(SnapshotError::NotOurs(format!("{dev} is not tagged {TAG}")))
+            }
+            Some(_) => self
+                .runner
+                .run(&Cmd::new("lvremove").arg("-f").arg(&dev))
+                .map(|_| ())
+                .map_err(|e| err_cmd(&snap.volume, e)),
+        }
+    }
+
+    fn list(&self, volume: &Volume) -> Result<Vec<Snapshot>, SnapshotError> {
+        let o = self.cached_origin(volume)?;
+        let mut out = Vec::new();
+        for lv in self.lvs(&volume.name, Some(&o.lv.vg), true)? {
+            if lv.name.starts_with(SNAPSHOT_PREFIX) && lv.has_tag(TAG) && lv.origin == o.lv.name {
+                out.push(self.handle(volume, &lv.name)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::{CommandError, CommandOutput};
+
+    /// Answers `lvs`/`vgs` with captured output, records everything else.
+    struct Fake {
+        lvs: String,
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl CommandRunner for Fake {
+        fn run(&self, cmd: &Cmd) -> Result<CommandOutput, CommandError> {
+            self.calls.lock().unwrap().push(cmd.to_string());
+            let stdout = match cmd.program() {
+                "lvs" => {
+                    let all = parse_lvs(&self.lvs).unwrap();
+                    let target = cmd
+                        .args()
+                        .last()
+                        .map(|a| a.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let keep: Vec<String> = all
+                        .iter()
+                        .filter(|l| {
+                            target == l.vg
+                                || target == l.full_name()
+                                || target.starts_with("lv_")
+                                || target == "lv_tags=freezeframe"
+                        })
+                        .map(|l| l.name.clone())
+                        .collect();
+                    filter_report(&self.lvs, &keep)
+                }
+                "vgs" => fx("vgs.json"),
+                _ => String::new(),
+            };
+            Ok(CommandOutput {
+                stdout,
+                stderr: String::new(),
+            })
+        }
+    }
+
+    fn filter_report(json: &str, keep: &[String]) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+        let lvs = v["report"][0]["lv"].as_array_mut().unwrap();
+        lvs.retain(|l| keep.iter().any(|k| l["lv_name"] == k.as_str()));
+        v.to_string()
+    }
+
+    fn fx(name: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/src/snapshot/lvm/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    fn provider(lvs: &str, thin: bool) -> (LvmProvider, Arc<Fake>) {
+        let fake = Arc::new(Fake {
+            lvs: fx(lvs),
+            calls: Mutex::default(),
+        });
+        let mi = format!(
+            "{}/src/snapshot/lvm/fixtures/mountinfo.txt",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        (
+            LvmProvider::new(fake.clone(), thin).with_mountinfo(mi.into()),
+            fake,
+        )
+    }
+
+    fn volume(size: &str) -> Volume {
+        Volume {
+            name: "data".into(),
+            path: "/mnt/ext".into(),
+            provider: ProviderKind::Lvm,
+            snapshot_dir: "/run/ff".into(),
+            lvm: Some(LvmOptions {
+                lv: None,
+                snapshot_size: size.parse().unwrap(),
+                warn_percent: 80.0,
+                autoextend_percent: None,
+                thin_max_data_percent: 80.0,
+                thin_max_metadata_percent: 80.0,
+            }),
+        }
+    }
+
+    #[test]
+    fn command_lines() {
+        assert_eq!(
+            create_cmd("ffvg/ext", "ff-1-data", Some(44)).to_string(),
+            "lvcreate -s -L 44m -n ff-1-data --addtag freezeframe ffvg/ext"
+        );
+        assert_eq!(
+            create_cmd("ffvg/thin", "ff-1-t", None).to_string(),
+            "lvcreate -s -n ff-1-t --addtag freezeframe ffvg/thin"
+        );
+        assert!(lvs_cmd(Some("ffvg"), true)
+            .to_string()
+            .ends_with("-S lv_tags=freezeframe ffvg"));
+        assert_eq!(mount_options("xfs"), "ro,norecovery,nouuid");
+        assert_eq!(mount_options("ext4"), "ro,noload");
+        // 20% of 200 MiB = 40 MiB, rounded up to 4 MiB extents.
+        assert_eq!(snapshot_mib("20%".parse().unwrap(), 200 << 20, 4 << 20), 40);
+        assert_eq!(snapshot_mib("10M".parse().unwrap(), 200 << 20, 4 << 20), 12);
+    }
+
+    #[test]
+    fn finds_the_origin_by_device_number_and_checks_space() {
+        let (p, fake) = provider("lvs_plain.json", false);
+        p.check(&volume("20%"), 1).unwrap();
+        let h = p.handle(&volume("20%"), "ff-1-data").unwrap();
+        assert_eq!(h.device.as_deref(), Some("ffvg/ff-1-data"));
+        // 1644 MiB free; a 1G request on a 200 MiB origin is capped at 200
+        // MiB, and nine of those do not fit.
+        p.check(&volume("1G"), 8).unwrap();
+        let e = p.check(&volume("1G"), 9).unwrap_err().to_string();
+        assert!(
+            e.contains("needs 1800 MiB for 9")
+                && e.contains("only 1644 MiB free")
+                && e.contains("snapshot_size"),
+            "{e}"
+        );
+        p.create(&volume("20%"), "ff-1-data").unwrap();
+        assert!(fake
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c == "lvcreate -s -L 40m -n ff-1-data --addtag freezeframe ffvg/ext"));
+    }
+
+    #[test]
+    fn a_plain_directory_is_refused() {
+        let (p, _) = provider("lvs_plain.json", false);
+        let mut v = volume("20%");
+        v.path = "/mnt/nowhere".into();
+        assert!(p
+            .check(&v, 1)
+            .unwrap_err()
+            .to_string()
+            .contains("is not a mount point"));
+    }
+
+    #[test]
+    fn overflow_is_invalid_with_advice() {
+        let (p, _) = provider("lvs_overflow.json", false);
+        let snap = Snapshot {
+            name: "ff-20261124T180501-data".into(),
+            volume: "data".into(),
+            root: "/run/ff/x".into(),
+            device: Some("ffvg/ff-20261124T180501-data".into()),
+        };
+        let h = p.health(&snap).unwrap();
+        let why = h.invalid.unwrap();
+        assert!(
+            why.contains("overflowed") && why.contains("8 MiB") && why.contains("snapshot_size"),
+            "{why}"
+        );
+        assert_eq!(h.used_percent, Some(100.0));
+        let (p, _) = provider("lvs_snapshot.json", false);
+        let h = p.health(&snap).unwrap();
+        assert_eq!(
+            h,
+            Health {
+                invalid: None,
+                used_percent: Some(0.15)
+            }
+        );
+    }
+
+    #[test]
+    fn removes_only_tagged_ff_snapshots() {
+        let (p, fake) = provider("lvs_snapshot.json", false);
+        let user = Snapshot {
+            name: "usersnap".into(),
+            volume: "data".into(),
+            root: "/run/ff/usersnap".into(),
+            device: Some("ffvg/usersnap".into()),
+        };
+        assert!(p.remove(&user).is_err());
+        let mut ours = user.clone();
+        ours.name = "ff-20261124T180501-data".into();
+        ours.device = Some("ffvg/ff-20261124T180501-data".into());
+        p.remove(&ours).unwrap();
+        assert!(fake
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c == "lvremove -f ffvg/ff-20261124T180501-data"));
+        let listed = p.list(&volume("20%")).unwrap();
+        assert_eq!(
+            listed.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["ff-20261124T180501-data"]
+        );
+    }
+
+    #[test]
+    fn thin_pool_thresholds() {
+        let (p, _) = provider("lvs_thin.json", true);
+        let mut v = volume("20%");
+        v.path = "/mnt/ext".into();
+        // /mnt/ext is the classic LV ext: the thin provider refuses it.
+        assert!(p
+            .check(&v, 1)
+            .unwrap_err()
+            .to_string()
+            .contains("not a thin LV"));
+    }
+}
