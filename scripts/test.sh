@@ -9,6 +9,16 @@ repo=$(dirname "$here")
 . "$here/deps.sh"
 if [ "$(id -u)" = 0 ]; then
     ff_install_deps
+    # The LVM tests boot a QEMU guest (the host kernel has no device-mapper).
+    # Setup is cached in /var/tmp/lvmvm: seconds once done.
+    testbed="$repo/../shared/testbed"
+    if [ -x "$testbed/lvmvm-setup.sh" ] || [ -f "$testbed/lvmvm-setup.sh" ]; then
+        echo "== LVM test guest setup"
+        bash "$testbed/lvmvm-setup.sh" | tail -n 1
+    elif [ "${CI:-}" = true ]; then
+        echo "CI=true: $testbed/lvmvm-setup.sh is missing (shared/ must sit beside the repository)" >&2
+        exit 1
+    fi
 elif [ "${CI:-}" = true ]; then
     echo "CI=true: the test suite must run as root" >&2
     exit 1

@@ -1,0 +1,484 @@
+//! LVM, for real, inside the QEMU test guest (the host kernel has no
+//! device-mapper). `lvm_scenarios_in_the_guest` runs on the host: it boots
+//! the guest of `../shared/testbed/` with this test binary and the
+//! `freezeframe` binary as payload, and runs the `guest_*` tests there
+//! (they are `#[ignore]`d on the host and run with `--ignored` in the guest).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Once;
+use std::time::Instant;
+
+use common::{require, sh, CgVersion, TestCgroup};
+
+fn testbed() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testbed")
+}
+
+fn in_guest() -> bool {
+    std::env::var("LVMVM_GUEST").is_ok()
+}
+
+#[test]
+fn lvm_scenarios_in_the_guest() {
+    let lvmvm =
+        PathBuf::from(std::env::var("LVMVM_DIR").unwrap_or_else(|_| "/var/tmp/lvmvm".into()));
+    if in_guest()
+        || !require("root", sh("id -u").trim() == "0")
+        || !require(
+            "the LVM test guest (bash ../shared/testbed/lvmvm-setup.sh)",
+            lvmvm.join("base.cpio").exists() && testbed().join("lvmvm-run.sh").exists(),
+        )
+    {
+        return;
+    }
+    let payload = tempfile::Builder::new()
+        .prefix("ff-lvm-payload-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let me = std::env::current_exe().unwrap();
+    let ff = assert_cmd::cargo::cargo_bin("freezeframe");
+    // Debug info is most of a test binary: the guest unpacks it into RAM.
+    sh(&format!(
+        "strip -o {}/lvm_tests {}",
+        payload.path().display(),
+        me.display()
+    ));
+    // Not executable on the way in: the testbed copies the shared libraries
+    // of each executable with ldd, whose output it cannot parse for two of
+    // them; the guest makes it executable again.
+    sh(&format!(
+        "strip -o {0}/freezeframe {1} && chmod -x {0}/freezeframe",
+        payload.path().display(),
+        ff.display()
+    ));
+    let t = Instant::now();
+    let status = Command::new("bash")
+        .arg(testbed().join("lvmvm-run.sh"))
+        .args(["-d", "4G", "-m", "2G", "-c", "2", "-t", "900"])
+        .arg(payload.path())
+        .args([
+            "--",
+            "bash",
+            "-c",
+            "chmod +x freezeframe && FF_BIN=/payload/freezeframe RUST_BACKTRACE=1 exec ./lvm_tests --ignored --test-threads=1 --nocapture guest_",
+        ])
+        .status()
+        .unwrap();
+    eprintln!(
+        "LVM guest suite: {:.0} s (boot included)",
+        t.elapsed().as_secs_f64()
+    );
+    assert!(status.success(), "LVM tests in the guest failed: {status}");
+}
+
+// ---- inside the guest ---------------------------------------------------
+
+const VG: &str = "ffvg";
+
+fn guest_vg() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let disk = std::env::var("LVMVM_DISK").unwrap();
+        sh(&format!("pvcreate -q {disk} && vgcreate -q {VG} {disk}"));
+    });
+}
+
+/// A logical volume with a file system, mounted; removed (with any
+/// snapshot of it) on drop.
+struct TestLv {
+    name: String,
+    mnt: PathBuf,
+}
+
+impl TestLv {
+    fn new(name: &str, size: &str, fs: &str, thin_pool: Option<&str>) -> Self {
+        guest_vg();
+        match thin_pool {
+            None => sh(&format!("lvcreate -q -y -W y -L {size} -n {name} {VG}")),
+            Some(pool) => sh(&format!(
+                "lvcreate -q -y -W y -V {size} -T {VG}/{pool} -n {name}"
+            )),
+        };
+        let mkfs = if fs == "xfs" {
+            "mkfs.xfs -q -f"
+        } else {
+            "mkfs.ext4 -q"
+        };
+        sh(&format!("{mkfs} /dev/{VG}/{name}"));
+        let mnt = PathBuf::from(format!("/mnt/{name}"));
+        std::fs::create_dir_all(&mnt).unwrap();
+        sh(&format!("mount -t {fs} /dev/{VG}/{name} {}", mnt.display()));
+        Self {
+            name: name.into(),
+            mnt,
+        }
+    }
+}
+
+impl Drop for TestLv {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mnt).status();
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("lvremove -q -f {VG}/{}", self.name))
+            .status();
+    }
+}
+
+fn ff() -> Command {
+    Command::new(std::env::var("FF_BIN").unwrap_or_else(|_| "./freezeframe".into()))
+}
+
+fn run(config: &Path, args: &[&str], fault: Option<&str>) -> (i32, String, String) {
+    let mut c = ff();
+    c.args(args).env("FREEZEFRAME_CONFIG", config);
+    if let Some(f) = fault {
+        c.env("FREEZEFRAME_FAULT", f);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap_or(-9),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn tagged_lvs() -> Vec<String> {
+    sh(&format!(
+        "lvs --noheadings -o lv_name -S lv_tags=freezeframe {VG}"
+    ))
+    .split_whitespace()
+    .map(str::to_owned)
+    .collect()
+}
+
+struct Ct<'a> {
+    id: &'a str,
+    cg: &'a TestCgroup,
+    private: PathBuf,
+}
+
+fn config(dir: &Path, volumes: &[(&str, &TestLv, &str, &str)], cts: &[Ct]) -> PathBuf {
+    let mut t = format!(
+        "state_dir = \"{0}/state\"\n[target]\npath = \"{0}/backups\"\n[backup]\nfreeze_timeout = \"20s\"\n",
+        dir.display()
+    );
+    for (name, lv, provider, extra) in volumes {
+        t.push_str(&format!(
+            "\n[[volume]]\nname = \"{name}\"\npath = \"{}\"\nprovider = \"{provider}\"\nsnapshot_dir = \"/run/ff-snap\"\n{extra}\n",
+            lv.mnt.display()
+        ));
+    }
+    for c in cts {
+        t.push_str(&format!(
+            "\n[[container]]\nid = \"{}\"\ncgroup = \"{}\"\nprivate = \"{}\"\n",
+            c.id,
+            c.cg.rel,
+            c.private.display()
+        ));
+    }
+    let p = dir.join("freezeframe.toml");
+    std::fs::write(&p, t).unwrap();
+    p
+}
+
+/// A container: a cgroup whose process appends a line to `log` every ~2 ms,
+/// and some static data.
+fn container(lv: &TestLv, id: &str, data_mib: u32) -> (TestCgroup, PathBuf) {
+    let private = lv.mnt.join(id);
+    std::fs::create_dir_all(private.join("data")).unwrap();
+    sh(&format!(
+        "dd if=/dev/urandom of={}/data/blob bs=1M count={data_mib} status=none",
+        private.display()
+    ));
+    for i in 0..50 {
+        std::fs::write(
+            private.join(format!("data/small-{i}")),
+            format!("file {i}\n").repeat(i + 1),
+        )
+        .unwrap();
+    }
+    let mut cg = TestCgroup::new(CgVersion::V2);
+    let log = private.join("log");
+    cg.spawn(&[
+        "bash",
+        "-c",
+        &format!(
+            "i=0; while :; do i=$((i+1)); echo \"$i $EPOCHREALTIME\" >> {}; sleep 0.002; done",
+            log.display()
+        ),
+    ]);
+    (cg, private)
+}
+
+fn restore_and_compare(cfg: &Path, dir: &Path, id: &str, private: &Path) {
+    let to = dir.join(format!("restored-{id}"));
+    let (code, out, err) = run(cfg, &["restore", id, "--to", to.to_str().unwrap()], None);
+    assert_eq!(code, 0, "restore {id}: {out}{err}");
+    // Static data is identical to the origin.
+    sh(&format!(
+        "diff -r {}/data {}/data",
+        private.display(),
+        to.display()
+    ));
+    // The appended log is a prefix of the live one: the state at freeze time.
+    let restored = std::fs::read(to.join("log")).unwrap();
+    let live = std::fs::read(private.join("log")).unwrap();
+    assert!(
+        !restored.is_empty() && live.starts_with(&restored),
+        "{id}: restored log is not a prefix of the live log"
+    );
+    assert!(
+        restored.ends_with(b"\n"),
+        "{id}: a torn last line: the freeze did not hold"
+    );
+}
+
+#[test]
+#[ignore = "runs inside the LVM guest"]
+fn guest_classic_cow_ext4_and_xfs_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let ext = TestLv::new("ct_ext", "300m", "ext4", None);
+    let xfs = TestLv::new("ct_xfs", "400m", "xfs", None);
+    let (cg1, p1) = container(&ext, "101", 20);
+    let (cg2, p2) = container(&xfs, "102", 20);
+    let cfg = config(
+        dir.path(),
+        &[
+            ("ext", &ext, "lvm", "snapshot_size = \"50%\""),
+            ("xfs", &xfs, "lvm", "snapshot_size = \"100M\""),
+        ],
+        &[
+            Ct {
+                id: "101",
+                cg: &cg1,
+                private: p1.clone(),
+            },
+            Ct {
+                id: "102",
+                cg: &cg2,
+                private: p2.clone(),
+            },
+        ],
+    );
+    let (code, out, err) = run(&cfg, &["backup", "--all", "--json"], None);
+    assert_eq!(code, 0, "{out}{err}");
+    let m: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for c in m["containers"].as_array().unwrap() {
+        assert_eq!(c["result"], "ok", "{c}");
+        eprintln!("GUEST classic freeze_ms {} = {}", c["id"], c["freeze_ms"]);
+    }
+    for s in m["snapshots"].as_array().unwrap() {
+        assert!(
+            s["peak_used_percent"].as_f64().is_some(),
+            "peak usage recorded: {s}"
+        );
+    }
+    assert!(
+        tagged_lvs().is_empty(),
+        "snapshots left: {:?}",
+        tagged_lvs()
+    );
+    restore_and_compare(&cfg, dir.path(), "101", &p1);
+    restore_and_compare(&cfg, dir.path(), "102", &p2);
+    let (code, out, _) = run(&cfg, &["verify"], None);
+    assert_eq!(code, 0, "{out}");
+    drop((cg1, cg2));
+}
+
+#[test]
+#[ignore = "runs inside the LVM guest"]
+fn guest_overflowing_snapshot_fails_loudly_and_others_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = TestLv::new("ct_small", "300m", "ext4", None);
+    let fine = TestLv::new("ct_fine", "300m", "ext4", None);
+    let (cg1, p1) = container(&small, "201", 60);
+    let (cg2, p2) = container(&fine, "202", 10);
+    // A writer that rewrites 40 MiB over and over: it outruns an 8 MiB COW area.
+    let mut writer = TestCgroup::new(CgVersion::V2);
+    writer.spawn(&["bash", "-c", &format!("while :; do dd if=/dev/urandom of={}/churn bs=1M count=40 conv=fsync status=none; done", p1.display())]);
+    let cfg = config(
+        dir.path(),
+        &[
+            ("small", &small, "lvm", "snapshot_size = \"8M\""),
+            ("fine", &fine, "lvm", "snapshot_size = \"100%\""),
+        ],
+        &[
+            Ct {
+                id: "201",
+                cg: &cg1,
+                private: p1,
+            },
+            Ct {
+                id: "202",
+                cg: &cg2,
+                private: p2,
+            },
+        ],
+    );
+    let (code, out, err) = run(&cfg, &["backup", "--all", "--json"], None);
+    drop(writer);
+    assert_eq!(code, 3, "partial: {out}{err}");
+    let m: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let c201 = &m["containers"][0];
+    assert_eq!(c201["result"], "failed", "{c201}");
+    let e = c201["error"].as_str().unwrap();
+    assert!(
+        e.contains("overflowed") && e.contains("8 MiB") && e.contains("snapshot_size"),
+        "{e}"
+    );
+    assert_eq!(m["containers"][1]["result"], "ok");
+    let snaps = m["snapshots"].as_array().unwrap();
+    let bad = snaps.iter().find(|s| s["volume"] == "small").unwrap();
+    assert!(
+        bad["invalid"].is_string() && bad["peak_used_percent"].as_f64().unwrap() >= 99.0,
+        "{bad}"
+    );
+    eprintln!("GUEST overflow: {}", bad);
+    let (code, vout, _) = run(&cfg, &["verify"], None);
+    assert_eq!(
+        code, 1,
+        "verify must not report the overflowed backup as good: {vout}"
+    );
+    assert!(
+        vout.contains("201") && vout.contains("overflowed"),
+        "{vout}"
+    );
+    assert!(
+        tagged_lvs().is_empty(),
+        "snapshots left: {:?}",
+        tagged_lvs()
+    );
+    drop((cg1, cg2));
+}
+
+#[test]
+#[ignore = "runs inside the LVM guest"]
+fn guest_not_enough_vg_space_is_refused_before_any_freeze() {
+    let dir = tempfile::tempdir().unwrap();
+    let free_mib: u64 = sh(&format!(
+        "vgs --noheadings --units m --nosuffix -o vg_free {VG}"
+    ))
+    .trim()
+    .parse::<f64>()
+    .unwrap() as u64;
+    let big = TestLv::new("ct_big", &format!("{}m", free_mib * 6 / 10), "ext4", None);
+    let (cg, p) = container(&big, "301", 5);
+    let cfg = config(
+        dir.path(),
+        &[("big", &big, "lvm", "snapshot_size = \"100%\"")],
+        &[Ct {
+            id: "301",
+            cg: &cg,
+            private: p,
+        }],
+    );
+    let (code, out, err) = run(&cfg, &["backup", "--all"], None);
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(
+        err.contains("MiB free") && err.contains("snapshot_size"),
+        "{err}"
+    );
+    assert!(!cg.is_frozen());
+    assert!(tagged_lvs().is_empty());
+    assert!(
+        !dir.path().join("backups").exists()
+            || std::fs::read_dir(dir.path().join("backups"))
+                .unwrap()
+                .count()
+                == 0
+    );
+}
+
+#[test]
+#[ignore = "runs inside the LVM guest"]
+fn guest_thin_round_trip_and_full_pool_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    guest_vg();
+    sh(&format!("lvcreate -q -y -W y -L 400m -T {VG}/ffpool"));
+    let thin = TestLv::new("ct_thin", "300m", "ext4", Some("ffpool"));
+    let (cg, p) = container(&thin, "401", 20);
+    let cfg = config(
+        dir.path(),
+        &[("thin", &thin, "lvm-thin", "")],
+        &[Ct {
+            id: "401",
+            cg: &cg,
+            private: p.clone(),
+        }],
+    );
+    let (code, out, err) = run(&cfg, &["backup", "--all", "--json"], None);
+    assert_eq!(code, 0, "{out}{err}");
+    let m: serde_json::Value = serde_json::from_str(&out).unwrap();
+    eprintln!(
+        "GUEST thin freeze_ms 401 = {}",
+        m["containers"][0]["freeze_ms"]
+    );
+    restore_and_compare(&cfg, dir.path(), "401", &p);
+    assert!(tagged_lvs().is_empty());
+    // Pool above the threshold: refused before freezing.
+    let cfg = config(
+        dir.path(),
+        &[("thin", &thin, "lvm-thin", "thin_max_data_percent = 5")],
+        &[Ct {
+            id: "401",
+            cg: &cg,
+            private: p,
+        }],
+    );
+    let (code, _, err) = run(&cfg, &["backup", "--all"], None);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("thin pool") && err.contains("thin_max_data_percent"),
+        "{err}"
+    );
+    assert!(!cg.is_frozen());
+    drop(cg);
+    drop(thin);
+    sh(&format!("lvremove -q -f {VG}/ffpool"));
+}
+
+#[test]
+#[ignore = "runs inside the LVM guest"]
+fn guest_orphans_are_removed_and_user_snapshots_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let lv = TestLv::new("ct_orph", "300m", "ext4", None);
+    let (cg, p) = container(&lv, "501", 5);
+    sh(&format!(
+        "lvcreate -q -y -s -L 20m -n usersnap {VG}/ct_orph"
+    ));
+    let cfg = config(
+        dir.path(),
+        &[("orph", &lv, "lvm", "snapshot_size = \"20%\"")],
+        &[Ct {
+            id: "501",
+            cg: &cg,
+            private: p,
+        }],
+    );
+    // Killed right after the snapshot: the guardian thaws and cleans up.
+    let (code, _, err) = run(&cfg, &["backup", "--all"], Some("after-snapshot"));
+    assert_eq!(code, -9, "{err}");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(!cg.is_frozen());
+    // An orphan no journal knows (its run and guardian both gone): recover
+    // removes it, and only it.
+    sh(&format!(
+        "lvcreate -q -y -s -L 20m -n ff-20260101T000000-orph --addtag freezeframe {VG}/ct_orph"
+    ));
+    let (code, out, err) = run(&cfg, &["recover"], None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("ff-20260101T000000-orph"), "{err}");
+    assert!(tagged_lvs().is_empty(), "{:?}", tagged_lvs());
+    let all = sh(&format!("lvs --noheadings -o lv_name {VG}"));
+    assert!(
+        all.contains("usersnap"),
+        "the user's own snapshot must survive: {all}"
+    );
+    sh(&format!("lvremove -q -f {VG}/usersnap"));
+}
