@@ -137,16 +137,19 @@ impl Watch {
         }
     }
 
+    fn live_names(&self) -> Vec<String> {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// Polls every live snapshot until [`Watch::stop`].
     pub fn run(&self) {
         while !self.stop.load(Ordering::SeqCst) {
-            let names: Vec<String> = self
-                .live
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .keys()
-                .cloned()
-                .collect();
+            let names = self.live_names();
             for n in names {
                 self.check(&n);
             }
@@ -165,13 +168,7 @@ impl Watch {
 
     /// The records of every snapshot watched, and the warnings.
     pub fn finish(&self) -> (Vec<SnapshotRecord>, Vec<String>) {
-        let names: Vec<String> = self
-            .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
+        let names = self.live_names();
         for n in names {
             self.remove(&n);
         }

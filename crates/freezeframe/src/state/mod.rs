@@ -7,3 +7,12 @@ pub mod lock;
 
 pub use journal::{Journal, JournalError, Key, Pending, Step};
 pub use lock::{HostLock, LockError};
+
+/// Creates the state dir (mode 0700) if needed.
+pub(crate) fn ensure_dir(state_dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(state_dir)
+}
