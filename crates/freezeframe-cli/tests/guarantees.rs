@@ -13,7 +13,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{privileged, require, which, workloads, CgVersion, Ct, Env, LoopBtrfs, TestCgroup};
+use common::{
+    children, kill9, privileged, require, which, workloads, CgVersion, Ct, Env, LoopBtrfs,
+    TestCgroup,
+};
 use freezeframe::state::Journal;
 
 /// Fields drop in order: processes first, the volume last.
@@ -476,4 +479,47 @@ fn hooks_run_in_order_with_their_environment() {
         .unwrap()
         .starts_with("finally - failed"));
     assert_clean_after_recover(&b, "hooks");
+}
+
+#[test]
+fn recover_alone_undoes_a_run_whose_guardian_died_too() {
+    if !privileged() || !require("python3", which("python3")) {
+        return;
+    }
+    // Power-loss-like: the backup and its guardian both die while the
+    // containers are frozen and the snapshot exists. Only the journal is left.
+    let b = bed("", "30s");
+    let mut child = spawn(
+        &b.env,
+        &["backup", "--all"],
+        Some("after-snapshot:hang=60s"),
+    );
+    let t = Instant::now();
+    while b.vol.snapshot_names().is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(20), "no snapshot");
+        assert!(child.try_wait().unwrap().is_none(), "backup ended early");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let guardians = children(child.id());
+    assert_eq!(guardians.len(), 1, "one guardian: {guardians:?}");
+    kill9(guardians[0]);
+    kill9(child.id());
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        frozen(&b).len(),
+        3,
+        "with no guardian left, the containers stay frozen until recover"
+    );
+    assert!(pending(&b.env) > 0);
+    let (code, out, err) = b.env.run(&["recover"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("thawed container a") && err.contains("removed snapshot"),
+        "{err}"
+    );
+    assert_clean_after_recover(&b, "power loss");
+    // Idempotent.
+    let (code, out, _) = b.env.run(&["recover"]);
+    assert_eq!((code, out.trim()), (0, "nothing to recover"));
 }

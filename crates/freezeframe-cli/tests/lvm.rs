@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::Once;
 use std::time::Instant;
 
-use common::{require, sh, CgVersion, TestCgroup};
+use common::{children, kill9, require, sh, CgVersion, TestCgroup};
 
 fn testbed() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testbed")
@@ -466,6 +466,33 @@ fn guest_orphans_are_removed_and_user_snapshots_survive() {
     assert_eq!(code, -9, "{err}");
     std::thread::sleep(std::time::Duration::from_secs(3));
     assert!(!cg.is_frozen());
+    assert!(
+        tagged_lvs().is_empty(),
+        "the guardian removed it: {:?}",
+        tagged_lvs()
+    );
+    // Killed after the snapshot with its guardian: the tagged orphan is left
+    // (and the container frozen); recover undoes exactly that.
+    let mut c = ff();
+    c.args(["backup", "--all"])
+        .env("FREEZEFRAME_CONFIG", &cfg)
+        .env("FREEZEFRAME_FAULT", "after-snapshot:hang=120s");
+    let mut child = c.spawn().unwrap();
+    let t = Instant::now();
+    while tagged_lvs().is_empty() {
+        assert!(t.elapsed().as_secs() < 60, "no snapshot");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for g in children(child.id()) {
+        kill9(g);
+    }
+    kill9(child.id());
+    child.wait().unwrap();
+    assert!(cg.is_frozen() && tagged_lvs().len() == 1);
+    let (code, out, err) = run(&cfg, &["recover"], None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!cg.is_frozen());
+    assert!(tagged_lvs().is_empty(), "{:?}", tagged_lvs());
     // An orphan no journal knows (its run and guardian both gone): recover
     // removes it, and only it.
     sh(&format!(

@@ -393,3 +393,17 @@ impl Env {
             .unwrap_or_default()
     }
 }
+
+/// The direct children of process `pid` (to find a backup's guardian).
+pub fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// SIGKILLs a process we started, by PID.
+pub fn kill9(pid: u32) {
+    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+}

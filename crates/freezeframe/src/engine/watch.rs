@@ -180,3 +180,122 @@ impl Watch {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{LvmOptions, ProviderKind, SnapshotSize};
+    use crate::snapshot::SnapshotError;
+
+    /// Reports a fixed usage; counts extends.
+    struct Filling {
+        used: Mutex<f64>,
+        extends: Mutex<u32>,
+    }
+
+    impl SnapshotProvider for Filling {
+        fn kind(&self) -> ProviderKind {
+            ProviderKind::Lvm
+        }
+        fn check(&self, _: &Volume, _: usize) -> Result<(), SnapshotError> {
+            Ok(())
+        }
+        fn prepare(&self, _: &Volume) -> Result<(), SnapshotError> {
+            Ok(())
+        }
+        fn handle(&self, _: &Volume, _: &str) -> Result<Snapshot, SnapshotError> {
+            unreachable!()
+        }
+        fn create(&self, _: &Volume, _: &str) -> Result<Snapshot, SnapshotError> {
+            unreachable!()
+        }
+        fn extend(&self, _: &Snapshot, percent: f64) -> Result<(), SnapshotError> {
+            assert_eq!(percent, 50.0);
+            *self.extends.lock().unwrap() += 1;
+            *self.used.lock().unwrap() /= 1.5;
+            Ok(())
+        }
+        fn health(&self, _: &Snapshot) -> Result<Health, SnapshotError> {
+            let u = *self.used.lock().unwrap();
+            Ok(Health {
+                invalid: (u >= 100.0).then(|| "overflowed".into()),
+                used_percent: Some(u),
+            })
+        }
+        fn remove(&self, _: &Snapshot) -> Result<(), SnapshotError> {
+            Ok(())
+        }
+        fn list(&self, _: &Volume) -> Result<Vec<Snapshot>, SnapshotError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn volume(autoextend: Option<f64>) -> Volume {
+        Volume {
+            name: "v".into(),
+            path: "/v".into(),
+            provider: ProviderKind::Lvm,
+            snapshot_dir: "/s".into(),
+            lvm: Some(LvmOptions {
+                lv: None,
+                snapshot_size: SnapshotSize::Percent(10.0),
+                warn_percent: 80.0,
+                autoextend_percent: autoextend,
+                thin_max_data_percent: 80.0,
+                thin_max_metadata_percent: 80.0,
+            }),
+        }
+    }
+
+    fn snap() -> Snapshot {
+        Snapshot {
+            name: "ff-1-v".into(),
+            volume: "v".into(),
+            root: "/s/ff-1-v".into(),
+            device: Some("vg/ff-1-v".into()),
+        }
+    }
+
+    #[test]
+    fn warns_once_extends_past_the_threshold_and_records_the_peak() {
+        let p = Arc::new(Filling {
+            used: Mutex::new(90.0),
+            extends: Mutex::new(0),
+        });
+        let w = Watch::default();
+        w.add(&snap(), p.clone(), &volume(Some(70.0)));
+        assert_eq!(w.check("ff-1-v"), None);
+        assert_eq!(*p.extends.lock().unwrap(), 1, "grown at 90% >= 70%");
+        assert_eq!(
+            w.check("ff-1-v"),
+            None,
+            "60% after growing: no second extend"
+        );
+        assert_eq!(*p.extends.lock().unwrap(), 1);
+        let (recs, warnings) = w.finish();
+        assert_eq!(recs[0].peak_used_percent, Some(90.0));
+        assert_eq!(recs[0].extended, 1);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("90.0% full"), "{warnings:?}");
+    }
+
+    #[test]
+    fn an_overflow_is_remembered_even_if_usage_reads_lower_later() {
+        let p = Arc::new(Filling {
+            used: Mutex::new(100.0),
+            extends: Mutex::new(0),
+        });
+        let w = Watch::default();
+        w.add(&snap(), p.clone(), &volume(None));
+        assert_eq!(w.check("ff-1-v").as_deref(), Some("overflowed"));
+        *p.used.lock().unwrap() = 5.0;
+        assert_eq!(
+            w.check("ff-1-v").as_deref(),
+            Some("overflowed"),
+            "invalid stays invalid"
+        );
+        assert_eq!(*p.extends.lock().unwrap(), 0, "no autoextend configured");
+        let (recs, _) = w.finish();
+        assert_eq!(recs[0].invalid.as_deref(), Some("overflowed"));
+    }
+}
