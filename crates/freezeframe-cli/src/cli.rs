@@ -34,6 +34,10 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Print the effective configuration.
     ShowConfig,
+    /// Show what each configured runtime sees: id, state, private area,
+    /// volume and the snapshot provider that would be used.
+    #[command(alias = "ls")]
+    ListContainers(ListArgs),
     /// Undo what an interrupted run left: thaw, remove snapshots and
     /// incomplete runs, release a stale lock. Safe to run any time.
     Recover(RecoverArgs),
@@ -131,6 +135,10 @@ pub struct RestoreArgs {
     /// Restore into a non-empty folder, replacing what is there.
     #[arg(long)]
     pub force: bool,
+    /// Also bring the container back from its memory dump (OpenVZ
+    /// checkpoints): `vzctl restore ID --dumpfile <DIR>.dump`.
+    #[arg(long)]
+    pub with_memory: bool,
     /// Wait this long for the host lock (e.g. `5m`).
     #[arg(long, default_value = "0s")]
     pub lock_wait: HumanDuration,
@@ -151,6 +159,10 @@ pub struct VerifyArgs {
 pub enum ModeArg {
     /// Freeze, snapshot, thaw.
     Snapshot,
+    /// Checkpoint (memory dump kept), snapshot, restore (OpenVZ).
+    Checkpoint,
+    /// Suspend, snapshot, resume (OpenVZ 7).
+    Suspend,
     /// Stop, snapshot, start.
     Stop,
 }
@@ -181,6 +193,8 @@ impl From<ModeArg> for Mode {
     fn from(m: ModeArg) -> Self {
         match m {
             ModeArg::Snapshot => Mode::Snapshot,
+            ModeArg::Checkpoint => Mode::Checkpoint,
+            ModeArg::Suspend => Mode::Suspend,
             ModeArg::Stop => Mode::Stop,
         }
     }

@@ -55,6 +55,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     match &cli.command {
         Command::Backup(a) => commands::backup::run(&config, &cli.config, a),
         Command::Recover(a) => commands::recover::run(&config, a),
+        Command::ListContainers(a) => commands::list_containers::run(&config, a),
         Command::Guardian(a) => guardian::run(&config, a.parent),
         Command::Debug(d) => commands::debug::run(&d.what),
         Command::List(a) => commands::list::run(&config, a),

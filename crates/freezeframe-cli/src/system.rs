@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use freezeframe::config::Config;
 use freezeframe::engine::Toolbox;
-use freezeframe::runtime::CgroupRuntime;
+use freezeframe::runtime::{CgroupRuntime, LxcRuntime, OpenvzRuntime};
 use freezeframe::snapshot::{BtrfsProvider, LvmProvider};
 use freezeframe::sys::mountinfo::{cgroup_mounts, read_self, CgroupMounts};
 use freezeframe::sys::{host_name, ShellHooks, SystemClock, SystemRunner};
@@ -19,8 +19,18 @@ pub fn toolbox(config: &Config) -> Toolbox {
     if let Some(p) = &config.cgroup.v1_freezer_root {
         mounts.v1_freezer = Some(p.clone());
     }
+    let runner = Arc::new(SystemRunner);
+    let cgroups = CgroupRuntime::new(mounts);
     let mut tools = Toolbox::new(
-        vec![Arc::new(CgroupRuntime::new(mounts))],
+        vec![
+            Arc::new(cgroups.clone()),
+            Arc::new(OpenvzRuntime::new(
+                runner.clone(),
+                config.openvz.conf_dir.clone(),
+                cgroups,
+            )),
+            Arc::new(LxcRuntime::new(runner, config.lxc.lxcpath.clone())),
+        ],
         vec![
             Arc::new(BtrfsProvider::new(Arc::new(SystemRunner))),
             Arc::new(LvmProvider::new(Arc::new(SystemRunner), false)),

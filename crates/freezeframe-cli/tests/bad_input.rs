@@ -286,7 +286,7 @@ fn show_config_prints_effective_defaults() {
         "freeze_timeout = \"5s\"",
         "snapshot_dir",
         "id = \"101\"",
-        "volume = \"vol\"",
+        "private = ",
     ] {
         assert!(out.contains(needle), "missing `{needle}` in:\n{out}");
     }

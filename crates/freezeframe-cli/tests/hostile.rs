@@ -54,6 +54,8 @@ fn plant_run(target: &Path, run: &str, tar_bytes: Vec<u8>) {
             id: "ct".into(),
             runtime: RuntimeKind::Cgroup,
             volume: "vol".into(),
+            mode: Some(Mode::Snapshot),
+            note: None,
             result: Outcome::Ok,
             error: None,
             freeze_ms: Some(1.0),

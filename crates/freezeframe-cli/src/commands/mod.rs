@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod debug;
 pub mod list;
+pub mod list_containers;
 pub mod recover;
 pub mod restore;
 pub mod show_config;

@@ -45,6 +45,30 @@ pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
     if let Some(c) = &r.config {
         println!("config written to {}", c.display());
     }
+    if let Some(d) = &r.dump {
+        println!("memory dump written to {}", d.display());
+    }
+    if args.with_memory {
+        let Some(d) = &r.dump else {
+            return Err(UsageError(format!(
+                "--with-memory: run {} holds no memory dump of {}",
+                r.run, args.id
+            ))
+            .into());
+        };
+        let cmd = freezeframe::runtime::openvz::resume_cmd(
+            &args.id,
+            freezeframe::config::Mode::Checkpoint,
+            Some(d),
+        )
+        .ok_or_else(|| anyhow::anyhow!("no restore command"))?;
+        use freezeframe::sys::CommandRunner;
+        freezeframe::sys::SystemRunner.run(&cmd)?;
+        println!(
+            "container {} restored from its memory dump ({cmd})",
+            args.id
+        );
+    }
     for w in &r.extract.warnings {
         eprintln!("warning: {w}");
     }

@@ -7,8 +7,9 @@ mod raw;
 
 pub use duration::HumanDuration;
 pub use model::{
-    BackupDefaults, CgroupRoots, Compression, Config, Container, ContainerId, HooksConfig,
-    LvmOptions, Mode, ProviderKind, RuntimeKind, SnapshotSize, Strategy, Target, Volume,
+    BackupDefaults, CgroupRoots, Compression, Config, Container, ContainerId, ContainerSpec,
+    HooksConfig, LvmOptions, LxcConfig, Mode, OpenvzConfig, ProviderKind, RuntimeKind,
+    SnapshotSize, Strategy, Target, Volume,
 };
 
 use std::path::{Path, PathBuf};

@@ -66,6 +66,10 @@ impl fmt::Display for ContainerId {
 pub enum Mode {
     /// Freeze, snapshot, thaw: the short window this tool exists for.
     Snapshot,
+    /// Checkpoint (memory dump kept in the run), snapshot, restore (OpenVZ).
+    Checkpoint,
+    /// Suspend, snapshot, resume (OpenVZ 7).
+    Suspend,
     /// Stop the container, snapshot, start it again.
     Stop,
 }
@@ -155,6 +159,8 @@ impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Mode::Snapshot => "snapshot",
+            Mode::Checkpoint => "checkpoint",
+            Mode::Suspend => "suspend",
             Mode::Stop => "stop",
         })
     }
@@ -288,12 +294,18 @@ pub enum RuntimeKind {
     /// A plain cgroup holding the container's processes.
     #[default]
     Cgroup,
+    /// OpenVZ (`vzctl`, `vzlist`).
+    Openvz,
+    /// LXC (`lxc-freeze`, `lxc-info`, …).
+    Lxc,
 }
 
 impl fmt::Display for RuntimeKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             RuntimeKind::Cgroup => "cgroup",
+            RuntimeKind::Openvz => "openvz",
+            RuntimeKind::Lxc => "lxc",
         })
     }
 }
@@ -352,15 +364,38 @@ pub struct Volume {
     pub lvm: Option<LvmOptions>,
 }
 
-/// A container to back up.
+/// A container as configured. For the `openvz` and `lxc` runtimes the
+/// private area and config file may be left out: the runtime knows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerSpec {
+    /// Unique id (OpenVZ CTID, LXC name).
+    pub id: ContainerId,
+    /// Runtime that freezes and thaws it.
+    pub runtime: RuntimeKind,
+    /// cgroup path relative to the cgroup root(s) (required for `cgroup`;
+    /// for `openvz`, where the container's cgroup is exposed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<PathBuf>,
+    /// The private area (root of its files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private: Option<PathBuf>,
+    /// Name of the volume holding `private` (found from the paths if unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
+    /// The container's config file, copied into each run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<PathBuf>,
+}
+
+/// A container resolved for a run: everything known.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Container {
     /// Unique id.
     pub id: ContainerId,
     /// Runtime that freezes and thaws it.
     pub runtime: RuntimeKind,
-    /// cgroup path relative to the cgroup root(s).
-    pub cgroup: PathBuf,
+    /// cgroup path relative to the cgroup root(s), if it has one.
+    pub cgroup: Option<PathBuf>,
     /// The private area (root of its files).
     pub private: PathBuf,
     /// Name of the volume holding `private`.
@@ -368,6 +403,36 @@ pub struct Container {
     /// The container's config file, copied into each run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<PathBuf>,
+    /// Whether it runs now (a stopped container is archived unfrozen).
+    pub running: bool,
+}
+
+/// `[openvz]`: where OpenVZ keeps its configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpenvzConfig {
+    /// Configuration root (`conf/<CTID>.conf`, `vz.conf`), normally `/etc/vz`.
+    pub conf_dir: PathBuf,
+}
+
+/// `[lxc]`: where LXC keeps its containers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LxcConfig {
+    /// The containers' folder (`<lxcpath>/<name>/config`), normally `/var/lib/lxc`.
+    pub lxcpath: PathBuf,
+}
+
+impl Config {
+    /// The volume whose path holds `private` (the deepest), or the named one.
+    pub fn volume_for(&self, private: &Path, named: Option<&str>) -> Option<&Volume> {
+        match named {
+            Some(n) => self.volume(n).filter(|v| private.starts_with(&v.path)),
+            None => self
+                .volumes
+                .iter()
+                .filter(|v| private.starts_with(&v.path))
+                .max_by_key(|v| v.path.components().count()),
+        }
+    }
 }
 
 /// Hook commands (`sh -c`) per phase, and how long one may run.
@@ -391,6 +456,10 @@ pub struct Config {
     pub backup: BackupDefaults,
     /// cgroup mount points.
     pub cgroup: CgroupRoots,
+    /// OpenVZ paths.
+    pub openvz: OpenvzConfig,
+    /// LXC paths.
+    pub lxc: LxcConfig,
     /// Hooks.
     pub hooks: HooksConfig,
     /// Volumes.
@@ -398,12 +467,12 @@ pub struct Config {
     pub volumes: Vec<Volume>,
     /// Containers.
     #[serde(rename = "container")]
-    pub containers: Vec<Container>,
+    pub containers: Vec<ContainerSpec>,
 }
 
 impl Config {
     /// The container with this id.
-    pub fn container(&self, id: &str) -> Option<&Container> {
+    pub fn container(&self, id: &str) -> Option<&ContainerSpec> {
         self.containers.iter().find(|c| c.id.as_str() == id)
     }
 
@@ -577,7 +646,7 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
         });
     }
 
-    let mut containers: Vec<Container> = Vec::new();
+    let mut containers: Vec<ContainerSpec> = Vec::new();
     let mut seen = HashSet::new();
     for c in raw.containers {
         let line = line_of(text, c.span().start);
@@ -586,70 +655,75 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
         if !seen.insert(id.clone()) {
             return Err((line, format!("container id `{id}` is used twice")));
         }
-        absolute(&c.private, "container.private")
-            .map_err(|m| (line, format!("container `{id}`: {m}")))?;
-        if c.cgroup.is_absolute()
-            || c.cgroup
-                .components()
-                .any(|x| !matches!(x, Component::Normal(_)))
-        {
-            return Err((
-                line,
-                format!(
-                    "container `{id}`: cgroup `{}` must be a path relative to the cgroup root, \
-                     e.g. `machines/{id}`, without `..`",
-                    c.cgroup.display()
-                ),
-            ));
+        let runtime = c.runtime.unwrap_or_default();
+        if runtime == RuntimeKind::Cgroup {
+            if c.cgroup.is_none() {
+                return Err((line, format!("container `{id}`: the cgroup runtime needs `cgroup`, the container's cgroup path")));
+            }
+            if c.private.is_none() {
+                return Err((line, format!("container `{id}`: the cgroup runtime needs `private`, the container's private area")));
+            }
+        }
+        if let Some(p) = &c.private {
+            absolute(p, "container.private")
+                .map_err(|m| (line, format!("container `{id}`: {m}")))?;
+        }
+        if let Some(cg) = &c.cgroup {
+            if cg.is_absolute() || cg.components().any(|x| !matches!(x, Component::Normal(_))) {
+                return Err((
+                    line,
+                    format!(
+                        "container `{id}`: cgroup `{}` must be a path relative to the cgroup root, \
+                         e.g. `machines/{id}`, without `..`",
+                        cg.display()
+                    ),
+                ));
+            }
         }
         if let Some(cfg) = &c.config {
             absolute(cfg, "container.config")
                 .map_err(|m| (line, format!("container `{id}`: {m}")))?;
         }
-        let volume = match c.volume {
-            Some(name) => {
-                let v = volumes.iter().find(|v| v.name == name).ok_or_else(|| {
-                    (
-                        line,
-                        format!(
-                            "container `{id}`: volume `{name}` is not defined by any [[volume]]"
-                        ),
-                    )
-                })?;
-                if !c.private.starts_with(&v.path) {
-                    return Err((
-                        line,
-                        format!(
-                            "container `{id}`: private `{}` is not inside volume `{name}` ({})",
-                            c.private.display(),
-                            v.path.display()
-                        ),
-                    ));
-                }
-                name
+        if let Some(name) = &c.volume {
+            if !volumes.iter().any(|v| &v.name == name) {
+                return Err((
+                    line,
+                    format!("container `{id}`: volume `{name}` is not defined by any [[volume]]"),
+                ));
             }
-            None => volumes
-                .iter()
-                .filter(|v| c.private.starts_with(&v.path))
-                .max_by_key(|v| v.path.components().count())
-                .map(|v| v.name.clone())
-                .ok_or_else(|| {
-                    (
-                        line,
-                        format!(
-                            "container `{id}`: private `{}` is not inside any [[volume]] path; \
-                             add a [[volume]] whose path holds it",
-                            c.private.display()
+        }
+        // A configured private area must lie in a volume now; a discovered
+        // one is checked when a run is planned.
+        if let Some(private) = &c.private {
+            let holder = match &c.volume {
+                Some(name) => volumes
+                    .iter()
+                    .find(|v| &v.name == name)
+                    .filter(|v| private.starts_with(&v.path)),
+                None => volumes
+                    .iter()
+                    .filter(|v| private.starts_with(&v.path))
+                    .max_by_key(|v| v.path.components().count()),
+            };
+            if holder.is_none() {
+                return Err((
+                    line,
+                    match &c.volume {
+                        Some(name) => format!("container `{id}`: private `{}` is not inside volume `{name}`", private.display()),
+                        None => format!(
+                            "container `{id}`: private `{}` is not inside any [[volume]] path; add a [[volume]] whose path holds it",
+                            private.display()
                         ),
-                    )
-                })?,
-        };
-        containers.push(Container {
+                    },
+                ));
+            }
+        }
+        containers.push(ContainerSpec {
             id,
-            runtime: c.runtime.unwrap_or_default(),
+            runtime,
             cgroup: c.cgroup,
             private: c.private,
-            volume,
+            volume: c.volume,
             config: c.config,
         });
     }
@@ -686,6 +760,18 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
         cgroup: CgroupRoots {
             v2_root: raw.cgroup.v2_root,
             v1_freezer_root: raw.cgroup.v1_freezer_root,
+        },
+        openvz: OpenvzConfig {
+            conf_dir: raw
+                .openvz
+                .conf_dir
+                .unwrap_or_else(|| PathBuf::from("/etc/vz")),
+        },
+        lxc: LxcConfig {
+            lxcpath: raw
+                .lxc
+                .lxcpath
+                .unwrap_or_else(|| PathBuf::from("/var/lib/lxc")),
         },
         hooks,
         volumes,

@@ -19,6 +19,10 @@ pub(super) struct RawConfig {
     pub cgroup: RawCgroup,
     #[serde(default)]
     pub hooks: RawHooks,
+    #[serde(default)]
+    pub openvz: RawOpenvz,
+    #[serde(default)]
+    pub lxc: RawLxc,
     #[serde(default, rename = "volume")]
     pub volumes: Vec<Spanned<RawVolume>>,
     #[serde(default, rename = "container")]
@@ -72,8 +76,8 @@ pub(super) struct RawContainer {
     pub id: String,
     #[serde(default)]
     pub runtime: Option<RuntimeKind>,
-    pub cgroup: PathBuf,
-    pub private: PathBuf,
+    pub cgroup: Option<PathBuf>,
+    pub private: Option<PathBuf>,
     pub volume: Option<String>,
     pub config: Option<PathBuf>,
 }
@@ -91,4 +95,16 @@ pub(super) struct RawHooks {
     pub job_end: Option<String>,
     pub job_failed: Option<String>,
     pub finally: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOpenvz {
+    pub conf_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLxc {
+    pub lxcpath: Option<PathBuf>,
 }

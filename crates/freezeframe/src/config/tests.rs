@@ -36,7 +36,14 @@ fn good_config_fills_defaults() {
     assert_eq!(c.backup.mode, Mode::Snapshot);
     assert_eq!(c.backup.strategy, Strategy::Group);
     assert_eq!(c.freeze_timeout(), std::time::Duration::from_secs(5));
-    assert_eq!(c.containers[0].volume, "data");
+    assert_eq!(
+        c.containers[0].private.as_deref(),
+        Some(Path::new("/srv/ct/101"))
+    );
+    assert_eq!(
+        c.volume_for(Path::new("/srv/ct/101"), None).unwrap().name,
+        "data"
+    );
     assert_eq!(
         c.volumes[0].snapshot_dir,
         Path::new("/srv/.freezeframe-snapshots")

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::config::Container;
-use crate::runtime::Runtime;
+use crate::runtime::{Quiesced, Runtime};
 use crate::snapshot::{Snapshot, SnapshotProvider};
 use crate::state::{Journal, JournalError, Key, Step};
 use crate::target::layout::{RunId, MANIFEST_NAME};
@@ -17,8 +17,8 @@ use crate::target::layout::{RunId, MANIFEST_NAME};
 /// One thing to undo.
 #[derive(Clone)]
 pub enum Undo {
-    /// Thaw this container.
-    Thaw(Arc<dyn Runtime>, Container),
+    /// Let this container run again (thaw, restore, resume, start).
+    Resume(Arc<dyn Runtime>, Container, Quiesced),
     /// Remove this snapshot.
     RemoveSnapshot(Arc<dyn SnapshotProvider>, Snapshot),
     /// Remove this run folder unless its manifest was written.
@@ -28,7 +28,7 @@ pub enum Undo {
 impl Undo {
     fn describe(&self) -> String {
         match self {
-            Undo::Thaw(_, c) => format!("thaw container {}", c.id),
+            Undo::Resume(_, c, q) => format!("resume container {} ({})", c.id, q.mode),
             Undo::RemoveSnapshot(_, s) => format!("remove snapshot {}", s.name),
             Undo::RunDir(p) => format!("remove incomplete run {}", p.display()),
         }
@@ -36,10 +36,10 @@ impl Undo {
 
     fn step(&self) -> Result<Step, String> {
         Ok(match self {
-            Undo::Thaw(rt, c) => Step::Freeze {
+            Undo::Resume(rt, c, q) => Step::Freeze {
                 container: c.id.to_string(),
                 runtime: rt.kind(),
-                handle: rt.handle(c).map_err(|e| e.to_string())?,
+                handle: rt.handle(c, q).map_err(|e| e.to_string())?,
             },
             Undo::RemoveSnapshot(p, s) => Step::Snapshot {
                 provider: p.kind(),
@@ -51,7 +51,7 @@ impl Undo {
 
     fn run(&self) -> Result<(), String> {
         match self {
-            Undo::Thaw(rt, c) => rt.thaw(c).map_err(|e| e.to_string()),
+            Undo::Resume(rt, c, q) => rt.resume(c, q).map_err(|e| e.to_string()),
             Undo::RemoveSnapshot(p, s) => p.remove(s).map_err(|e| e.to_string()),
             Undo::RunDir(p) => remove_incomplete_run(p),
         }

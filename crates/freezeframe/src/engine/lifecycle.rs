@@ -21,11 +21,12 @@ use super::watch::Watch;
 use super::Toolbox;
 use crate::archive::{create_archive, ArchiveOptions, TreeReport};
 use crate::config::{Container, HumanDuration, Strategy, Volume};
+use crate::runtime::Quiesced;
 use crate::snapshot::{Snapshot, SnapshotProvider, SNAPSHOT_PREFIX};
 use crate::state::Journal;
 use crate::sys::{Cancel, Clock, Faults, HookEnv, HookPhase};
 use crate::target::atomic::{self, AtomicFile};
-use crate::target::layout::{archive_name, config_name, MANIFEST_NAME};
+use crate::target::layout::{archive_name, config_name, dump_name, MANIFEST_NAME};
 use crate::target::manifest::{
     ContainerRecord, FileKind, FileRecord, FreezeWindow, Manifest, Outcome, Timings,
     MANIFEST_VERSION,
@@ -115,6 +116,8 @@ fn new_record(ct: &Container) -> ContainerRecord {
         id: ct.id.to_string(),
         runtime: ct.runtime,
         volume: ct.volume.clone(),
+        mode: None,
+        note: None,
         result: Outcome::Failed,
         error: Some("not started".into()),
         freeze_ms: None,
@@ -139,6 +142,8 @@ struct Job {
     ct: Container,
     snap: Snapshot,
     rel: PathBuf,
+    /// A memory dump to keep in the run.
+    dump: Option<PathBuf>,
 }
 
 struct JobDone {
@@ -146,6 +151,23 @@ struct JobDone {
     snap: String,
     archive_ms: f64,
     result: Result<(Vec<FileRecord>, TreeReport), String>,
+}
+
+/// A container brought to rest in a window, and the dump it left.
+struct Rested {
+    ct: Container,
+    dump: Option<PathBuf>,
+}
+
+/// A container at rest in the current window: its undo token, when the
+/// freeze was requested (monotonic and wall) and confirmed, its dump.
+struct Frozen {
+    ct: Container,
+    token: Token,
+    t0: Duration,
+    requested: SystemTime,
+    confirmed: SystemTime,
+    dump: Option<PathBuf>,
 }
 
 struct Lease {
@@ -442,9 +464,42 @@ impl Run<'_> {
                 vol.name
             ));
         }
+        // A stopped container needs no freeze and no snapshot: its files do
+        // not change. It is archived from the live tree, and the manifest
+        // says so.
+        let (running, stopped): (Vec<Container>, Vec<Container>) =
+            cts.iter().cloned().partition(|c| c.running);
+        for ct in stopped {
+            let id = ct.id.to_string();
+            self.started.insert(id.clone(), self.tools.clock.mono());
+            self.record(&id).note = Some("the container was stopped: archived from the live tree, without freezing or a snapshot".into());
+            let rel = ct
+                .private
+                .strip_prefix(&vol.path)
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let live = Snapshot {
+                name: format!("live-{id}"),
+                volume: vol.name.clone(),
+                root: vol.path.clone(),
+                device: None,
+            };
+            if jobs
+                .send(Job {
+                    ct,
+                    snap: live,
+                    rel,
+                    dump: None,
+                })
+                .is_err()
+            {
+                self.fail(&id, "archive workers stopped".into());
+            }
+        }
         let windows: Vec<&[Container]> = match self.plan.strategy {
-            Strategy::Group => vec![cts],
-            Strategy::Each => cts.chunks(1).collect(),
+            Strategy::Group if running.is_empty() => vec![],
+            Strategy::Group => vec![&running[..]],
+            Strategy::Each => running.chunks(1).collect(),
         };
         for w in windows {
             if let Some(signal) = self.tools.cancel.signal() {
@@ -464,7 +519,7 @@ impl Run<'_> {
                         token,
                     },
                 );
-                for ct in ok {
+                for Rested { ct, dump } in ok {
                     let rel = ct
                         .private
                         .strip_prefix(&vol.path)
@@ -475,6 +530,7 @@ impl Run<'_> {
                         ct,
                         snap: snap.clone(),
                         rel,
+                        dump,
                     };
                     if jobs.send(job).is_err() {
                         self.fail(&id, "archive workers stopped".into());
@@ -497,12 +553,12 @@ impl Run<'_> {
         vol: &Volume,
         cts: &[Container],
         provider: &Arc<dyn SnapshotProvider>,
-    ) -> Option<(Snapshot, Token, Vec<Container>)> {
+    ) -> Option<(Snapshot, Token, Vec<Rested>)> {
         let clock = self.tools.clock.clone();
         let (cancel, faults) = (&self.tools.cancel, &self.tools.faults);
         let timeout = self.plan.freeze_timeout;
         // Hooks first, all of them: none may run while a container is frozen.
-        let mut ready: Vec<(Container, Arc<dyn crate::runtime::Runtime>)> = Vec::new();
+        let mut ready: Vec<(Container, Arc<dyn crate::runtime::Runtime>, Quiesced)> = Vec::new();
         for ct in cts {
             let id = ct.id.to_string();
             self.started.insert(id.clone(), clock.mono());
@@ -510,11 +566,23 @@ impl Run<'_> {
                 self.fail(&id, format!("no {} runtime", ct.runtime));
                 continue;
             };
+            let q = match rt.plan_quiesce(ct, self.plan.mode) {
+                Ok(q) => q,
+                Err(e) => {
+                    self.fail(&id, format!("not frozen: {e}"));
+                    continue;
+                }
+            };
+            {
+                let r = self.record(&id);
+                r.mode = Some(q.mode);
+                r.note = q.note.clone();
+            }
             let hooks = self
                 .hook(HookPhase::BackupStart, Some(&id), None)
                 .and_then(|_| self.hook(HookPhase::PreFreeze, Some(&id), None));
             match hooks {
-                Ok(()) => ready.push((ct.clone(), rt)),
+                Ok(()) => ready.push((ct.clone(), rt, q)),
                 Err(e) => self.fail(&id, format!("not frozen: {e}")),
             }
         }
@@ -525,7 +593,7 @@ impl Run<'_> {
         let handle = match provider.handle(vol, &name) {
             Ok(h) => h,
             Err(e) => {
-                for (c, _) in &ready {
+                for (c, _, _) in &ready {
                     self.fail(c.id.as_str(), format!("not frozen: {e}"));
                 }
                 return None;
@@ -533,13 +601,13 @@ impl Run<'_> {
         };
         let mut undos: Vec<Undo> = ready
             .iter()
-            .map(|(c, rt)| Undo::Thaw(rt.clone(), c.clone()))
+            .map(|(c, rt, q)| Undo::Resume(rt.clone(), c.clone(), q.clone()))
             .collect();
         undos.push(Undo::RemoveSnapshot(provider.clone(), handle));
         let tokens = match self.cleanup.register_all(undos) {
             Ok(t) => t,
             Err(e) => {
-                for (c, _) in &ready {
+                for (c, _, _) in &ready {
                     self.fail(
                         c.id.as_str(),
                         format!("not frozen: cannot journal the freeze: {e}"),
@@ -551,7 +619,7 @@ impl Run<'_> {
         let stoken = tokens[ready.len()];
         faults.hit("after-journal-freeze", cancel);
         if let Err(e) = self.tools.watchdog.window_open(timeout) {
-            for (c, _) in &ready {
+            for (c, _, _) in &ready {
                 self.fail(
                     c.id.as_str(),
                     format!("not frozen: the guardian is not running: {e}"),
@@ -564,13 +632,20 @@ impl Run<'_> {
         }
         let window_t0 = clock.mono();
         // (container, undo token, mono at request, wall at request, wall when frozen)
-        let mut frozen: Vec<(Container, Token, Duration, SystemTime, SystemTime)> = Vec::new();
-        for ((ct, rt), token) in ready.into_iter().zip(tokens) {
+        let mut frozen: Vec<Frozen> = Vec::new();
+        for ((ct, rt, q), token) in ready.into_iter().zip(tokens) {
             let id = ct.id.to_string();
             self.observer.phase(&id, &Phase::Freezing);
             let (t0, w0) = (clock.mono(), clock.wall());
-            match rt.freeze(&ct, timeout) {
-                Ok(()) => frozen.push((ct.clone(), token, t0, w0, clock.wall())),
+            match rt.quiesce(&ct, &q, timeout) {
+                Ok(()) => frozen.push(Frozen {
+                    ct: ct.clone(),
+                    token,
+                    t0,
+                    requested: w0,
+                    confirmed: clock.wall(),
+                    dump: q.dump.clone(),
+                }),
                 Err(e) => {
                     // `freeze` thaws on failure; thaw once more to be sure.
                     if let Err(te) = self.cleanup.undo_now(token) {
@@ -592,7 +667,15 @@ impl Run<'_> {
         };
         let mut ok = Vec::new();
         let mut thawed_ids = Vec::new();
-        for (ct, token, t0, w0, wf) in frozen.into_iter().rev() {
+        for Frozen {
+            ct,
+            token,
+            t0,
+            requested: w0,
+            confirmed: wf,
+            dump,
+        } in frozen.into_iter().rev()
+        {
             let id = ct.id.to_string();
             let wt = clock.wall();
             let mut thawed = self.cleanup.undo_now(token);
@@ -621,7 +704,7 @@ impl Run<'_> {
             self.observer.phase(&id, &Phase::Thawed { freeze_ms });
             match thawed {
                 Ok(()) => {
-                    ok.push(ct);
+                    ok.push(Rested { ct, dump });
                     thawed_ids.push(id);
                 }
                 Err(e) => self.fail(
@@ -641,7 +724,7 @@ impl Run<'_> {
             if let Err(re) = this.cleanup.undo_now(stoken) {
                 this.warnings.push(re);
             }
-            for ct in &ok {
+            for Rested { ct, .. } in &ok {
                 this.fail(ct.id.as_str(), why(ct.id.as_str()));
             }
         };
@@ -794,6 +877,28 @@ fn archive_one(job: &Job, ctx: &WorkerCtx<'_>) -> Result<(Vec<FileRecord>, TreeR
         size: written.size,
         blake3: written.blake3,
     }];
+    if let Some(dump) = &job.dump {
+        let dname = dump_name(&job.ct.id);
+        let ddest = ctx.dir.join(&dname);
+        let mut af =
+            AtomicFile::create(&ddest).map_err(|e| format!("creating {}: {e}", ddest.display()))?;
+        let mut src = std::fs::File::open(dump)
+            .map_err(|e| format!("reading memory dump {}: {e}", dump.display()))?;
+        let mut h = crate::archive::hashing::HashingWriter::new(af.file());
+        std::io::copy(&mut src, &mut h)
+            .map_err(|e| format!("copying memory dump {}: {e}", dump.display()))?;
+        let (_, blake3, size) = h.finish();
+        af.commit()
+            .map_err(|e| format!("writing {}: {e}", ddest.display()))?;
+        // The run keeps the dump; the runtime's copy is ours to remove.
+        let _ = std::fs::remove_file(dump);
+        files.push(FileRecord {
+            name: dname,
+            kind: FileKind::Dump,
+            size,
+            blake3,
+        });
+    }
     if let Some(cfg) = &job.ct.config {
         let data = std::fs::read(cfg)
             .map_err(|e| format!("reading config file {}: {e}", cfg.display()))?;

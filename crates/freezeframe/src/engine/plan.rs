@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{Compression, Config, Container, Mode, Strategy, Volume};
+use crate::config::{Compression, Config, Container, ContainerSpec, Mode, Strategy, Volume};
 use crate::engine::Toolbox;
 use crate::runtime::RuntimeError;
 use crate::snapshot::SnapshotError;
@@ -106,10 +106,18 @@ impl Plan {
             for c in &v.containers {
                 let _ = writeln!(
                     s,
-                    "  {} ({}, cgroup {}): {} -> {}.{}{}",
+                    "  {} ({}{}{}): {} -> {}.{}{}",
                     c.id,
                     c.runtime,
-                    c.cgroup.display(),
+                    c.cgroup
+                        .as_ref()
+                        .map(|g| format!(", cgroup {}", g.display()))
+                        .unwrap_or_default(),
+                    if c.running {
+                        ""
+                    } else {
+                        ", stopped: archived from the live tree, unfrozen"
+                    },
                     c.private.display(),
                     c.id,
                     self.compression.extension(),
@@ -200,10 +208,10 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let selected: Vec<&Container> = if req.all {
+    let selected: Vec<&ContainerSpec> = if req.all {
         config.containers.iter().collect()
     } else {
-        let mut v: Vec<&Container> = Vec::new();
+        let mut v: Vec<&ContainerSpec> = Vec::new();
         for id in &req.ids {
             let c = config
                 .container(id)
@@ -249,18 +257,37 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
     let threads_per_job = (cores / busy).max(1);
 
     let mut volumes: Vec<VolumePlan> = Vec::new();
-    for c in &selected {
+    for spec in &selected {
         let runtime = tools
-            .runtime(c.runtime)
-            .ok_or_else(|| PlanError::Missing(format!("no {} runtime available", c.runtime)))?;
+            .runtime(spec.runtime)
+            .ok_or_else(|| PlanError::Missing(format!("no {} runtime available", spec.runtime)))?;
         if !runtime.supports(mode) {
             return Err(RuntimeError::Unsupported {
-                id: c.id.to_string(),
-                runtime: c.runtime,
+                id: spec.id.to_string(),
+                runtime: spec.runtime,
                 mode,
             }
             .into());
         }
+        // The runtime fills in what the config left out.
+        let r = runtime.resolve(spec)?;
+        let vol = config
+            .volume_for(&r.private, spec.volume.as_deref())
+            .ok_or_else(|| PlanError::PrivateMissing {
+                id: spec.id.to_string(),
+                path: r.private.clone(),
+                problem: "is not inside any [[volume]] path: add a [[volume]] whose path holds it"
+                    .into(),
+            })?;
+        let c = &Container {
+            id: spec.id.clone(),
+            runtime: spec.runtime,
+            cgroup: spec.cgroup.clone(),
+            private: r.private,
+            volume: vol.name.clone(),
+            config: r.config,
+            running: r.running,
+        };
         match std::fs::metadata(&c.private) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -278,15 +305,14 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
                 })
             }
         }
-        runtime.check(c)?;
-        let vol = config
-            .volume(&c.volume)
-            .ok_or_else(|| PlanError::Missing(format!("volume {} is not configured", c.volume)))?;
+        if c.running {
+            runtime.check(c)?;
+        }
         match volumes.iter_mut().find(|v| v.volume.name == vol.name) {
-            Some(v) => v.containers.push((*c).clone()),
+            Some(v) => v.containers.push(c.clone()),
             None => volumes.push(VolumePlan {
                 volume: vol.clone(),
-                containers: vec![(*c).clone()],
+                containers: vec![c.clone()],
             }),
         }
     }

@@ -43,7 +43,7 @@ pub fn undo_step(step: &Step, tools: &Toolbox) -> Result<String, String> {
             let rt = tools
                 .runtime(*runtime)
                 .ok_or_else(|| format!("no {runtime} runtime to thaw {container}"))?;
-            rt.thaw_handle(handle)
+            rt.resume_handle(handle)
                 .map_err(|e: RuntimeError| e.to_string())?;
             Ok(format!("thawed container {container}"))
         }

@@ -31,6 +31,8 @@ pub struct RestoreResult {
     pub extract: ExtractReport,
     /// Where the config file was written.
     pub config: Option<PathBuf>,
+    /// Where the memory dump was written.
+    pub dump: Option<PathBuf>,
 }
 
 /// A restore failed.
@@ -69,8 +71,13 @@ fn dest_err(path: &Path, problem: impl Into<String>) -> RestoreError {
 
 /// The config file goes next to the restored folder: `<to>.conf`.
 pub fn config_destination(to: &Path) -> PathBuf {
+    sibling(to, ".conf")
+}
+
+/// `<to><suffix>`, beside the restored folder.
+fn sibling(to: &Path, suffix: &str) -> PathBuf {
     let mut s = to.as_os_str().to_owned();
-    s.push(".conf");
+    s.push(suffix);
     PathBuf::from(s)
 }
 
@@ -148,19 +155,27 @@ pub fn restore(
         cancel.check()
     };
     let extract = extract_archive(file, to, &after_entry)?;
-    let mut written = None;
-    if let Some(c) = config {
-        let data = std::fs::read(run.path.join(&c.name))
-            .map_err(|e| dest_err(&run.path.join(&c.name), e.to_string()))?;
-        if req.force && conf_dest.exists() {
-            std::fs::remove_file(&conf_dest).map_err(|e| dest_err(&conf_dest, e.to_string()))?;
+    let beside = |kind: FileKind, dest: PathBuf| -> Result<Option<PathBuf>, RestoreError> {
+        let Some(f) = rec.files.iter().find(|f| f.kind == kind) else {
+            return Ok(None);
+        };
+        let src = run.path.join(&f.name);
+        if req.force && dest.exists() {
+            std::fs::remove_file(&dest).map_err(|e| dest_err(&dest, e.to_string()))?;
         }
-        atomic::write(&conf_dest, &data).map_err(|e| dest_err(&conf_dest, e.to_string()))?;
-        written = Some(conf_dest);
-    }
+        let mut out =
+            atomic::AtomicFile::create(&dest).map_err(|e| dest_err(&dest, e.to_string()))?;
+        let mut input = std::fs::File::open(&src).map_err(|e| dest_err(&src, e.to_string()))?;
+        std::io::copy(&mut input, out.file()).map_err(|e| dest_err(&dest, e.to_string()))?;
+        out.commit().map_err(|e| dest_err(&dest, e.to_string()))?;
+        Ok(Some(dest))
+    };
+    let written = beside(FileKind::Config, conf_dest)?;
+    let dump = beside(FileKind::Dump, sibling(to, ".dump"))?;
     Ok(RestoreResult {
         run: run.id.to_string(),
         extract,
         config: written,
+        dump,
     })
 }

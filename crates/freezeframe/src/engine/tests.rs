@@ -9,9 +9,10 @@ use std::time::{Duration, SystemTime};
 use super::plan::VolumePlan;
 use super::*;
 use crate::config::{
-    Compression, Container, ContainerId, Mode, ProviderKind, RuntimeKind, Strategy, Volume,
+    Compression, Container, ContainerId, ContainerSpec, Mode, ProviderKind, RuntimeKind, Strategy,
+    Volume,
 };
-use crate::runtime::{Runtime, RuntimeError};
+use crate::runtime::{Listed, Quiesced, Resolved, Runtime, RuntimeError};
 use crate::snapshot::{Health, Snapshot, SnapshotError, SnapshotProvider};
 use crate::sys::Clock;
 use crate::target::Outcome;
@@ -31,10 +32,27 @@ impl Runtime for FakeRuntime {
     fn supports(&self, mode: Mode) -> bool {
         mode == Mode::Snapshot
     }
+    fn list(&self, _: &[ContainerSpec]) -> Result<Vec<Listed>, RuntimeError> {
+        Ok(Vec::new())
+    }
+    fn resolve(&self, spec: &ContainerSpec) -> Result<Resolved, RuntimeError> {
+        Ok(Resolved {
+            private: spec.private.clone().unwrap(),
+            config: None,
+            running: true,
+        })
+    }
     fn check(&self, _: &Container) -> Result<(), RuntimeError> {
         Ok(())
     }
-    fn freeze(&self, ct: &Container, timeout: Duration) -> Result<(), RuntimeError> {
+    fn plan_quiesce(&self, _: &Container, mode: Mode) -> Result<Quiesced, RuntimeError> {
+        Ok(Quiesced {
+            mode,
+            dump: None,
+            note: None,
+        })
+    }
+    fn quiesce(&self, ct: &Container, _: &Quiesced, timeout: Duration) -> Result<(), RuntimeError> {
         self.log.lock().unwrap().push(format!("freeze {}", ct.id));
         if self.fail_freeze == Some(ct.id.as_str()) {
             return Err(RuntimeError::FreezeTimeout {
@@ -47,23 +65,15 @@ impl Runtime for FakeRuntime {
         self.frozen.lock().unwrap().push(ct.id.to_string());
         Ok(())
     }
-    fn thaw(&self, ct: &Container) -> Result<(), RuntimeError> {
+    fn resume(&self, ct: &Container, _: &Quiesced) -> Result<(), RuntimeError> {
         self.log.lock().unwrap().push(format!("thaw {}", ct.id));
         self.frozen.lock().unwrap().retain(|x| x != ct.id.as_str());
         Ok(())
     }
-    fn is_frozen(&self, ct: &Container) -> Result<bool, RuntimeError> {
-        Ok(self
-            .frozen
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|x| x == ct.id.as_str()))
-    }
-    fn handle(&self, ct: &Container) -> Result<String, RuntimeError> {
+    fn handle(&self, ct: &Container, _: &Quiesced) -> Result<String, RuntimeError> {
         Ok(ct.id.to_string())
     }
-    fn thaw_handle(&self, handle: &str) -> Result<(), RuntimeError> {
+    fn resume_handle(&self, handle: &str) -> Result<(), RuntimeError> {
         self.log.lock().unwrap().push(format!("thaw {handle}"));
         self.frozen.lock().unwrap().retain(|x| x != handle);
         Ok(())
@@ -158,10 +168,11 @@ fn setup(
             Container {
                 id: ContainerId::new(id).unwrap(),
                 runtime: RuntimeKind::Cgroup,
-                cgroup: PathBuf::from(id),
+                cgroup: Some(PathBuf::from(id)),
                 private: p,
                 volume: "v".into(),
                 config: None,
+                running: true,
             }
         })
         .collect();

@@ -2,13 +2,54 @@
 //! start) a container. The engine only sees the [`Runtime`] trait.
 
 pub mod cgroup;
+pub mod lxc;
+pub mod openvz;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{Container, Mode, RuntimeKind};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Container, ContainerSpec, Mode, RuntimeKind};
+use crate::sys::CommandError;
 
 pub use cgroup::CgroupRuntime;
+pub use lxc::LxcRuntime;
+pub use openvz::OpenvzRuntime;
+
+/// What a runtime knows about a configured container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// Its private area.
+    pub private: PathBuf,
+    /// Its config file.
+    pub config: Option<PathBuf>,
+    /// Whether it runs.
+    pub running: bool,
+}
+
+/// A container as a runtime lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Listed {
+    /// Id (CTID, name).
+    pub id: String,
+    /// State as the runtime says it (`running`, `stopped`, `FROZEN`, …).
+    pub state: String,
+    /// Private area, if known.
+    pub private: Option<PathBuf>,
+}
+
+/// How a container will be (or was) brought to rest for its snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quiesced {
+    /// The mode actually used (a runtime may fall back, e.g. OpenVZ snapshot
+    /// → checkpoint when no cgroup is exposed).
+    pub mode: Mode,
+    /// The memory dump a checkpoint writes, kept in the run.
+    pub dump: Option<PathBuf>,
+    /// Said to the operator (why a fallback happened).
+    pub note: Option<String>,
+}
 
 /// A runtime operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +91,22 @@ pub enum RuntimeError {
     /// A journaled handle this runtime cannot read.
     #[error("unrecognised runtime handle `{0}` in the journal")]
     BadHandle(String),
+    /// A runtime tool failed or is missing.
+    #[error("container {id}: {source}")]
+    Command {
+        /// Container id.
+        id: String,
+        /// The failed command.
+        source: CommandError,
+    },
+    /// The runtime's own data is not what we expect.
+    #[error("container {id}: {message}")]
+    Invalid {
+        /// Container id.
+        id: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// The runtime cannot do this mode.
     #[error("mode `{mode}` is not supported by the {runtime} runtime (container {id}); use --mode snapshot")]
     Unsupported {
@@ -68,19 +125,23 @@ pub trait Runtime: Send + Sync {
     fn kind(&self) -> RuntimeKind;
     /// Whether the runtime can take backups in `mode`.
     fn supports(&self, mode: Mode) -> bool;
-    /// Checks that the container exists and can be frozen.
+    /// Every container the runtime knows (for `list-containers`).
+    fn list(&self, configured: &[ContainerSpec]) -> Result<Vec<Listed>, RuntimeError>;
+    /// Fills in what the config left out: private area, config file, state.
+    fn resolve(&self, spec: &ContainerSpec) -> Result<Resolved, RuntimeError>;
+    /// Checks that a running container can be brought to rest.
     fn check(&self, ct: &Container) -> Result<(), RuntimeError>;
-    /// Freezes every process of the container; on any error the container is
-    /// left thawed.
-    fn freeze(&self, ct: &Container, timeout: Duration) -> Result<(), RuntimeError>;
-    /// Thaws the container. Thawing a running container is not an error.
-    fn thaw(&self, ct: &Container) -> Result<(), RuntimeError>;
-    /// Whether the container is frozen now.
-    fn is_frozen(&self, ct: &Container) -> Result<bool, RuntimeError>;
-    /// A durable reference to the container's freezer, written to the
-    /// journal so it can be thawed without the config.
-    fn handle(&self, ct: &Container) -> Result<String, RuntimeError>;
-    /// Thaws what `handle` refers to; a container that no longer exists
-    /// needs no thaw.
-    fn thaw_handle(&self, handle: &str) -> Result<(), RuntimeError>;
+    /// Decides how `ct` will be brought to rest in `mode` (before anything is
+    /// journaled or done).
+    fn plan_quiesce(&self, ct: &Container, mode: Mode) -> Result<Quiesced, RuntimeError>;
+    /// Brings the container to rest; on any error it is left running.
+    fn quiesce(&self, ct: &Container, q: &Quiesced, timeout: Duration) -> Result<(), RuntimeError>;
+    /// Lets it run again. Resuming a running container is not an error.
+    fn resume(&self, ct: &Container, q: &Quiesced) -> Result<(), RuntimeError>;
+    /// A durable reference, written to the journal, from which
+    /// [`Runtime::resume_handle`] resumes the container without the config.
+    fn handle(&self, ct: &Container, q: &Quiesced) -> Result<String, RuntimeError>;
+    /// Resumes what `handle` refers to; a container that no longer exists
+    /// needs nothing.
+    fn resume_handle(&self, handle: &str) -> Result<(), RuntimeError>;
 }

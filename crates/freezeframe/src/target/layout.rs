@@ -76,6 +76,11 @@ pub fn archive_name(id: &ContainerId, c: Compression) -> String {
     format!("{id}.{}", c.extension())
 }
 
+/// File name of a container's memory dump.
+pub fn dump_name(id: &ContainerId) -> String {
+    format!("{id}.dump")
+}
+
 /// File name of a container's saved config.
 pub fn config_name(id: &ContainerId) -> String {
     format!("{id}.conf")

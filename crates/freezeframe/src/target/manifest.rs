@@ -42,6 +42,8 @@ pub enum FileKind {
     Archive,
     /// The container's config file.
     Config,
+    /// A memory checkpoint (`vzctl chkpnt` dump).
+    Dump,
 }
 
 /// One file of the run.
@@ -94,6 +96,12 @@ pub struct ContainerRecord {
     pub runtime: RuntimeKind,
     /// Volume of its private area.
     pub volume: String,
+    /// How it was brought to rest (`None`: it was stopped, archived live).
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    /// Something the operator should know (a fallback, a stopped container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// Result.
     pub result: Outcome,
     /// Why it failed.

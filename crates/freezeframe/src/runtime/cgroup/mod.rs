@@ -9,8 +9,9 @@ pub use freezer::{Freezer, FreezerVersion};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::{Listed, Quiesced, Resolved};
 use super::{Runtime, RuntimeError};
-use crate::config::{Container, Mode, RuntimeKind};
+use crate::config::{Container, ContainerSpec, Mode, RuntimeKind};
 use crate::sys::mountinfo::CgroupMounts;
 
 /// Freezes containers by their cgroup. The cgroup mount points are injected,
@@ -29,16 +30,25 @@ impl CgroupRuntime {
     /// The freezer of a container's cgroup: v2 if the cgroup exists there,
     /// else v1.
     pub fn freezer(&self, ct: &Container) -> Result<Freezer, RuntimeError> {
+        let cgroup = ct.cgroup.clone().ok_or_else(|| RuntimeError::Invalid {
+            id: ct.id.to_string(),
+            message: "has no cgroup configured".into(),
+        })?;
+        self.freezer_at(ct.id.as_str(), &cgroup)
+    }
+
+    /// The freezer of cgroup `cgroup` (relative to the roots).
+    pub fn freezer_at(&self, id: &str, cgroup: &std::path::Path) -> Result<Freezer, RuntimeError> {
         if let Some(root) = &self.mounts.v2 {
-            let dir = root.join(&ct.cgroup);
+            let dir = root.join(cgroup);
             if dir.join("cgroup.freeze").exists() {
-                return Ok(Freezer::new(FreezerVersion::V2, dir, ct.id.to_string()));
+                return Ok(Freezer::new(FreezerVersion::V2, dir, id.to_owned()));
             }
         }
         if let Some(root) = &self.mounts.v1_freezer {
-            let dir = root.join(&ct.cgroup);
+            let dir = root.join(cgroup);
             if dir.join("freezer.state").exists() {
-                return Ok(Freezer::new(FreezerVersion::V1, dir, ct.id.to_string()));
+                return Ok(Freezer::new(FreezerVersion::V1, dir, id.to_owned()));
             }
         }
         let searched: Vec<PathBuf> = [&self.mounts.v2, &self.mounts.v1_freezer]
@@ -47,8 +57,8 @@ impl CgroupRuntime {
             .cloned()
             .collect();
         Err(RuntimeError::NotFound {
-            id: ct.id.to_string(),
-            cgroup: ct.cgroup.clone(),
+            id: id.to_owned(),
+            cgroup: cgroup.to_owned(),
             searched: if searched.is_empty() {
                 "no cgroup mount (neither cgroup2 nor a v1 freezer is mounted)".into()
             } else {
@@ -72,23 +82,77 @@ impl Runtime for CgroupRuntime {
         mode == Mode::Snapshot
     }
 
+    fn list(&self, configured: &[ContainerSpec]) -> Result<Vec<Listed>, RuntimeError> {
+        Ok(configured
+            .iter()
+            .filter(|c| c.runtime == RuntimeKind::Cgroup)
+            .map(|c| {
+                let state = match c
+                    .cgroup
+                    .as_deref()
+                    .map(|cg| self.freezer_at(c.id.as_str(), cg))
+                {
+                    Some(Ok(f)) => match f.is_frozen() {
+                        Ok(true) => "frozen".to_owned(),
+                        Ok(false) => "running".to_owned(),
+                        Err(e) => format!("unknown ({e})"),
+                    },
+                    _ => "no cgroup".to_owned(),
+                };
+                Listed {
+                    id: c.id.to_string(),
+                    state,
+                    private: c.private.clone(),
+                }
+            })
+            .collect())
+    }
+
+    fn resolve(&self, spec: &ContainerSpec) -> Result<Resolved, RuntimeError> {
+        let private = spec.private.clone().ok_or_else(|| RuntimeError::Invalid {
+            id: spec.id.to_string(),
+            message: "has no private area configured".into(),
+        })?;
+        Ok(Resolved {
+            private,
+            config: spec.config.clone(),
+            running: true,
+        })
+    }
+
     fn check(&self, ct: &Container) -> Result<(), RuntimeError> {
         self.freezer(ct).map(|_| ())
     }
 
-    fn freeze(&self, ct: &Container, timeout: Duration) -> Result<(), RuntimeError> {
+    fn plan_quiesce(&self, ct: &Container, mode: Mode) -> Result<Quiesced, RuntimeError> {
+        if mode != Mode::Snapshot {
+            return Err(RuntimeError::Unsupported {
+                id: ct.id.to_string(),
+                runtime: RuntimeKind::Cgroup,
+                mode,
+            });
+        }
+        Ok(Quiesced {
+            mode,
+            dump: None,
+            note: None,
+        })
+    }
+
+    fn quiesce(
+        &self,
+        ct: &Container,
+        _q: &Quiesced,
+        timeout: Duration,
+    ) -> Result<(), RuntimeError> {
         self.freezer(ct)?.freeze(timeout)
     }
 
-    fn thaw(&self, ct: &Container) -> Result<(), RuntimeError> {
+    fn resume(&self, ct: &Container, _q: &Quiesced) -> Result<(), RuntimeError> {
         self.freezer(ct)?.thaw()
     }
 
-    fn is_frozen(&self, ct: &Container) -> Result<bool, RuntimeError> {
-        self.freezer(ct)?.is_frozen()
-    }
-
-    fn handle(&self, ct: &Container) -> Result<String, RuntimeError> {
+    fn handle(&self, ct: &Container, _q: &Quiesced) -> Result<String, RuntimeError> {
         let f = self.freezer(ct)?;
         let v = match f.version() {
             FreezerVersion::V1 => "v1",
@@ -97,19 +161,25 @@ impl Runtime for CgroupRuntime {
         Ok(format!("{v}:{}", f.dir().display()))
     }
 
-    fn thaw_handle(&self, handle: &str) -> Result<(), RuntimeError> {
-        let (version, dir) = match handle.split_once(':') {
-            Some(("v1", d)) => (FreezerVersion::V1, d),
-            Some(("v2", d)) => (FreezerVersion::V2, d),
-            _ => return Err(RuntimeError::BadHandle(handle.to_owned())),
-        };
-        let dir = PathBuf::from(dir);
-        if !dir.is_dir() {
-            // The cgroup is gone: nothing left to thaw.
-            return Ok(());
-        }
-        Freezer::new(version, dir, handle.to_owned()).thaw()
+    fn resume_handle(&self, handle: &str) -> Result<(), RuntimeError> {
+        thaw_cgroup_handle(handle)
     }
+}
+
+/// Thaws a `v1:<dir>` / `v2:<dir>` handle (shared with runtimes that freeze
+/// through cgroups).
+pub fn thaw_cgroup_handle(handle: &str) -> Result<(), RuntimeError> {
+    let (version, dir) = match handle.split_once(':') {
+        Some(("v1", d)) => (FreezerVersion::V1, d),
+        Some(("v2", d)) => (FreezerVersion::V2, d),
+        _ => return Err(RuntimeError::BadHandle(handle.to_owned())),
+    };
+    let dir = PathBuf::from(dir);
+    if !dir.is_dir() {
+        // The cgroup is gone: nothing left to thaw.
+        return Ok(());
+    }
+    Freezer::new(version, dir, handle.to_owned()).thaw()
 }
 
 #[cfg(test)]
@@ -122,10 +192,19 @@ mod tests {
         Container {
             id: ContainerId::new("t").unwrap(),
             runtime: RuntimeKind::Cgroup,
-            cgroup: cgroup.into(),
+            cgroup: Some(cgroup.into()),
             private: "/x".into(),
             volume: "v".into(),
             config: None,
+            running: true,
+        }
+    }
+
+    fn q() -> Quiesced {
+        Quiesced {
+            mode: Mode::Snapshot,
+            dump: None,
+            note: None,
         }
     }
 
@@ -151,9 +230,10 @@ mod tests {
             rt.freezer(&ct("old")).unwrap().version(),
             FreezerVersion::V1
         );
-        rt.freeze(&ct("old"), Duration::from_secs(1)).unwrap();
-        assert!(rt.is_frozen(&ct("old")).unwrap());
-        rt.thaw(&ct("old")).unwrap();
+        rt.quiesce(&ct("old"), &q(), Duration::from_secs(1))
+            .unwrap();
+        assert!(rt.freezer(&ct("old")).unwrap().is_frozen().unwrap());
+        rt.resume(&ct("old"), &q()).unwrap();
         assert_eq!(
             fs::read_to_string(v1.join("old/freezer.state")).unwrap(),
             "THAWED"
@@ -167,16 +247,16 @@ mod tests {
         assert!(none.contains("no cgroup mount"), "{none}");
         assert!(!CgroupRuntime::new(CgroupMounts::default()).supports(Mode::Stop));
         // Handles thaw without the config; a vanished cgroup needs no thaw.
-        rt.freeze(&ct("both"), Duration::from_secs(1)).ok();
+        assert!(rt.plan_quiesce(&ct("both"), Mode::Checkpoint).is_err());
         fs::write(v2.join("both/cgroup.freeze"), "1").unwrap();
-        let h = rt.handle(&ct("both")).unwrap();
+        let h = rt.handle(&ct("both"), &q()).unwrap();
         assert!(h.starts_with("v2:"), "{h}");
-        rt.thaw_handle(&h).unwrap();
+        rt.resume_handle(&h).unwrap();
         assert_eq!(
             fs::read_to_string(v2.join("both/cgroup.freeze")).unwrap(),
             "0"
         );
-        rt.thaw_handle("v2:/nonexistent/cgroup").unwrap();
-        assert!(rt.thaw_handle("v9:/x").is_err());
+        rt.resume_handle("v2:/nonexistent/cgroup").unwrap();
+        assert!(rt.resume_handle("v9:/x").is_err());
     }
 }

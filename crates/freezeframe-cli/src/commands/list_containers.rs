@@ -1,0 +1,80 @@
+//! `freezeframe list-containers` (`ls`).
+
+use anyhow::Result;
+use freezeframe::config::{Config, RuntimeKind};
+use serde_json::json;
+
+use crate::cli::ListArgs;
+use crate::exit;
+
+/// Lists what each runtime used in the config sees.
+pub fn run(config: &Config, args: &ListArgs) -> Result<u8> {
+    let tools = crate::system::toolbox(config);
+    let mut kinds: Vec<RuntimeKind> = config.containers.iter().map(|c| c.runtime).collect();
+    kinds.dedup();
+    kinds.sort_by_key(|k| k.to_string());
+    kinds.dedup();
+    let mut rows = Vec::new();
+    let mut problems = 0;
+    for kind in kinds {
+        let Some(rt) = tools.runtime(kind) else {
+            continue;
+        };
+        match rt.list(&config.containers) {
+            Ok(list) => {
+                for l in list {
+                    let configured = config.container(&l.id).is_some_and(|c| c.runtime == kind);
+                    let vol = l.private.as_deref().and_then(|p| {
+                        config.volume_for(
+                            p,
+                            config.container(&l.id).and_then(|c| c.volume.as_deref()),
+                        )
+                    });
+                    rows.push(json!({
+                        "runtime": kind.to_string(),
+                        "id": l.id,
+                        "state": l.state,
+                        "private": l.private,
+                        "configured": configured,
+                        "volume": vol.map(|v| v.name.clone()),
+                        "provider": vol.map(|v| format!("{:?}", v.provider).to_lowercase()),
+                    }));
+                }
+            }
+            Err(e) => {
+                problems += 1;
+                eprintln!("freezeframe: {kind} runtime: {e}");
+            }
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!(
+            "{:<8} {:<16} {:<12} {:<10} {:<10} PRIVATE",
+            "RUNTIME", "ID", "STATE", "VOLUME", "PROVIDER"
+        );
+        for r in &rows {
+            let s = |k: &str| r[k].as_str().unwrap_or("-").to_owned();
+            let id = if r["configured"] == true {
+                s("id")
+            } else {
+                format!("{} (not configured)", s("id"))
+            };
+            println!(
+                "{:<8} {:<16} {:<12} {:<10} {:<10} {}",
+                s("runtime"),
+                id,
+                s("state"),
+                s("volume"),
+                s("provider"),
+                s("private")
+            );
+        }
+    }
+    Ok(if problems == 0 {
+        exit::OK
+    } else {
+        exit::FAILURE
+    })
+}
