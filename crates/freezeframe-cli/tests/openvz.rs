@@ -1,0 +1,396 @@
+//! The OpenVZ runtime, driven through the `vzlist`/`vzctl` stand-ins in
+//! `tests/standins/` (backed by real cgroups: checkpointed means frozen).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{privileged, require, which, workloads, CgVersion, LoopBtrfs, TestCgroup};
+use serde_json::Value;
+
+struct Vz {
+    root: tempfile::TempDir,
+    cgs: Vec<TestCgroup>,
+    config: PathBuf,
+    target: PathBuf,
+    vol: LoopBtrfs,
+}
+
+fn standins() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/standins")
+}
+
+impl Vz {
+    /// CTs 101 and 102 running (heartbeat writers), 103 stopped. 101's
+    /// config names its cgroup (so `snapshot` mode can freeze it).
+    fn new() -> Self {
+        let vol = LoopBtrfs::new("1G");
+        let root = tempfile::Builder::new()
+            .prefix("ff-vz-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let r = root.path();
+        for d in ["conf", "state", "dump"] {
+            std::fs::create_dir(r.join(d)).unwrap();
+        }
+        let private = vol.volume().join("private");
+        std::fs::write(
+            r.join("vz.conf"),
+            format!(
+                "## Global parameters\nVE_PRIVATE=\"{}/$VEID\"\nDUMPDIR=\"{}/dump\"\n",
+                private.display(),
+                r.display()
+            ),
+        )
+        .unwrap();
+        let mut cgs = Vec::new();
+        for (id, running) in [("101", true), ("102", true), ("103", false)] {
+            let p = private.join(id);
+            std::fs::create_dir_all(p.join("etc")).unwrap();
+            std::fs::write(p.join("etc/hostname"), format!("ct{id}\n")).unwrap();
+            std::fs::write(p.join("data"), id.repeat(50_000)).unwrap();
+            let mut cg = TestCgroup::new(CgVersion::V2);
+            if running {
+                let beats = r.join(format!("{id}.beats"));
+                cg.spawn(&[
+                    "python3",
+                    workloads().join("heartbeat.py").to_str().unwrap(),
+                    beats.to_str().unwrap(),
+                ]);
+            }
+            std::fs::write(
+                r.join(format!("conf/{id}.conf")),
+                format!(
+                    "# OpenVZ CT config\nONBOOT=\"yes\"\nHOSTNAME=\"ct{id}\"\nFF_CGROUP=\"{}\"\n",
+                    cg.dir.display()
+                ),
+            )
+            .unwrap();
+            std::fs::write(
+                r.join(format!("state/{id}")),
+                if running { "running\n" } else { "stopped\n" },
+            )
+            .unwrap();
+            cgs.push(cg);
+        }
+        let target = r.join("backups");
+        let config = r.join("freezeframe.toml");
+        let text = format!(
+            "state_dir = \"{r}/state-ff\"\n\n[target]\npath = \"{t}\"\n\n[backup]\nfreeze_timeout = \"5s\"\n\n[openvz]\nconf_dir = \"{r}\"\n\n\
+             [[volume]]\nname = \"vz\"\npath = \"{v}\"\nprovider = \"btrfs\"\n\n\
+             [[container]]\nid = \"101\"\nruntime = \"openvz\"\ncgroup = \"{cg}\"\n\n\
+             [[container]]\nid = \"102\"\nruntime = \"openvz\"\n\n\
+             [[container]]\nid = \"103\"\nruntime = \"openvz\"\n",
+            r = r.display(),
+            t = target.display(),
+            v = vol.volume().display(),
+            cg = cgs[0].rel,
+        );
+        std::fs::write(&config, text).unwrap();
+        Self {
+            root,
+            cgs,
+            config,
+            target,
+            vol,
+        }
+    }
+
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)], path: bool) -> (i32, String, String) {
+        let mut c = assert_cmd::Command::cargo_bin("freezeframe").unwrap();
+        let p = if path {
+            format!(
+                "{}:{}",
+                standins().display(),
+                std::env::var("PATH").unwrap()
+            )
+        } else {
+            "/usr/bin:/bin".into()
+        };
+        c.args(args)
+            .env("FREEZEFRAME_CONFIG", &self.config)
+            .env("FF_VZ_ROOT", self.root.path())
+            .env("PATH", p)
+            .env_remove("FREEZEFRAME_FAULT");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code().unwrap_or(-9),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        self.run_env(args, &[], true)
+    }
+
+    fn backup(&self, args: &[&str]) -> Value {
+        let mut a = vec!["backup", "--json"];
+        a.extend_from_slice(args);
+        let (code, out, err) = self.run(&a);
+        assert_eq!(code, 0, "{out}{err}");
+        serde_json::from_str(&out).unwrap()
+    }
+
+    fn state(&self, id: &str) -> String {
+        std::fs::read_to_string(self.root.path().join(format!("state/{id}")))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    fn beats(&self, id: &str) -> Vec<i128> {
+        std::fs::read_to_string(self.root.path().join(format!("{id}.beats")))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.parse().ok())
+            .collect()
+    }
+
+    fn wait_beats(&self, id: &str) {
+        let t = Instant::now();
+        while self.beats(id).len() < 20 {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "no heartbeat from {id}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn ct<'a>(m: &'a Value, id: &str) -> &'a Value {
+    m["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap()
+}
+
+/// No heartbeat between frozen and thaw: the CT really was at rest.
+fn assert_at_rest(vz: &Vz, id: &str, c: &Value) {
+    std::thread::sleep(Duration::from_millis(150));
+    let w = &c["window"];
+    let (frozen, thaw) = (
+        w["frozen_ns"].as_i64().unwrap() as i128,
+        w["thaw_ns"].as_i64().unwrap() as i128,
+    );
+    let inside: Vec<i128> = vz
+        .beats(id)
+        .into_iter()
+        .filter(|&b| b > frozen && b < thaw)
+        .collect();
+    assert!(inside.is_empty(), "{id} ran while at rest: {inside:?}");
+    assert!(
+        vz.beats(id).iter().any(|&b| b > thaw),
+        "{id} did not run again"
+    );
+}
+
+fn files(m: &Value, id: &str) -> Vec<String> {
+    ct(m, id)["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn checkpoint_mode_keeps_the_dump_and_restores_the_container() {
+    if !privileged() || !require("python3", which("python3")) {
+        return;
+    }
+    let vz = Vz::new();
+    vz.wait_beats("101");
+    vz.wait_beats("102");
+    let m = vz.backup(&["101", "102", "--mode", "checkpoint"]);
+    for id in ["101", "102"] {
+        let c = ct(&m, id);
+        assert_eq!(
+            (
+                c["result"].as_str(),
+                c["mode"].as_str(),
+                c["runtime"].as_str()
+            ),
+            (Some("ok"), Some("checkpoint"), Some("openvz")),
+            "{c}"
+        );
+        assert_eq!(
+            files(&m, id),
+            [
+                format!("{id}.tar.zst"),
+                format!("{id}.dump"),
+                format!("{id}.conf")
+            ]
+        );
+        assert_at_rest(&vz, id, c);
+        assert_eq!(vz.state(id), "running", "vzctl restore ran");
+    }
+    assert!(
+        std::fs::read_dir(vz.root.path().join("dump"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "the dump moved into the run"
+    );
+    let run = m["run"].as_str().unwrap();
+    let dump = std::fs::read_to_string(vz.target.join(run).join("101.dump")).unwrap();
+    assert!(dump.starts_with("FFDUMP ctid=101"));
+    let conf = std::fs::read_to_string(vz.target.join(run).join("101.conf")).unwrap();
+    assert!(conf.contains("HOSTNAME=\"ct101\""));
+    let (code, out, _) = vz.run(&["verify"]);
+    assert_eq!(code, 0, "{out}");
+
+    // Restore files, config and dump; --with-memory brings the CT back from it.
+    std::fs::write(vz.root.path().join("state/101"), "stopped\n").unwrap();
+    std::fs::write(vz.cgs[0].dir.join("cgroup.freeze"), "1").unwrap();
+    let to = vz.root.path().join("restored/101");
+    let (code, out, err) = vz.run(&[
+        "restore",
+        "101",
+        "--to",
+        to.to_str().unwrap(),
+        "--with-memory",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        std::fs::read_to_string(to.join("etc/hostname")).unwrap(),
+        "ct101\n"
+    );
+    assert!(
+        vz.root.path().join("restored/101.conf").exists()
+            && vz.root.path().join("restored/101.dump").exists()
+    );
+    assert!(out.contains("restored from its memory dump"), "{out}");
+    assert_eq!(vz.state("101"), "running");
+    assert!(!vz.cgs[0].is_frozen());
+}
+
+#[test]
+fn snapshot_suspend_and_stop_modes_and_a_stopped_container() {
+    if !privileged() || !require("python3", which("python3")) {
+        return;
+    }
+    let vz = Vz::new();
+    vz.wait_beats("101");
+    vz.wait_beats("102");
+    // snapshot: 101 exposes its cgroup and is frozen; 102 does not and falls
+    // back to a checkpoint, said in the manifest; 103 is stopped.
+    let m = vz.backup(&["--all"]);
+    let (c1, c2, c3) = (ct(&m, "101"), ct(&m, "102"), ct(&m, "103"));
+    assert_eq!(
+        (c1["mode"].as_str(), c1["note"].as_str()),
+        (Some("snapshot"), None),
+        "{c1}"
+    );
+    assert_at_rest(&vz, "101", c1);
+    assert_eq!(c2["mode"], "checkpoint");
+    assert!(
+        c2["note"].as_str().unwrap().contains("exposes no cgroup"),
+        "{c2}"
+    );
+    assert_at_rest(&vz, "102", c2);
+    assert_eq!(c3["result"], "ok");
+    assert!(c3["mode"].is_null() && c3["window"].is_null(), "{c3}");
+    assert!(c3["note"].as_str().unwrap().contains("stopped"), "{c3}");
+    assert_eq!(vz.state("103"), "stopped", "a stopped CT is left stopped");
+    for mode in ["suspend", "stop"] {
+        let m = vz.backup(&["101", "102", "--mode", mode]);
+        for id in ["101", "102"] {
+            let c = ct(&m, id);
+            assert_eq!(
+                (c["result"].as_str(), c["mode"].as_str()),
+                (Some("ok"), Some(mode)),
+                "{c}"
+            );
+            assert_at_rest(&vz, id, c);
+            assert_eq!(vz.state(id), "running", "{mode}: resumed/started again");
+        }
+    }
+    assert!(vz.vol.snapshot_names().is_empty());
+}
+
+#[test]
+fn list_containers_with_both_vzlist_formats() {
+    if !privileged() || !require("python3", which("python3")) {
+        return;
+    }
+    let vz = Vz::new();
+    for legacy in ["0", "1"] {
+        let (code, out, err) = vz.run_env(
+            &["list-containers", "--json"],
+            &[("FF_VZ_LEGACY", legacy)],
+            true,
+        );
+        assert_eq!(code, 0, "{err}");
+        let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
+        let r103 = rows.iter().find(|r| r["id"] == "103").unwrap();
+        assert_eq!(
+            (
+                r103["state"].as_str(),
+                r103["volume"].as_str(),
+                r103["provider"].as_str()
+            ),
+            (Some("stopped"), Some("vz"), Some("btrfs")),
+            "{r103}"
+        );
+        assert!(r103["private"].as_str().unwrap().ends_with("private/103"));
+        assert_eq!(rows.iter().filter(|r| r["runtime"] == "openvz").count(), 3);
+    }
+    let (code, out, _) = vz.run(&["ls"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("RUNTIME") && out.contains("101") && out.contains("running"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_ctid_missing_tools_and_a_killed_checkpoint() {
+    if !privileged() || !require("python3", which("python3")) {
+        return;
+    }
+    let vz = Vz::new();
+    vz.wait_beats("101");
+    let text = std::fs::read_to_string(&vz.config).unwrap()
+        + "\n[[container]]\nid = \"999\"\nruntime = \"openvz\"\n";
+    std::fs::write(&vz.config, text).unwrap();
+    let (code, _, err) = vz.run(&["backup", "999"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("no such container") && err.contains("101, 102, 103"),
+        "{err}"
+    );
+    let (code, _, err) = vz.run_env(&["backup", "101"], &[], false);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("vzlist") && err.contains("installed"), "{err}");
+    assert!(vz.cgs.iter().all(|c| !c.is_frozen()));
+    assert!(!vz.target.exists() || std::fs::read_dir(&vz.target).unwrap().count() == 0);
+    // Killed while checkpointed: the guardian runs `vzctl restore` from the journal.
+    let (code, _, _) = vz.run_env(
+        &["backup", "101", "--mode", "checkpoint"],
+        &[("FREEZEFRAME_FAULT", "after-freeze")],
+        true,
+    );
+    assert_eq!(code, -9);
+    let t = Instant::now();
+    while vz.state("101") != "running" || vz.cgs[0].is_frozen() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "still {} after the kill",
+            vz.state("101")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, out, err) = vz.run(&["recover"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(vz.vol.snapshot_names().is_empty());
+}
