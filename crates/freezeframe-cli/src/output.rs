@@ -34,14 +34,17 @@ pub fn duration_ms(ms: f64) -> String {
 /// The per-container summary of a run.
 pub fn summary(m: &Manifest) -> String {
     let mut s = format!(
-        "{:<16} {:<8} {:>10} {:>10} {:>10} {:>9}\n",
-        "CONTAINER", "RESULT", "FREEZE ms", "SIZE IN", "SIZE OUT", "DURATION"
+        "{:<16} {:<8} {:<10} {:>10} {:>10} {:>10} {:>9}\n",
+        "CONTAINER", "RESULT", "MODE", "FREEZE ms", "SIZE IN", "SIZE OUT", "DURATION"
     );
     for c in &m.containers {
         s.push_str(&format!(
-            "{:<16} {:<8} {:>10} {:>10} {:>10} {:>9}\n",
+            "{:<16} {:<8} {:<10} {:>10} {:>10} {:>10} {:>9}\n",
             c.id,
             c.result.to_string(),
+            c.mode
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "live".into()),
             c.freeze_ms
                 .map(|f| format!("{f:.1}"))
                 .unwrap_or_else(|| "-".into()),
@@ -51,6 +54,9 @@ pub fn summary(m: &Manifest) -> String {
         ));
     }
     for c in &m.containers {
+        if let Some(n) = &c.note {
+            s.push_str(&format!("{}: note: {n}\n", c.id));
+        }
         if let Some(e) = &c.error {
             s.push_str(&format!("{}: error: {e}\n", c.id));
         }

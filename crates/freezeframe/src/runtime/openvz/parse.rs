@@ -97,7 +97,9 @@ pub fn expand_ctid(value: &str, ctid: &str) -> String {
 mod tests {
     use super::*;
 
-    // As written by vzlist (vzctl 4.9) with -a -H -o ctid,status,private.
+    // The layout vzlist(8) documents for -a -H -o ctid,status,private
+    // (right-aligned CTID): written down from the documentation, not
+    // captured — no OpenVZ host is available here.
     const COLUMNS: &str =
         "       101 running   /vz/private/101\n       102 stopped   /vz/private/102\n";
 
