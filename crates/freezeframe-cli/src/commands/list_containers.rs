@@ -11,7 +11,6 @@ use crate::exit;
 pub fn run(config: &Config, args: &ListArgs) -> Result<u8> {
     let tools = crate::system::toolbox(config);
     let mut kinds: Vec<RuntimeKind> = config.containers.iter().map(|c| c.runtime).collect();
-    kinds.dedup();
     kinds.sort_by_key(|k| k.to_string());
     kinds.dedup();
     let mut rows = Vec::new();
