@@ -16,7 +16,7 @@ use std::time::Instant;
 use common::{children, kill9, require, sh, CgVersion, TestCgroup};
 
 fn testbed() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testbed")
+    common::manifest_dir().join("../../../shared/testbed")
 }
 
 fn in_guest() -> bool {

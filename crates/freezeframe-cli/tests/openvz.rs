@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::{privileged, require, which, workloads, CgVersion, LoopBtrfs, TestCgroup};
@@ -20,7 +20,7 @@ struct Vz {
 }
 
 fn standins() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/standins")
+    common::manifest_dir().join("tests/standins")
 }
 
 impl Vz {

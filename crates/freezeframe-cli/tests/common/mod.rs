@@ -106,9 +106,19 @@ pub fn cgroup_v1_freezer_root() -> Option<PathBuf> {
         .map(|m| PathBuf::from(m.0))
 }
 
+/// This crate's folder. Read at run time (cargo sets it for `cargo test`):
+/// a test binary reused from another checkout sharing the target dir must
+/// not point into that checkout. Inside the LVM guest, where cargo does not
+/// run the tests, the build-time value is used.
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// The repository's `scripts/workloads` folder.
 pub fn workloads() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/workloads")
+    manifest_dir().join("../../scripts/workloads")
 }
 
 /// A loop-backed btrfs file system with a subvolume `ct` (the volume) and a

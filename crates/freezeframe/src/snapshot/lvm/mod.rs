@@ -540,7 +540,8 @@ mod tests {
     fn fx(name: &str) -> String {
         std::fs::read_to_string(format!(
             "{}/src/snapshot/lvm/fixtures/{name}",
-            env!("CARGO_MANIFEST_DIR")
+            std::env::var("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
         ))
         .unwrap()
     }
@@ -552,7 +553,8 @@ mod tests {
         });
         let mi = format!(
             "{}/src/snapshot/lvm/fixtures/mountinfo.txt",
-            env!("CARGO_MANIFEST_DIR")
+            std::env::var("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
         );
         (
             LvmProvider::new(fake.clone(), thin).with_mountinfo(mi.into()),

@@ -198,7 +198,8 @@ mod tests {
     fn fx(name: &str) -> String {
         std::fs::read_to_string(format!(
             "{}/src/snapshot/lvm/fixtures/{name}",
-            env!("CARGO_MANIFEST_DIR")
+            std::env::var("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
         ))
         .unwrap()
     }
