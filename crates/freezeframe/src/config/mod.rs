@@ -4,6 +4,7 @@
 pub mod duration;
 pub mod model;
 mod raw;
+mod validate;
 
 pub use duration::HumanDuration;
 pub use model::{
@@ -64,7 +65,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         path: path.to_owned(),
         message: e.to_string().trim_end().to_owned(),
     })?;
-    model::validate(raw, text).map_err(|(line, message)| ConfigError::Invalid {
+    validate::validate(raw, text).map_err(|(line, message)| ConfigError::Invalid {
         path: path.to_owned(),
         line,
         message,

@@ -4,11 +4,12 @@
 //! containers are done, and write the manifest last.
 //!
 //! Hooks never run inside a freeze window; a signal stops the run at the
-//! next step boundary (or inside an archive) and unwinds everything.
+//! next step boundary (or inside an archive) and unwinds everything. The
+//! archive workers live in `worker.rs`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,18 +19,18 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use super::cleanup::{Cleanup, Token, Undo};
 use super::plan::Plan;
 use super::watch::Watch;
+use super::worker::{worker, Job, JobDone, WorkerCtx};
 use super::Toolbox;
-use crate::archive::{create_archive, ArchiveOptions, TreeReport};
+use crate::archive::{ArchiveOptions, TreeReport};
 use crate::config::{Container, HumanDuration, Strategy, Volume};
 use crate::runtime::Quiesced;
 use crate::snapshot::{Snapshot, SnapshotProvider, SNAPSHOT_PREFIX};
 use crate::state::Journal;
-use crate::sys::{Cancel, Clock, Faults, HookEnv, HookPhase};
-use crate::target::atomic::{self, AtomicFile};
-use crate::target::layout::{archive_name, config_name, dump_name, MANIFEST_NAME};
+use crate::sys::{Clock, HookEnv, HookPhase};
+use crate::target::atomic;
+use crate::target::layout::MANIFEST_NAME;
 use crate::target::manifest::{
-    ContainerRecord, FileKind, FileRecord, FreezeWindow, Manifest, Outcome, Timings,
-    MANIFEST_VERSION,
+    ContainerRecord, FreezeWindow, Manifest, Outcome, Timings, MANIFEST_VERSION,
 };
 use crate::target::{RunId, Store, StoreError};
 
@@ -100,7 +101,7 @@ pub enum ExecError {
     },
 }
 
-fn ms(d: Duration) -> f64 {
+pub(super) fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
 }
 
@@ -136,21 +137,6 @@ pub fn snapshot_name(run: &RunId, volume: &Volume, strategy: Strategy, ct: &Cont
         Strategy::Group => format!("{SNAPSHOT_PREFIX}{}-{}", run.short(), volume.name),
         Strategy::Each => format!("{SNAPSHOT_PREFIX}{}-{}-{}", run.short(), volume.name, ct.id),
     }
-}
-
-struct Job {
-    ct: Container,
-    snap: Snapshot,
-    rel: PathBuf,
-    /// A memory dump to keep in the run.
-    dump: Option<PathBuf>,
-}
-
-struct JobDone {
-    id: String,
-    snap: String,
-    archive_ms: f64,
-    result: Result<(Vec<FileRecord>, TreeReport), String>,
 }
 
 /// A container brought to rest in a window, and the dump it left.
@@ -189,18 +175,6 @@ struct Run<'a> {
     /// Per-container end hooks, run outside freeze windows.
     queued_hooks: Vec<(HookPhase, String)>,
     /// Live snapshots, polled while they are read.
-    watch: &'a Watch,
-}
-
-/// Everything a worker needs, shared by the pool.
-struct WorkerCtx<'a> {
-    dir: &'a Path,
-    opts: ArchiveOptions,
-    observer: &'a dyn Observer,
-    clock: &'a dyn Clock,
-    cancel: &'a Cancel,
-    faults: &'a Faults,
-    mid_archive_hit: AtomicBool,
     watch: &'a Watch,
 }
 
@@ -810,107 +784,4 @@ impl Run<'_> {
         }
         self.release(&d.snap);
     }
-}
-
-fn worker(jobs: Receiver<Job>, done: Sender<JobDone>, ctx: &WorkerCtx<'_>) {
-    for job in jobs.iter() {
-        let id = job.ct.id.to_string();
-        ctx.observer.phase(&id, &Phase::Archiving);
-        let t0 = ctx.clock.mono();
-        let result = archive_one(&job, ctx);
-        let _ = done.send(JobDone {
-            id,
-            snap: job.snap.name.clone(),
-            archive_ms: ms(ctx.clock.mono().saturating_sub(t0)),
-            result,
-        });
-    }
-}
-
-/// Archives one container from its snapshot; the archive is committed only
-/// if the snapshot is still healthy afterwards and the run was not stopped.
-fn archive_one(job: &Job, ctx: &WorkerCtx<'_>) -> Result<(Vec<FileRecord>, TreeReport), String> {
-    ctx.cancel
-        .check()
-        .map_err(|e| format!("not archived: {e}"))?;
-    let src = job.snap.root.join(&job.rel);
-    match std::fs::symlink_metadata(&src) {
-        Ok(m) if m.is_dir() => {}
-        _ => {
-            return Err(format!(
-                "private dir {} is not a directory in snapshot {} ({})",
-                job.ct.private.display(),
-                job.snap.name,
-                src.display()
-            ))
-        }
-    }
-    let aname = archive_name(&job.ct.id, ctx.opts.compression);
-    let dest = ctx.dir.join(&aname);
-    let mut af =
-        AtomicFile::create(&dest).map_err(|e| format!("creating {}: {e}", dest.display()))?;
-    let progress = |n: u64| {
-        if !ctx.mid_archive_hit.swap(true, Ordering::SeqCst) {
-            ctx.faults.hit("mid-archive", ctx.cancel);
-        }
-        ctx.observer.bytes(n);
-        ctx.cancel.check()
-    };
-    let (_, written) = create_archive(&src, af.file(), &ctx.opts, &progress)
-        .map_err(|e| format!("archiving {} into {}: {e}", src.display(), dest.display()))?;
-    ctx.cancel
-        .check()
-        .map_err(|e| format!("not archived: {e}"))?;
-    // Checked after reading everything: an overflow at any time before
-    // this point makes the snapshot (and so the archive) invalid.
-    if let Some(why) = ctx.watch.check(&job.snap.name) {
-        return Err(format!(
-            "snapshot {} became invalid while archiving: {why}; the archive was discarded",
-            job.snap.name
-        ));
-    }
-    af.commit()
-        .map_err(|e| format!("writing {}: {e}", dest.display()))?;
-    let mut files = vec![FileRecord {
-        name: aname,
-        kind: FileKind::Archive,
-        size: written.size,
-        blake3: written.blake3,
-    }];
-    if let Some(dump) = &job.dump {
-        let dname = dump_name(&job.ct.id);
-        let ddest = ctx.dir.join(&dname);
-        let mut af =
-            AtomicFile::create(&ddest).map_err(|e| format!("creating {}: {e}", ddest.display()))?;
-        let mut src = std::fs::File::open(dump)
-            .map_err(|e| format!("reading memory dump {}: {e}", dump.display()))?;
-        let mut h = crate::archive::hashing::HashingWriter::new(af.file());
-        std::io::copy(&mut src, &mut h)
-            .map_err(|e| format!("copying memory dump {}: {e}", dump.display()))?;
-        let (_, blake3, size) = h.finish();
-        af.commit()
-            .map_err(|e| format!("writing {}: {e}", ddest.display()))?;
-        // The run keeps the dump; the runtime's copy is ours to remove.
-        let _ = std::fs::remove_file(dump);
-        files.push(FileRecord {
-            name: dname,
-            kind: FileKind::Dump,
-            size,
-            blake3,
-        });
-    }
-    if let Some(cfg) = &job.ct.config {
-        let data = std::fs::read(cfg)
-            .map_err(|e| format!("reading config file {}: {e}", cfg.display()))?;
-        let cname = config_name(&job.ct.id);
-        let cdest = ctx.dir.join(&cname);
-        atomic::write(&cdest, &data).map_err(|e| format!("writing {}: {e}", cdest.display()))?;
-        files.push(FileRecord {
-            name: cname,
-            kind: FileKind::Config,
-            size: data.len() as u64,
-            blake3: blake3::hash(&data).to_hex().to_string(),
-        });
-    }
-    Ok((files, written.tree))
 }

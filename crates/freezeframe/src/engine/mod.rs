@@ -9,6 +9,7 @@ pub mod recover;
 pub mod restore;
 pub mod toolbox;
 pub mod watch;
+mod worker;
 
 pub use lifecycle::{execute, ExecError, Observer, Phase, RunResult, SilentObserver};
 pub use plan::{plan, BackupRequest, Plan, PlanError};

@@ -1,0 +1,307 @@
+//! Turning the raw config file into the model: every check that needs more
+//! than one key, with the line at fault in the error.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use super::model::{
+    BackupDefaults, CgroupRoots, Compression, Config, ContainerId, ContainerSpec, HooksConfig,
+    LvmOptions, LxcConfig, Mode, OpenvzConfig, ProviderKind, RuntimeKind, SnapshotSize, Strategy,
+    Target, Volume,
+};
+use super::raw::RawConfig;
+use super::HumanDuration;
+use crate::sys::HookPhase;
+
+type Invalid = (usize, String);
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn absolute(p: &Path, what: &str) -> Result<(), String> {
+    if !p.is_absolute() {
+        return Err(format!("{what} `{}` must be an absolute path", p.display()));
+    }
+    if p.components().any(|c| c == Component::ParentDir) {
+        return Err(format!("{what} `{}` must not contain `..`", p.display()));
+    }
+    Ok(())
+}
+
+fn volume_name_ok(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+}
+
+/// Turns the raw file into the model, or says which line is wrong and why.
+pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
+    let tline = line_of(text, raw.target.span().start);
+    let rt = raw.target.into_inner();
+    let kind = rt.kind.unwrap_or_else(|| "tar".into());
+    if kind != "tar" {
+        return Err((
+            tline,
+            format!("target.kind `{kind}` is not supported: allowed `tar`"),
+        ));
+    }
+    absolute(&rt.path, "target.path").map_err(|m| (tline, m))?;
+
+    let compress = raw.backup.compress.unwrap_or(Compression::Zstd);
+    if let Some(level) = &raw.backup.level {
+        compress.check_level(*level.get_ref()).map_err(|m| {
+            (
+                line_of(text, level.span().start),
+                format!("backup.level: {m}"),
+            )
+        })?;
+    }
+    let backup = BackupDefaults {
+        mode: raw.backup.mode.unwrap_or(Mode::Snapshot),
+        strategy: raw.backup.strategy.unwrap_or(Strategy::Group),
+        compress,
+        level: raw.backup.level.map(|l| l.into_inner()),
+        jobs: raw.backup.jobs.unwrap_or(0),
+        freeze_timeout: raw
+            .backup
+            .freeze_timeout
+            .unwrap_or(HumanDuration(Duration::from_secs(10))),
+    };
+    if backup.freeze_timeout.0 < Duration::from_millis(10) {
+        return Err((1, "backup.freeze_timeout must be at least 10ms".into()));
+    }
+
+    let mut volumes: Vec<Volume> = Vec::new();
+    for v in raw.volumes {
+        let line = line_of(text, v.span().start);
+        let v = v.into_inner();
+        if !volume_name_ok(&v.name) {
+            return Err((
+                line,
+                format!(
+                    "volume name `{}` is not valid: use 1-32 characters from A-Z a-z 0-9 _ -",
+                    v.name
+                ),
+            ));
+        }
+        if volumes.iter().any(|o| o.name == v.name) {
+            return Err((line, format!("volume name `{}` is used twice", v.name)));
+        }
+        absolute(&v.path, "volume.path").map_err(|m| (line, m))?;
+        let snapshot_dir = match v.snapshot_dir {
+            Some(d) => {
+                absolute(&d, "volume.snapshot_dir").map_err(|m| (line, m))?;
+                d
+            }
+            None => v
+                .path
+                .parent()
+                .map(|p| p.join(".freezeframe-snapshots"))
+                .ok_or_else(|| {
+                    (
+                        line,
+                        format!(
+                            "volume `{}`: path `/` needs an explicit snapshot_dir",
+                            v.name
+                        ),
+                    )
+                })?,
+        };
+        let is_lvm = matches!(v.provider, ProviderKind::Lvm | ProviderKind::LvmThin);
+        let lvm_keys = [
+            ("lv", v.lv.is_some()),
+            ("snapshot_size", v.snapshot_size.is_some()),
+            ("warn_percent", v.warn_percent.is_some()),
+            ("autoextend_percent", v.autoextend_percent.is_some()),
+            ("thin_max_data_percent", v.thin_max_data_percent.is_some()),
+            (
+                "thin_max_metadata_percent",
+                v.thin_max_metadata_percent.is_some(),
+            ),
+        ];
+        if let (false, Some((key, _))) = (is_lvm, lvm_keys.iter().find(|k| k.1)) {
+            return Err((
+                line,
+                format!(
+                    "volume `{}`: `{key}` applies only to provider = \"lvm\" or \"lvm-thin\"",
+                    v.name
+                ),
+            ));
+        }
+        if v.provider == ProviderKind::LvmThin
+            && (v.snapshot_size.is_some() || v.autoextend_percent.is_some())
+        {
+            return Err((line, format!("volume `{}`: thin snapshots have no size; remove snapshot_size/autoextend_percent", v.name)));
+        }
+        if let Some(lv) = &v.lv {
+            if lv.split('/').count() != 2 || lv.split('/').any(str::is_empty) {
+                return Err((
+                    line,
+                    format!("volume `{}`: lv `{lv}` must be written `vg/lv`", v.name),
+                ));
+            }
+        }
+        for (key, val) in [
+            ("warn_percent", v.warn_percent),
+            ("autoextend_percent", v.autoextend_percent),
+            ("thin_max_data_percent", v.thin_max_data_percent),
+            ("thin_max_metadata_percent", v.thin_max_metadata_percent),
+        ] {
+            if val.is_some_and(|p| !(p > 0.0 && p <= 100.0)) {
+                return Err((
+                    line,
+                    format!("volume `{}`: {key} must be between 0 and 100", v.name),
+                ));
+            }
+        }
+        let lvm = is_lvm.then(|| LvmOptions {
+            lv: v.lv,
+            snapshot_size: v.snapshot_size.unwrap_or(SnapshotSize::Percent(20.0)),
+            warn_percent: v.warn_percent.unwrap_or(80.0),
+            autoextend_percent: v.autoextend_percent,
+            thin_max_data_percent: v.thin_max_data_percent.unwrap_or(80.0),
+            thin_max_metadata_percent: v.thin_max_metadata_percent.unwrap_or(80.0),
+        });
+        volumes.push(Volume {
+            name: v.name,
+            path: v.path,
+            provider: v.provider,
+            snapshot_dir,
+            lvm,
+        });
+    }
+
+    let mut containers: Vec<ContainerSpec> = Vec::new();
+    let mut seen = HashSet::new();
+    for c in raw.containers {
+        let line = line_of(text, c.span().start);
+        let c = c.into_inner();
+        let id = ContainerId::new(&c.id).map_err(|m| (line, format!("container.id: {m}")))?;
+        if !seen.insert(id.clone()) {
+            return Err((line, format!("container id `{id}` is used twice")));
+        }
+        let runtime = c.runtime.unwrap_or_default();
+        if runtime == RuntimeKind::Cgroup {
+            if c.cgroup.is_none() {
+                return Err((line, format!("container `{id}`: the cgroup runtime needs `cgroup`, the container's cgroup path")));
+            }
+            if c.private.is_none() {
+                return Err((line, format!("container `{id}`: the cgroup runtime needs `private`, the container's private area")));
+            }
+        }
+        if let Some(p) = &c.private {
+            absolute(p, "container.private")
+                .map_err(|m| (line, format!("container `{id}`: {m}")))?;
+        }
+        if let Some(cg) = &c.cgroup {
+            if cg.is_absolute() || cg.components().any(|x| !matches!(x, Component::Normal(_))) {
+                return Err((
+                    line,
+                    format!(
+                        "container `{id}`: cgroup `{}` must be a path relative to the cgroup root, \
+                         e.g. `machines/{id}`, without `..`",
+                        cg.display()
+                    ),
+                ));
+            }
+        }
+        if let Some(cfg) = &c.config {
+            absolute(cfg, "container.config")
+                .map_err(|m| (line, format!("container `{id}`: {m}")))?;
+        }
+        if let Some(name) = &c.volume {
+            if !volumes.iter().any(|v| &v.name == name) {
+                return Err((
+                    line,
+                    format!("container `{id}`: volume `{name}` is not defined by any [[volume]]"),
+                ));
+            }
+        }
+        // A configured private area must lie in a volume now; a discovered
+        // one is checked when a run is planned.
+        if let Some(private) = &c.private {
+            let holder = match &c.volume {
+                Some(name) => volumes
+                    .iter()
+                    .find(|v| &v.name == name)
+                    .filter(|v| private.starts_with(&v.path)),
+                None => volumes
+                    .iter()
+                    .filter(|v| private.starts_with(&v.path))
+                    .max_by_key(|v| v.path.components().count()),
+            };
+            if holder.is_none() {
+                return Err((
+                    line,
+                    match &c.volume {
+                        Some(name) => format!("container `{id}`: private `{}` is not inside volume `{name}`", private.display()),
+                        None => format!(
+                            "container `{id}`: private `{}` is not inside any [[volume]] path; add a [[volume]] whose path holds it",
+                            private.display()
+                        ),
+                    },
+                ));
+            }
+        }
+        containers.push(ContainerSpec {
+            id,
+            runtime,
+            cgroup: c.cgroup,
+            private: c.private,
+            volume: c.volume,
+            config: c.config,
+        });
+    }
+
+    let h = raw.hooks;
+    let commands: BTreeMap<HookPhase, String> = [
+        (HookPhase::JobStart, h.job_start),
+        (HookPhase::BackupStart, h.backup_start),
+        (HookPhase::PreFreeze, h.pre_freeze),
+        (HookPhase::PostThaw, h.post_thaw),
+        (HookPhase::BackupEnd, h.backup_end),
+        (HookPhase::BackupFailed, h.backup_failed),
+        (HookPhase::JobEnd, h.job_end),
+        (HookPhase::JobFailed, h.job_failed),
+        (HookPhase::Finally, h.finally),
+    ]
+    .into_iter()
+    .filter_map(|(p, c)| c.map(|c| (p, c)))
+    .collect();
+    let hooks = HooksConfig {
+        timeout: h.timeout.unwrap_or(HumanDuration(Duration::from_secs(60))),
+        commands,
+    };
+
+    Ok(Config {
+        target: Target {
+            kind,
+            path: rt.path,
+        },
+        state_dir: raw
+            .state_dir
+            .unwrap_or_else(|| PathBuf::from("/var/lib/freezeframe")),
+        backup,
+        cgroup: CgroupRoots {
+            v2_root: raw.cgroup.v2_root,
+            v1_freezer_root: raw.cgroup.v1_freezer_root,
+        },
+        openvz: OpenvzConfig {
+            conf_dir: raw
+                .openvz
+                .conf_dir
+                .unwrap_or_else(|| PathBuf::from("/etc/vz")),
+        },
+        lxc: LxcConfig {
+            lxcpath: raw
+                .lxc
+                .lxcpath
+                .unwrap_or_else(|| PathBuf::from("/var/lib/lxc")),
+        },
+        hooks,
+        volumes,
+        containers,
+    })
+}
