@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    children, kill9, privileged, require, which, workloads, CgVersion, Ct, Env, LoopBtrfs,
+    guardians, kill9, privileged, require, which, workloads, CgVersion, Ct, Env, LoopBtrfs,
     TestCgroup,
 };
 use freezeframe::state::Journal;
@@ -500,7 +500,7 @@ fn recover_alone_undoes_a_run_whose_guardian_died_too() {
         assert!(child.try_wait().unwrap().is_none(), "backup ended early");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let guardians = children(child.id());
+    let guardians = guardians(child.id());
     assert_eq!(guardians.len(), 1, "one guardian: {guardians:?}");
     kill9(guardians[0]);
     kill9(child.id());

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::Once;
 use std::time::Instant;
 
-use common::{children, kill9, require, sh, CgVersion, TestCgroup};
+use common::{guardians, kill9, require, sh, CgVersion, TestCgroup};
 
 fn testbed() -> PathBuf {
     common::manifest_dir().join("../../../shared/testbed")
@@ -483,7 +483,7 @@ fn guest_orphans_are_removed_and_user_snapshots_survive() {
         assert!(t.elapsed().as_secs() < 60, "no snapshot");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    for g in children(child.id()) {
+    for g in guardians(child.id()) {
         kill9(g);
     }
     kill9(child.id());

@@ -404,12 +404,18 @@ impl Env {
     }
 }
 
-/// The direct children of process `pid` (to find a backup's guardian).
-pub fn children(pid: u32) -> Vec<u32> {
+/// The guardian processes a backup `pid` started: its children running
+/// `freezeframe … guardian` (not, say, a `btrfs` or `lvcreate` it runs).
+pub fn guardians(pid: u32) -> Vec<u32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .unwrap_or_default()
         .split_whitespace()
         .filter_map(|p| p.parse().ok())
+        .filter(|c| {
+            std::fs::read(format!("/proc/{c}/cmdline"))
+                .map(|cmd| cmd.split(|&b| b == 0).any(|arg| arg == b"guardian"))
+                .unwrap_or(false)
+        })
         .collect()
 }
 
