@@ -86,22 +86,10 @@ pub fn summary(m: &Manifest) -> String {
 
 /// Whether a run is good, partial or failed overall.
 pub fn overall(m: &Manifest) -> Outcome {
-    let failed = m
-        .containers
-        .iter()
-        .filter(|c| c.result == Outcome::Failed)
-        .count();
-    let partial = m
-        .containers
-        .iter()
-        .filter(|c| c.result == Outcome::Partial)
-        .count();
-    if failed == m.containers.len() {
-        Outcome::Failed
-    } else if failed > 0 || partial > 0 || !m.warnings.is_empty() {
-        Outcome::Partial
-    } else {
-        Outcome::Ok
+    // Run-level warnings (e.g. a snapshot not removed) make a good run partial.
+    match m.containers_outcome() {
+        Outcome::Ok if !m.warnings.is_empty() => Outcome::Partial,
+        o => o,
     }
 }
 

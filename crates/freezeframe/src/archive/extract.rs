@@ -479,35 +479,24 @@ struct Extractor {
 }
 
 impl Extractor {
-    fn resolve(&self, rel: &Path) -> Result<OwnedFd, rustix::io::Errno> {
-        rustix::fs::openat2(
-            &self.root,
-            rel,
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-            Mode::empty(),
-            ResolveFlags::BENEATH
-                | ResolveFlags::NO_SYMLINKS
-                | ResolveFlags::NO_MAGICLINKS
-                | ResolveFlags::NO_XDEV,
-        )
-    }
-
+    /// A directory `rel` beneath the target, opened without following any
+    /// symlink.
     fn open_dir(&self, rel: &Path) -> Result<OwnedFd, rustix::io::Errno> {
-        self.resolve(rel)
+        Self::resolve_in(&self.root, rel)
     }
 
     /// Opens (creating as needed) the parent directories, refusing symlinks.
     fn open_parent(&self, parents: &[&OsStr]) -> Result<OwnedFd, ParentError> {
         let mut fd = rustix::io::dup(&self.root).map_err(|e| ParentError::Io(e.into()))?;
         for c in parents {
-            let next = match self.resolve_in(&fd, c) {
+            let next = match Self::resolve_in(&fd, *c) {
                 Ok(f) => f,
                 Err(rustix::io::Errno::NOENT) => {
                     match rustix::fs::mkdirat(&fd, *c, Mode::from_raw_mode(0o755)) {
                         Ok(()) | Err(rustix::io::Errno::EXIST) => {}
                         Err(e) => return Err(ParentError::Io(e.into())),
                     }
-                    self.resolve_in(&fd, c).map_err(classify)?
+                    Self::resolve_in(&fd, *c).map_err(classify)?
                 }
                 Err(e) => return Err(classify(e)),
             };
@@ -516,10 +505,15 @@ impl Extractor {
         Ok(fd)
     }
 
-    fn resolve_in(&self, dir: &OwnedFd, name: &OsStr) -> Result<OwnedFd, rustix::io::Errno> {
+    /// Opens directory `path` beneath `dir`: the kernel refuses to leave
+    /// `dir` or to pass through a symlink.
+    fn resolve_in(
+        dir: &OwnedFd,
+        path: impl rustix::path::Arg,
+    ) -> Result<OwnedFd, rustix::io::Errno> {
         rustix::fs::openat2(
             dir,
-            name,
+            path,
             OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
             Mode::empty(),
             ResolveFlags::BENEATH

@@ -314,23 +314,7 @@ pub fn execute(
     // The manifest exists: the run folder is complete, nothing to undo.
     let failures = run.cleanup.unwind();
     debug_assert!(failures.is_empty(), "{failures:?}");
-    let bad = manifest
-        .containers
-        .iter()
-        .filter(|c| c.result != Outcome::Ok)
-        .count();
-    run.end_hooks(match bad {
-        0 => "ok",
-        n if n == manifest.containers.len()
-            && manifest
-                .containers
-                .iter()
-                .all(|c| c.result == Outcome::Failed) =>
-        {
-            "failed"
-        }
-        _ => "partial",
-    });
+    run.end_hooks(&manifest.containers_outcome().to_string());
     tracing::info!(run = %run_id, "run complete");
     Ok(RunResult {
         run: run_id,

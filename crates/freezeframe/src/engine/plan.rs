@@ -181,11 +181,10 @@ impl PlanError {
     }
 }
 
-fn default_jobs() -> usize {
-    let cores = std::thread::available_parallelism()
+fn cores() -> usize {
+    std::thread::available_parallelism()
         .map(|n| n.get())
-        .unwrap_or(1);
-    (cores / 2).max(1)
+        .unwrap_or(1)
 }
 
 /// Makes the plan and runs every check that does not change anything.
@@ -248,11 +247,10 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
     let jobs = match req.jobs.or(Some(config.backup.jobs).filter(|&j| j > 0)) {
         Some(0) => return Err(PlanError::Usage("--jobs must be at least 1".into())),
         Some(j) => j,
-        None => default_jobs(),
+        // Default: half the cores, at least one.
+        None => (cores() / 2).max(1),
     };
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cores = cores();
     let busy = jobs.min(selected.len()).max(1);
     let threads_per_job = (cores / busy).max(1);
 

@@ -188,6 +188,18 @@ impl Manifest {
         Ok(m)
     }
 
+    /// The run's result judged by its containers alone: `failed` if every
+    /// one failed, `partial` if any is not ok, else `ok`.
+    pub fn containers_outcome(&self) -> Outcome {
+        if self.containers.iter().all(|c| c.result == Outcome::Failed) {
+            Outcome::Failed
+        } else if self.containers.iter().any(|c| c.result != Outcome::Ok) {
+            Outcome::Partial
+        } else {
+            Outcome::Ok
+        }
+    }
+
     /// The record of container `id`.
     pub fn container(&self, id: &str) -> Option<&ContainerRecord> {
         self.containers.iter().find(|c| c.id == id)

@@ -8,6 +8,16 @@
 
 pub mod report;
 
+/// A file of `fixtures/` (output captured from the real tools).
+#[cfg(test)]
+fn fixture(name: &str) -> PathBuf {
+    let dir =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    PathBuf::from(dir)
+        .join("src/snapshot/lvm/fixtures")
+        .join(name)
+}
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -538,12 +548,7 @@ mod tests {
     }
 
     fn fx(name: &str) -> String {
-        std::fs::read_to_string(format!(
-            "{}/src/snapshot/lvm/fixtures/{name}",
-            std::env::var("CARGO_MANIFEST_DIR")
-                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
-        ))
-        .unwrap()
+        std::fs::read_to_string(super::fixture(name)).unwrap()
     }
 
     fn provider(lvs: &str, thin: bool) -> (LvmProvider, Arc<Fake>) {
@@ -551,13 +556,9 @@ mod tests {
             lvs: fx(lvs),
             calls: Mutex::default(),
         });
-        let mi = format!(
-            "{}/src/snapshot/lvm/fixtures/mountinfo.txt",
-            std::env::var("CARGO_MANIFEST_DIR")
-                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
-        );
+        let mi = super::fixture("mountinfo.txt");
         (
-            LvmProvider::new(fake.clone(), thin).with_mountinfo(mi.into()),
+            LvmProvider::new(fake.clone(), thin).with_mountinfo(mi),
             fake,
         )
     }

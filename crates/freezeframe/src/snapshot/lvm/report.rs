@@ -196,12 +196,7 @@ mod tests {
     use super::*;
 
     fn fx(name: &str) -> String {
-        std::fs::read_to_string(format!(
-            "{}/src/snapshot/lvm/fixtures/{name}",
-            std::env::var("CARGO_MANIFEST_DIR")
-                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
-        ))
-        .unwrap()
+        std::fs::read_to_string(super::super::fixture(name)).unwrap()
     }
 
     fn find<'a>(lvs: &'a [Lv], name: &str) -> &'a Lv {
