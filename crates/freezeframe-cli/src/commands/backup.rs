@@ -56,15 +56,7 @@ pub fn run(config: &Config, config_path: &Path, args: &BackupArgs) -> Result<u8>
     progress.finish();
     guardian.finish();
     // Nothing left pending: start the next run with an empty journal.
-    let journal = config
-        .state_dir
-        .join(freezeframe::state::journal::JOURNAL_NAME);
-    if Journal::pending(&journal)
-        .map(|(p, _)| p.is_empty())
-        .unwrap_or(false)
-    {
-        let _ = Journal::truncate(&journal);
-    }
+    let _ = Journal::clear_if_settled(&config.state_dir);
     let result = match result {
         Err(ExecError::Interrupted { signal }) => {
             eprintln!("freezeframe: {}", ExecError::Interrupted { signal });

@@ -160,8 +160,8 @@ fn reconcile(
                     .push(format!("volume {}: cannot list snapshots: {e}", v.name)),
             }
         }
-        if report.failures.is_empty() && Journal::pending(&path)?.0.is_empty() {
-            Journal::truncate(&path)?;
+        if report.failures.is_empty() {
+            Journal::clear_if_settled(state_dir)?;
         }
     }
     Ok(report)

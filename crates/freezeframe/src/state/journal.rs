@@ -214,6 +214,17 @@ impl Journal {
         })
     }
 
+    /// Empties the journal in `state_dir` if nothing in it is pending; says
+    /// whether it did. Only for the lock holder.
+    pub fn clear_if_settled(state_dir: &Path) -> Result<bool, JournalError> {
+        let path = state_dir.join(JOURNAL_NAME);
+        if !Self::pending(&path)?.0.is_empty() {
+            return Ok(false);
+        }
+        Self::truncate(&path)?;
+        Ok(true)
+    }
+
     /// The intents of the journal at `path` that have no done record, in the
     /// order they were written, plus warnings about unreadable lines.
     pub fn pending(path: &Path) -> Result<(Vec<Pending>, Vec<String>), JournalError> {
