@@ -384,6 +384,10 @@ impl Env {
         a.extend_from_slice(args);
         let (code, out, err) = self.run(&a);
         assert_eq!(code, 0, "backup failed ({code}): {out}\n{err}");
+        assert!(
+            !err.contains("cleaning up"),
+            "a good run has nothing to clean up: {err}"
+        );
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))
     }
 

@@ -201,10 +201,13 @@ pub fn execute(
         None => None,
     };
     let cleanup = Cleanup::new(journal);
-    if let Err(e) = cleanup.register(Undo::RunDir(dir.clone())) {
-        let _ = std::fs::remove_dir(&dir);
-        return Err(e.into());
-    }
+    let run_dir_token = match cleanup.register(Undo::RunDir(dir.clone())) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = std::fs::remove_dir(&dir);
+            return Err(e.into());
+        }
+    };
     tracing::info!(run = %run_id, dir = %dir.display(), "run started");
     let watch = Watch::default();
     let mut run = Run {
@@ -312,6 +315,7 @@ pub fn execute(
         source,
     })?;
     // The manifest exists: the run folder is complete, nothing to undo.
+    run.cleanup.done(run_dir_token);
     let failures = run.cleanup.unwind();
     debug_assert!(failures.is_empty(), "{failures:?}");
     run.end_hooks(&manifest.containers_outcome().to_string());
