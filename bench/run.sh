@@ -13,6 +13,7 @@ size_gib=${1:-2}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 . "$repo/scripts/deps.sh"
+. "$repo/scripts/lib.sh"
 ff_require_root
 ff_install_deps
 command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
@@ -23,36 +24,17 @@ ff="$CARGO_TARGET_DIR/release/freezeframe"
 work=$(mktemp -d /var/tmp/ff-bench.XXXXXX)
 v2=$(findmnt -n -o TARGET -t cgroup2 | head -n1)
 cgbase="freezeframe-bench-$$"
-loop=""
 pids=()
 cleanup() {
     set +e
-    for d in "$v2/$cgbase"/*/; do
-        [ -d "$d" ] || continue
-        echo 0 > "$d/cgroup.freeze"; echo 1 > "$d/cgroup.kill"
-    done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-    sleep 0.3
-    for d in "$v2/$cgbase"/*/; do [ -d "$d" ] && rmdir "$d"; done
-    [ -d "$v2/$cgbase" ] && rmdir "$v2/$cgbase"
-    if mountpoint -q "$work/mnt"; then
-        for s in "$work"/mnt/.freezeframe-snapshots/* "$work"/mnt/ref; do
-            [ -e "$s" ] && btrfs -q subvolume delete "$s" >/dev/null
-        done
-        umount "$work/mnt"
-    fi
-    [ -n "$loop" ] && losetup -d "$loop"
+    ff_cgroups_down "$v2/$cgbase" "${pids[@]}"
+    ff_btrfs_down "$work" "$work/mnt/ref"
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-truncate -s $((size_gib * 3 + 2))G "$work/vol.img"
-loop=$(losetup -f --show "$work/vol.img")
-mkfs.btrfs -q "$loop" >/dev/null
-mkdir -p "$work/mnt" "$work/out" "$work/backups"
-mount "$loop" "$work/mnt"
-btrfs -q subvolume create "$work/mnt/ct"
-mkdir "$work/mnt/.freezeframe-snapshots"
+ff_btrfs_up "$work" "$((size_gib * 3 + 2))G"
+mkdir -p "$work/out" "$work/backups"
 mkdir "$v2/$cgbase"
 
 echo "generating ~${size_gib} GiB of data..." >&2

@@ -8,6 +8,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 . "$here/deps.sh"
+. "$here/lib.sh"
 ff_require_root
 ff_install_deps
 
@@ -20,46 +21,19 @@ work=$(mktemp -d /var/tmp/ff-demo.XXXXXX)
 v2=$(findmnt -n -o TARGET -t cgroup2 | head -n1)
 [ -n "$v2" ] || { echo "no cgroup v2 mount found" >&2; exit 1; }
 cgbase="freezeframe-demo-$$"
-loop=""
 pids=()
 
 cleanup() {
     set +e
-    for c in 101 102 103; do
-        [ -e "$v2/$cgbase/$c/cgroup.freeze" ] && echo 0 > "$v2/$cgbase/$c/cgroup.freeze"
-    done
-    # cgroup.kill ends every process of our own cgroups (children included).
-    for c in 101 102 103; do
-        [ -e "$v2/$cgbase/$c/cgroup.kill" ] && echo 1 > "$v2/$cgbase/$c/cgroup.kill"
-    done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-    for c in 101 102 103; do
-        for _ in 1 2 3 4 5 6 7 8 9 10; do
-            rmdir "$v2/$cgbase/$c" 2>/dev/null && break
-            [ -e "$v2/$cgbase/$c" ] || break
-            sleep 0.1
-        done
-    done
-    rmdir "$v2/$cgbase" 2>/dev/null
-    if mountpoint -q "$work/mnt"; then
-        for s in "$work"/mnt/.freezeframe-snapshots/ff-*; do
-            [ -e "$s" ] && btrfs -q subvolume delete "$s" >/dev/null
-        done
-        umount "$work/mnt"
-    fi
-    [ -n "$loop" ] && losetup -d "$loop"
+    ff_cgroups_down "$v2/$cgbase" "${pids[@]}"
+    ff_btrfs_down "$work"
     rm -rf "$work"
 }
 trap cleanup EXIT
 
 echo "== creating a 2 GiB loop-backed btrfs volume in $work"
-truncate -s 2G "$work/vol.img"
-loop=$(losetup -f --show "$work/vol.img")
-mkfs.btrfs -q "$loop" >/dev/null
-mkdir -p "$work/mnt" "$work/etc" "$work/backups" "$work/status"
-mount "$loop" "$work/mnt"
-btrfs -q subvolume create "$work/mnt/ct"
-mkdir "$work/mnt/.freezeframe-snapshots"
+ff_btrfs_up "$work" 2G
+mkdir -p "$work/etc" "$work/backups" "$work/status"
 
 echo "== starting 3 containers (cgroups under $v2/$cgbase)"
 mkdir "$v2/$cgbase"
