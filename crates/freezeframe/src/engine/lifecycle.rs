@@ -254,6 +254,9 @@ pub fn execute(
             let (job_tx, job_rx) = bounded::<Job>(plan.jobs);
             let (done_tx, done_rx) = unbounded::<JobDone>();
             std::thread::scope(|s| {
+                // Stops the watching thread when this body ends, even by a
+                // panic: the scope waits for every thread it spawned.
+                let _stop_watch = watch.stop_on_drop();
                 s.spawn(|| watch.run());
                 for _ in 0..plan.jobs {
                     let (rx, tx, ctx) = (job_rx.clone(), done_tx.clone(), &ctx);
@@ -267,7 +270,6 @@ pub fn execute(
                 for d in done_rx.iter() {
                     run.finish_job(d);
                 }
-                watch.stop();
             });
         }
     }

@@ -332,3 +332,60 @@ fn an_invalid_snapshot_is_never_reported_good() {
         "the archive was discarded"
     );
 }
+
+/// Panics when asked for a snapshot: a bug inside a freeze window.
+struct PanicOnCreate;
+
+impl SnapshotProvider for PanicOnCreate {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Btrfs
+    }
+    fn check(&self, _: &Volume, _: usize) -> Result<(), SnapshotError> {
+        Ok(())
+    }
+    fn prepare(&self, _: &Volume) -> Result<(), SnapshotError> {
+        Ok(())
+    }
+    fn handle(&self, v: &Volume, name: &str) -> Result<Snapshot, SnapshotError> {
+        Ok(Snapshot {
+            name: name.into(),
+            volume: v.name.clone(),
+            root: v.path.clone(),
+            device: None,
+        })
+    }
+    fn create(&self, _: &Volume, _: &str) -> Result<Snapshot, SnapshotError> {
+        panic!("bug inside the freeze window");
+    }
+    fn health(&self, _: &Snapshot) -> Result<Health, SnapshotError> {
+        Ok(Health::ok())
+    }
+    fn remove(&self, _: &Snapshot) -> Result<(), SnapshotError> {
+        Ok(())
+    }
+    fn list(&self, _: &Volume) -> Result<Vec<Snapshot>, SnapshotError> {
+        Ok(Vec::new())
+    }
+}
+
+#[test]
+fn a_panic_inside_a_window_unwinds_and_thaws_instead_of_hanging() {
+    let (b, plan, mut tools) = setup(&["a", "b"], None, false, false, Strategy::Group);
+    tools.providers = vec![Arc::new(PanicOnCreate)];
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            execute(&plan, &tools, &SilentObserver)
+        }));
+        let _ = tx.send(r.is_err());
+    });
+    let panicked = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("execute hung after a panic inside the window");
+    assert!(panicked, "the panic propagates");
+    t.join().unwrap();
+    assert!(
+        b.runtime.frozen.lock().unwrap().is_empty(),
+        "unwinding thawed every container"
+    );
+}

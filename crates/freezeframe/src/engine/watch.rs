@@ -24,6 +24,15 @@ struct Watched {
     warned: bool,
 }
 
+/// Stops a [`Watch`] when dropped; see [`Watch::stop_on_drop`].
+pub struct StopOnDrop<'a>(&'a Watch);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
 /// The live snapshots of a run.
 #[derive(Default)]
 pub struct Watch {
@@ -164,6 +173,13 @@ impl Watch {
     /// Ends [`Watch::run`].
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// A guard that ends [`Watch::run`] when it is dropped, however the code
+    /// holding it ends — a panic included, so a scope waiting for the
+    /// watching thread cannot wait forever.
+    pub fn stop_on_drop(&self) -> StopOnDrop<'_> {
+        StopOnDrop(self)
     }
 
     /// The records of every snapshot watched, and the warnings.
