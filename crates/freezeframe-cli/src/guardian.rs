@@ -73,7 +73,7 @@ impl Watchdog for Guardian {
 }
 
 fn log(msg: &str) {
-    eprintln!("freezeframe guardian: {msg}");
+    crate::output::note(format_args!("freezeframe guardian: {msg}"));
 }
 
 fn log_report(r: &RecoverReport) {

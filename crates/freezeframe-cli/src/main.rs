@@ -41,7 +41,7 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("freezeframe: error: {e:#}");
+            crate::output::note(format_args!("freezeframe: error: {e:#}"));
             ExitCode::from(exit::code_for(&e))
         }
     }

@@ -6,6 +6,14 @@ use freezeframe::engine::{Observer, Phase};
 use freezeframe::target::manifest::{Manifest, Outcome};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// Writes a line to stderr. Unlike `eprintln!` it does not panic when
+/// stderr is gone (a closed pipe, a dropped session): a backup or its
+/// guardian must go on undoing what it did.
+pub fn note(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// `1.5 GiB`, `300 MiB`, `12 B`.
 pub fn size(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

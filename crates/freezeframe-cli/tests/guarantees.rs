@@ -523,3 +523,30 @@ fn recover_alone_undoes_a_run_whose_guardian_died_too() {
     let (code, out, _) = b.env.run(&["recover"]);
     assert_eq!((code, out.trim()), (0, "nothing to recover"));
 }
+
+#[test]
+fn the_guardian_still_thaws_when_stderr_is_gone() {
+    if !privileged() || !require("python3", which("python3")) {
+        return;
+    }
+    // A backup whose stderr pipe nobody reads any more (a dropped ssh
+    // session, say): neither it nor its guardian may die of writing there.
+    let b = bed("", "2s");
+    let mut child = Command::new(bin())
+        .args(["backup", "--all"])
+        .env("FREEZEFRAME_CONFIG", &b.env.config)
+        .env("FREEZEFRAME_FAULT", "after-freeze")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "killed at the fault point, not by a panic: {status}"
+    );
+    wait_all_thawed(&b, Duration::from_secs(4));
+    assert_clean_after_recover(&b, "stderr gone");
+}

@@ -39,7 +39,7 @@ pub fn run(config: &Config, config_path: &Path, args: &BackupArgs) -> Result<u8>
     let (_lock, takeover) =
         HostLock::acquire(&config.state_dir, "backup", args.lock_wait.0, &tools.cancel)?;
     if let Some(w) = takeover {
-        eprintln!("freezeframe: warning: {w}");
+        crate::output::note(format_args!("freezeframe: warning: {w}"));
     }
     tools.faults.hit("after-lock", &tools.cancel);
     crate::commands::recover::report(
@@ -59,7 +59,10 @@ pub fn run(config: &Config, config_path: &Path, args: &BackupArgs) -> Result<u8>
     let _ = Journal::clear_if_settled(&config.state_dir);
     let result = match result {
         Err(ExecError::Interrupted { signal }) => {
-            eprintln!("freezeframe: {}", ExecError::Interrupted { signal });
+            crate::output::note(format_args!(
+                "freezeframe: {}",
+                ExecError::Interrupted { signal }
+            ));
             return Ok(exit::signal(signal));
         }
         r => r?,

@@ -11,13 +11,13 @@ use crate::exit;
 /// Prints what reconciling did, to stderr.
 pub fn report(r: &RecoverReport, when: &str) {
     for a in &r.actions {
-        eprintln!("freezeframe: recovered ({when}): {a}");
+        crate::output::note(format_args!("freezeframe: recovered ({when}): {a}"));
     }
     for n in &r.notes {
-        eprintln!("freezeframe: note: {n}");
+        crate::output::note(format_args!("freezeframe: note: {n}"));
     }
     for f in &r.failures {
-        eprintln!("freezeframe: recovery FAILED: {f}");
+        crate::output::note(format_args!("freezeframe: recovery FAILED: {f}"));
     }
 }
 
@@ -27,7 +27,7 @@ pub fn run(config: &Config, args: &RecoverArgs) -> Result<u8> {
     let (_lock, takeover) =
         HostLock::acquire(&config.state_dir, "recover", args.lock_wait.0, &cancel)?;
     if let Some(w) = takeover {
-        eprintln!("freezeframe: warning: {w}");
+        crate::output::note(format_args!("freezeframe: warning: {w}"));
     }
     let tools = crate::system::toolbox(config);
     let r = recover(&config.state_dir, &tools, &config.volumes, Scope::Dead)?;

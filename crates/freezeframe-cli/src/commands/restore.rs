@@ -24,12 +24,12 @@ pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
     let (_lock, takeover) =
         HostLock::acquire(&config.state_dir, "restore", args.lock_wait.0, &cancel)?;
     if let Some(w) = takeover {
-        eprintln!("freezeframe: warning: {w}");
+        crate::output::note(format_args!("freezeframe: warning: {w}"));
     }
     let r = match restore(&Store::new(&config.target.path), &req, &faults, &cancel) {
         Err(e) if cancel.signal().is_some() => {
             let sig = cancel.signal().unwrap_or(2);
-            eprintln!("freezeframe: restore interrupted by signal {sig}: {e}; what was written stays inside {}", args.to.display());
+            crate::output::note(format_args!("freezeframe: restore interrupted by signal {sig}: {e}; what was written stays inside {}", args.to.display()));
             return Ok(exit::signal(sig));
         }
         r => r?,
@@ -70,7 +70,7 @@ pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
         );
     }
     for w in &r.extract.warnings {
-        eprintln!("warning: {w}");
+        crate::output::note(format_args!("warning: {w}"));
     }
     Ok(if r.extract.warnings.is_empty() {
         exit::OK

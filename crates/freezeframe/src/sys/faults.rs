@@ -4,6 +4,7 @@
 //! makes it stall there instead (until the duration passes or the run is
 //! cancelled). Tests use it to prove the guarantees at every step boundary.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use super::cancel::Cancel;
@@ -108,7 +109,12 @@ impl Faults {
         }
         match action {
             Action::Kill => {
-                eprintln!("freezeframe: fault injection: SIGKILL at {point}");
+                // Not eprintln!: it panics when stderr is gone, and this runs inside
+                // a freeze window.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "freezeframe: fault injection: SIGKILL at {point}"
+                );
                 let _ = rustix::process::kill_process(
                     rustix::process::getpid(),
                     rustix::process::Signal::KILL,
@@ -117,7 +123,10 @@ impl Faults {
                 std::process::abort();
             }
             Action::Hang(d) => {
-                eprintln!("freezeframe: fault injection: hanging {d:?} at {point}");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "freezeframe: fault injection: hanging {d:?} at {point}"
+                );
                 let until = Instant::now() + *d;
                 while Instant::now() < until && cancel.signal().is_none() {
                     std::thread::sleep(Duration::from_millis(10));
