@@ -14,6 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 . "$repo/scripts/deps.sh"
 . "$repo/scripts/lib.sh"
+. "$here/generate.sh"
 ff_require_root
 ff_install_deps
 command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
@@ -39,34 +40,7 @@ mkdir "$v2/$cgbase"
 
 echo "generating ~${size_gib} GiB of data..." >&2
 big="$work/mnt/ct/big"
-mkdir -p "$big/usr" "$big/var/lib/db" "$big/var/log"
-budget=$((size_gib * 1024 * 1024 * 1024))
-# 40 %: a root-like tree of many small files (this host's /usr)
-tar -C /usr -cf - lib share 2>/dev/null | head -c $((budget * 4 / 10)) | tar -C "$big/usr" -xf - 2>/dev/null || true
-# 30 %: a SQLite database, 30 %: logs
-python3 - "$big" $((budget * 3 / 10)) <<'PY'
-import os, random, sqlite3, sys
-root, quota = sys.argv[1], int(sys.argv[2])
-con = sqlite3.connect(os.path.join(root, "var/lib/db/app.db"))
-con.execute("PRAGMA journal_mode=WAL")
-con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT, v BLOB)")
-rnd = random.Random(1)
-row = 0
-while os.path.getsize(os.path.join(root, "var/lib/db/app.db")) < quota:
-    con.executemany("INSERT INTO t (k, v) VALUES (?, ?)",
-        [("key-%d" % (row + i), rnd.randbytes(256) + bytes(768)) for i in range(20000)])
-    con.commit()
-    row += 20000
-con.close()
-words = "GET POST /api/v1/items /static/app.js 200 404 500 user=alice user=bob latency_ms=".split()
-with open(os.path.join(root, "var/log/app.log"), "w") as f:
-    n = 0
-    while n < quota:
-        line = "2026-11-24T10:%02d:%02d.%03dZ %s\n" % (rnd.randrange(60), rnd.randrange(60), rnd.randrange(1000),
-                                                    " ".join(rnd.choice(words) + str(rnd.randrange(100)) for _ in range(8)))
-        f.write(line)
-        n += len(line)
-PY
+ff_generate_container "$big" "$size_gib"
 sync
 data_bytes=$(du -sb "$big" | cut -f1)
 data_gib=$(python3 -c "print(round($data_bytes / 2**30, 2))")

@@ -14,10 +14,19 @@ if [ "$(id -u)" = 0 ]; then
     testbed="$repo/../shared/testbed"
     if [ -f "$testbed/lvmvm-setup.sh" ]; then
         echo "== LVM test guest setup"
+        ff_prepare_qemu
         bash "$testbed/lvmvm-setup.sh" | tail -n 1
     elif [ "${CI:-}" = true ]; then
         echo "CI=true: $testbed/lvmvm-setup.sh is missing (shared/ must sit beside the repository)" >&2
         exit 1
+    fi
+    # The repository tests write to a real S3 server (SeaweedFS, loopback
+    # only), started fresh here and stopped (by its PID) when this exits.
+    if [ -f "$testbed/s3-server-up.sh" ]; then
+        echo "== S3 test server"
+        bash "$testbed/s3-server-down.sh"
+        trap 'bash "$testbed/s3-server-down.sh"' EXIT
+        bash "$testbed/s3-server-up.sh" | tail -n 1
     fi
 elif [ "${CI:-}" = true ]; then
     echo "CI=true: the test suite must run as root" >&2

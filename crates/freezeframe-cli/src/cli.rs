@@ -26,12 +26,18 @@ pub struct Cli {
 pub enum Command {
     /// Back up containers.
     Backup(BackupArgs),
-    /// List runs in the target.
+    /// List runs in the target (repository targets: the snapshots).
     List(ListArgs),
     /// Restore a container's private area (and config) into a folder.
     Restore(RestoreArgs),
-    /// Re-read archives and check their checksums and that they decode.
+    /// Re-read archives and check their checksums and that they decode
+    /// (repository targets: check the repository).
     Verify(VerifyArgs),
+    /// Create the repository of a `repository` target.
+    Init,
+    /// Forget repository snapshots by a retention policy (per container)
+    /// and prune unreferenced data, in two phases.
+    Prune(PruneArgs),
     /// Print the effective configuration.
     ShowConfig,
     /// Show what each configured runtime sees: id, state, private area,
@@ -126,7 +132,8 @@ pub struct ListArgs {
 pub struct RestoreArgs {
     /// Container id.
     pub id: String,
-    /// Run to restore from (default: the newest with a good backup).
+    /// Run to restore from (default: the newest with a good backup);
+    /// repository targets also take a snapshot id or a unique prefix.
     #[arg(long)]
     pub run: Option<String>,
     /// Folder to restore into (new or empty); the config goes to `<DIR>.conf`.
@@ -147,11 +154,50 @@ pub struct RestoreArgs {
 /// `verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Runs to verify (default: all).
+    /// Runs to verify (default: all; tar targets only).
     pub runs: Vec<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Repository targets: also read and verify all data.
+    #[arg(long)]
+    pub read_data: bool,
+    /// Repository targets: read and verify a subset of the data: `n/m`
+    /// (e.g. `1/7`), a percentage (`10%`) or a size (`2G`).
+    #[arg(long, value_name = "SUBSET", conflicts_with = "read_data")]
+    pub read_data_subset: Option<String>,
+}
+
+/// `prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Keep the newest N snapshots of each container.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the last N days.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the last N weeks.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N months.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N years.
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
+    /// Only these containers (default: all).
+    #[arg(long = "container", value_name = "ID")]
+    pub containers: Vec<String>,
+    /// Show what would be forgotten and pruned; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Wait this long for the host lock (e.g. `5m`).
+    #[arg(long, default_value = "0s")]
+    pub lock_wait: HumanDuration,
 }
 
 /// `--mode`.

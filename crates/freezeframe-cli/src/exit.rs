@@ -2,6 +2,7 @@
 
 use freezeframe::config::ConfigError;
 use freezeframe::engine::{ExecError, PlanError, RestoreError};
+use freezeframe::repo::RepoError;
 use freezeframe::state::{JournalError, LockError};
 use freezeframe::target::StoreError;
 
@@ -33,10 +34,14 @@ pub struct UsageError(pub String);
 pub const HELP: &str = "\
 Exit codes:
   0  success
-  1  failure: nothing backed up, restore failed, or verify found damage
-  2  usage: bad arguments or config, unknown container, unsupported mode
+  1  failure: nothing backed up, restore failed (e.g. the destination is
+     full: what was written stays inside the destination), or verify found
+     damage
+  2  usage: bad arguments or config, unknown container or snapshot,
+     unsupported mode
   3  partial: some containers failed or had unreadable files
-  4  precondition: the system is not as configured; nothing was frozen
+  4  precondition: the system is not as configured (or the repository
+     password cannot be read); nothing was frozen
   5  locked: another freezeframe run holds the host lock (it is named)
   130, 143, 129  interrupted by SIGINT, SIGTERM, SIGHUP: everything undone";
 
@@ -75,8 +80,21 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         return match e {
             RestoreError::Destination { .. } => USAGE,
             RestoreError::Store(StoreError::NoSuchRun(_)) => USAGE,
+            RestoreError::Repository(e) => repo_code(e),
             _ => FAILURE,
         };
     }
+    if let Some(e) = err.downcast_ref::<RepoError>() {
+        return repo_code(e);
+    }
     FAILURE
+}
+
+fn repo_code(e: &RepoError) -> u8 {
+    match e {
+        RepoError::NotFound { .. } | RepoError::Invalid(_) => USAGE,
+        RepoError::Password(_) => PRECONDITION,
+        RepoError::Interrupted => signal(2),
+        RepoError::Repository { .. } => FAILURE,
+    }
 }

@@ -62,5 +62,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Restore(a) => commands::restore::run(&config, a),
         Command::Verify(a) => commands::verify::run(&config, a),
         Command::ShowConfig => commands::show_config::run(&config),
+        Command::Init => commands::init::run(&config),
+        Command::Prune(a) => commands::prune::run(&config, a),
     }
 }

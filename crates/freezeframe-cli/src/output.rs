@@ -62,6 +62,24 @@ pub fn summary(m: &Manifest) -> String {
         ));
     }
     for c in &m.containers {
+        if let Some(r) = &c.repository {
+            s.push_str(&format!(
+                "{}: snapshot {} (parent {}): files {} new, {} changed, {} unchanged; read {}, added {} ({} stored) in {}\n",
+                c.id,
+                &r.snapshot[..8.min(r.snapshot.len())],
+                r.parent
+                    .as_deref()
+                    .map(|p| &p[..8.min(p.len())])
+                    .unwrap_or("none"),
+                r.files_new,
+                r.files_changed,
+                r.files_unchanged,
+                size(r.bytes_read),
+                size(r.bytes_added),
+                size(r.bytes_added_packed),
+                duration_ms(r.duration_ms),
+            ));
+        }
         if let Some(n) = &c.note {
             s.push_str(&format!("{}: note: {n}\n", c.id));
         }

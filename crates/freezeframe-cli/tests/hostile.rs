@@ -70,6 +70,7 @@ fn plant_run(target: &Path, run: &str, tar_bytes: Vec<u8>) {
                 blake3: blake3::hash(&data).to_hex().to_string(),
             }],
             tree: Default::default(),
+            repository: None,
         }],
         snapshots: vec![],
         warnings: vec![],

@@ -20,6 +20,11 @@ pub fn run(config: &Config, config_path: &Path, args: &BackupArgs) -> Result<u8>
     let mut tools = crate::system::toolbox(config);
     tools.cancel = crate::signals::install()?;
     tools.faults = Faults::from_env().map_err(UsageError)?;
+    if config.target.repository.is_some() {
+        // Opened (password checked) before anything is frozen.
+        let repo = crate::commands::repository::open(config, "backup")?;
+        tools.repository = Some(Arc::new(repo));
+    }
     let req = BackupRequest {
         ids: args.ids.clone(),
         all: args.all,

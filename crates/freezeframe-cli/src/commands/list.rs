@@ -11,6 +11,9 @@ use crate::output::{overall, size};
 
 /// Lists the runs in the target, oldest first.
 pub fn run(config: &Config, args: &ListArgs) -> Result<u8> {
+    if config.target.repository.is_some() {
+        return crate::commands::repository::list(config, args);
+    }
     let runs = Store::new(&config.target.path).list()?;
     if args.json {
         let v: Vec<_> = runs

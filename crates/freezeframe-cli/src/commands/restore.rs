@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use freezeframe::config::Config;
-use freezeframe::engine::{restore, RestoreRequest};
+use freezeframe::engine::{restore, restore_from_repository, RestoreRequest};
 use freezeframe::target::Store;
 
 use crate::cli::RestoreArgs;
@@ -26,7 +26,14 @@ pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
     if let Some(w) = takeover {
         crate::output::note(format_args!("freezeframe: warning: {w}"));
     }
-    let r = match restore(&Store::new(&config.target.path), &req, &faults, &cancel) {
+    let result = match &config.target.repository {
+        Some(_) => {
+            let repo = crate::commands::repository::open(config, "restore")?;
+            restore_from_repository(&repo, &req, &faults, &cancel)
+        }
+        None => restore(&Store::new(&config.target.path), &req, &faults, &cancel),
+    };
+    let r = match result {
         Err(e) if cancel.signal().is_some() => {
             let sig = cancel.signal().unwrap_or(2);
             crate::output::note(format_args!("freezeframe: restore interrupted by signal {sig}: {e}; what was written stays inside {}", args.to.display()));

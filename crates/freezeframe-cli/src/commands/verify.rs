@@ -9,6 +9,15 @@ use crate::exit;
 
 /// Re-reads every file of the given runs.
 pub fn run(config: &Config, args: &VerifyArgs) -> Result<u8> {
+    if config.target.repository.is_some() {
+        return crate::commands::repository::verify(config, args);
+    }
+    if args.read_data || args.read_data_subset.is_some() {
+        return Err(crate::exit::UsageError(
+            "--read-data and --read-data-subset apply to repository targets; a tar target's verify always reads everything".into(),
+        )
+        .into());
+    }
     let checks = Store::new(&config.target.path).verify(&args.runs)?;
     let bad = checks.iter().filter(|c| c.problem.is_some()).count();
     if args.json {

@@ -19,7 +19,7 @@ pub const XATTR_DEFAULT: &str = "system.posix_acl_default";
 /// Binary ACL xattr → `user::rw-\nuser:1000:r--\n…` text, or `None` if the
 /// value is not a well-formed version-2 ACL.
 pub fn to_text(bin: &[u8]) -> Option<String> {
-    if bin.len() < 4 || (bin.len() - 4) % 8 != 0 {
+    if bin.len() < 4 || !(bin.len() - 4).is_multiple_of(8) {
         return None;
     }
     if u32::from_le_bytes(bin[..4].try_into().ok()?) != ACL_VERSION {

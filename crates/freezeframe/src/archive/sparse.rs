@@ -116,7 +116,7 @@ mod tests {
     fn long_map_spans_blocks() {
         let segs: Vec<Segment> = (0..200).map(|i| (i * 1_000_000_000, 4096)).collect();
         let enc = encode_map(&segs);
-        assert!(enc.len() > 512 && enc.len() % 512 == 0);
+        assert!(enc.len() > 512 && enc.len().is_multiple_of(512));
         let mut r = &enc[..];
         let (dec, used) = decode_map(&mut r).unwrap();
         assert_eq!(dec, segs);

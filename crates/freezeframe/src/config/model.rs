@@ -312,10 +312,15 @@ impl fmt::Display for RuntimeKind {
 /// Where runs are written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Target {
-    /// Kind of target; only `tar` for now.
+    /// Kind of target: `tar` (archives in a dated folder per run) or
+    /// `repository` (a restic-format repository).
     pub kind: String,
-    /// Folder holding one sub-folder per run.
+    /// Folder holding one sub-folder per run: the archives (`tar`), or the
+    /// run reports only (`repository`).
     pub path: PathBuf,
+    /// The repository (kind `repository` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<crate::repo::RepoSpec>,
 }
 
 /// Defaults for `backup`, each overridable on the command line.

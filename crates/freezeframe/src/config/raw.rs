@@ -35,6 +35,23 @@ pub(super) struct RawTarget {
     #[serde(default)]
     pub kind: Option<String>,
     pub path: PathBuf,
+    pub repository: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
+    pub password_command: Option<String>,
+    pub cache_dir: Option<PathBuf>,
+    pub s3: Option<RawS3>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawS3 {
+    pub bucket: String,
+    pub endpoint: String,
+    pub region: Option<String>,
+    pub root: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

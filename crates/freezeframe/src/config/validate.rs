@@ -10,8 +10,9 @@ use super::model::{
     LvmOptions, LxcConfig, Mode, OpenvzConfig, ProviderKind, RuntimeKind, SnapshotSize, Strategy,
     Target, Volume,
 };
-use super::raw::RawConfig;
+use super::raw::{RawConfig, RawTarget};
 use super::HumanDuration;
+use crate::repo::{Location, PasswordSource, RepoSpec, S3Options};
 use crate::sys::HookPhase;
 
 type Invalid = (usize, String);
@@ -36,18 +37,106 @@ fn volume_name_ok(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
 }
 
+/// The repository of a `kind = "repository"` target.
+fn repository_spec(rt: &RawTarget, state_dir: &Path) -> Result<RepoSpec, String> {
+    let Some(repo) = &rt.repository else {
+        return Err(
+            "target.repository is required for kind = \"repository\": a folder, or \"opendal:s3\" with a [target.s3] table".into(),
+        );
+    };
+    let location = if repo == "opendal:s3" {
+        let Some(s3) = &rt.s3 else {
+            return Err("target.repository = \"opendal:s3\" needs a [target.s3] table with bucket and endpoint".into());
+        };
+        if s3.bucket.is_empty() || s3.endpoint.is_empty() {
+            return Err("target.s3.bucket and target.s3.endpoint must not be empty".into());
+        }
+        Location::S3(S3Options {
+            bucket: s3.bucket.clone(),
+            endpoint: s3.endpoint.clone(),
+            region: s3.region.clone().unwrap_or_else(|| "us-east-1".into()),
+            root: s3.root.clone().unwrap_or_else(|| "/".into()),
+            access_key_id: s3.access_key_id.clone(),
+            secret_access_key: s3.secret_access_key.clone(),
+        })
+    } else if let Some(other) = repo.strip_prefix("opendal:") {
+        return Err(format!(
+            "target.repository `opendal:{other}` is not supported: use a folder or \"opendal:s3\""
+        ));
+    } else {
+        if rt.s3.is_some() {
+            return Err("[target.s3] applies only to target.repository = \"opendal:s3\"".into());
+        }
+        let path = PathBuf::from(repo);
+        absolute(&path, "target.repository")?;
+        Location::Local { path }
+    };
+    let password = match (&rt.password_file, &rt.password_env, &rt.password_command) {
+        (Some(f), None, None) => {
+            absolute(f, "target.password_file")?;
+            PasswordSource::File(f.clone())
+        }
+        (None, Some(e), None) => PasswordSource::Env(e.clone()),
+        (None, None, Some(c)) => PasswordSource::Command(c.clone()),
+        (None, None, None) => {
+            return Err(
+                "the repository needs a password: set one of target.password_file, password_env or password_command".into(),
+            )
+        }
+        _ => {
+            return Err(
+                "set only one of target.password_file, password_env and password_command".into(),
+            )
+        }
+    };
+    let cache_dir = match &rt.cache_dir {
+        Some(c) => {
+            absolute(c, "target.cache_dir")?;
+            c.clone()
+        }
+        None => state_dir.join("repo-cache"),
+    };
+    Ok(RepoSpec {
+        location,
+        password,
+        cache_dir: Some(cache_dir),
+    })
+}
+
 /// Turns the raw file into the model, or says which line is wrong and why.
 pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
     let tline = line_of(text, raw.target.span().start);
     let rt = raw.target.into_inner();
-    let kind = rt.kind.unwrap_or_else(|| "tar".into());
-    if kind != "tar" {
-        return Err((
-            tline,
-            format!("target.kind `{kind}` is not supported: allowed `tar`"),
-        ));
-    }
+    let kind = rt.kind.clone().unwrap_or_else(|| "tar".into());
     absolute(&rt.path, "target.path").map_err(|m| (tline, m))?;
+    let state_dir = raw
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/var/lib/freezeframe"));
+    let repository = match kind.as_str() {
+        "tar" => {
+            if rt.repository.is_some()
+                || rt.s3.is_some()
+                || rt.password_file.is_some()
+                || rt.password_env.is_some()
+                || rt.password_command.is_some()
+                || rt.cache_dir.is_some()
+            {
+                return Err((
+                    tline,
+                    "target.repository, s3, password_* and cache_dir apply only to kind = \"repository\"".into(),
+                ));
+            }
+            None
+        }
+        "repository" => Some(repository_spec(&rt, &state_dir).map_err(|m| (tline, m))?),
+        _ => {
+            return Err((
+                tline,
+                format!("target.kind `{kind}` is not supported: allowed `tar`, `repository`"),
+            ))
+        }
+    };
 
     let compress = raw.backup.compress.unwrap_or(Compression::Zstd);
     if let Some(level) = &raw.backup.level {
@@ -279,10 +368,9 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
         target: Target {
             kind,
             path: rt.path,
+            repository,
         },
-        state_dir: raw
-            .state_dir
-            .unwrap_or_else(|| PathBuf::from("/var/lib/freezeframe")),
+        state_dir,
         backup,
         cgroup: CgroupRoots {
             v2_root: raw.cgroup.v2_root,

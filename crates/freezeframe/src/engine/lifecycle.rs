@@ -19,7 +19,7 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use super::cleanup::{Cleanup, Token, Undo};
 use super::plan::Plan;
 use super::watch::Watch;
-use super::worker::{worker, Job, JobDone, WorkerCtx};
+use super::worker::{worker, Archived, Job, JobDone, WorkerCtx};
 use super::Toolbox;
 use crate::archive::{ArchiveOptions, TreeReport};
 use crate::config::{Container, HumanDuration, Strategy, Volume};
@@ -99,6 +99,9 @@ pub enum ExecError {
         /// The signal number.
         signal: usize,
     },
+    /// The plan writes into a repository the toolbox does not have open.
+    #[error("the target is repository {0}, but it was not opened; nothing was frozen")]
+    NoRepository(String),
 }
 
 pub(super) fn ms(d: Duration) -> f64 {
@@ -128,6 +131,7 @@ fn new_record(ct: &Container) -> ContainerRecord {
         bytes_out: 0,
         files: Vec::new(),
         tree: TreeReport::default(),
+        repository: None,
     }
 }
 
@@ -186,6 +190,9 @@ pub fn execute(
     tools: &Toolbox,
     observer: &dyn Observer,
 ) -> Result<RunResult, ExecError> {
+    if let (Some(r), None) = (&plan.repository, &tools.repository) {
+        return Err(ExecError::NoRepository(r.clone()));
+    }
     let clock: &dyn Clock = tools.clock.as_ref();
     let started_wall = clock.wall();
     let store = Store::new(&plan.target);
@@ -242,6 +249,9 @@ pub fn execute(
         faults: &tools.faults,
         mid_archive_hit: AtomicBool::new(false),
         watch: &watch,
+        repository: tools.repository.as_deref(),
+        run: run_id.as_str(),
+        host: &tools.host,
     };
     match job_start {
         Err(e) => {
@@ -454,6 +464,7 @@ impl Run<'_> {
                     snap: live,
                     rel,
                     dump: None,
+                    freeze_ms: None,
                 })
                 .is_err()
             {
@@ -490,11 +501,13 @@ impl Run<'_> {
                         .map(Path::to_path_buf)
                         .unwrap_or_default();
                     let id = ct.id.to_string();
+                    let freeze_ms = self.record(&id).freeze_ms;
                     let job = Job {
                         ct,
                         snap: snap.clone(),
                         rel,
                         dump,
+                        freeze_ms,
                     };
                     if jobs.send(job).is_err() {
                         self.fail(&id, "archive workers stopped".into());
@@ -749,7 +762,11 @@ impl Run<'_> {
     fn finish_job(&mut self, d: JobDone) {
         let total = self.elapsed_for(&d.id);
         match d.result {
-            Ok((files, tree)) => {
+            Ok(Archived {
+                files,
+                tree,
+                repository,
+            }) => {
                 let outcome = if tree.unreadable > 0 {
                     Outcome::Partial
                 } else {
@@ -759,7 +776,11 @@ impl Run<'_> {
                 r.result = outcome;
                 r.error = None;
                 r.bytes_in = tree.bytes_read;
-                r.bytes_out = files.iter().map(|f| f.size).sum();
+                r.bytes_out = match &repository {
+                    Some(rec) => rec.bytes_added_packed,
+                    None => files.iter().map(|f| f.size).sum(),
+                };
+                r.repository = repository;
                 r.files = files;
                 r.tree = tree;
                 r.timings.archive_ms = Some(d.archive_ms);

@@ -6,6 +6,7 @@ pub mod cleanup;
 pub mod lifecycle;
 pub mod plan;
 pub mod recover;
+pub mod repo_restore;
 pub mod restore;
 pub mod toolbox;
 pub mod watch;
@@ -14,8 +15,9 @@ mod worker;
 pub use lifecycle::{execute, ExecError, Observer, Phase, RunResult, SilentObserver};
 pub use plan::{plan, BackupRequest, Plan, PlanError};
 pub use recover::{recover, thaw_now, RecoverReport, Scope};
+pub use repo_restore::restore_from_repository;
 pub use restore::{restore, RestoreError, RestoreRequest, RestoreResult};
-pub use toolbox::{NoWatchdog, Toolbox, Watchdog};
+pub use toolbox::{NoWatchdog, RepositoryWriter, Toolbox, Watchdog};
 
 #[cfg(test)]
 mod tests;

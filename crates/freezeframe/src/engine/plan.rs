@@ -58,8 +58,10 @@ pub struct Plan {
     pub threads_per_job: usize,
     /// Longest a freeze may take.
     pub freeze_timeout: Duration,
-    /// Target folder.
+    /// Target folder (for a repository target: where run reports go).
     pub target: PathBuf,
+    /// The repository backups go into (`None`: tar archives).
+    pub repository: Option<String>,
     /// Where the journal lives (`None`: no journal, for tests on fakes).
     pub state_dir: Option<PathBuf>,
     /// Work per volume.
@@ -80,7 +82,18 @@ impl Plan {
             "plan: mode {}, strategy {}, {} level {}, {} job(s) × {} compression thread(s), freeze timeout {:?}",
             self.mode, self.strategy, self.compression, self.level, self.jobs, self.threads_per_job, self.freeze_timeout
         );
-        let _ = writeln!(s, "target: {}/<run>/", self.target.display());
+        match &self.repository {
+            Some(r) => {
+                let _ = writeln!(
+                    s,
+                    "target: repository {r}, one snapshot per container; run report in {}/<run>/",
+                    self.target.display()
+                );
+            }
+            None => {
+                let _ = writeln!(s, "target: {}/<run>/", self.target.display());
+            }
+        }
         for v in &self.volumes {
             let _ = writeln!(
                 s,
@@ -341,6 +354,11 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
         threads_per_job,
         freeze_timeout: config.freeze_timeout(),
         target: config.target.path.clone(),
+        repository: config
+            .target
+            .repository
+            .as_ref()
+            .map(|r| r.location.describe()),
         state_dir: Some(config.state_dir.clone()),
         volumes,
     })

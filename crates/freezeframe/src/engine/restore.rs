@@ -60,6 +60,9 @@ pub enum RestoreError {
     /// Extraction failed.
     #[error(transparent)]
     Extract(#[from] ExtractError),
+    /// The repository could not be read.
+    #[error(transparent)]
+    Repository(#[from] crate::repo::RepoError),
 }
 
 fn dest_err(path: &Path, problem: impl Into<String>) -> RestoreError {
@@ -75,7 +78,7 @@ pub fn config_destination(to: &Path) -> PathBuf {
 }
 
 /// `<to><suffix>`, beside the restored folder.
-fn sibling(to: &Path, suffix: &str) -> PathBuf {
+pub(super) fn sibling(to: &Path, suffix: &str) -> PathBuf {
     let mut s = to.as_os_str().to_owned();
     s.push(suffix);
     PathBuf::from(s)
@@ -92,24 +95,7 @@ pub fn restore(
 ) -> Result<RestoreResult, RestoreError> {
     let (run, rec) = store.find_backup(&req.id, req.run.as_deref())?;
     let to = &req.to;
-    let mut create = false;
-    match std::fs::symlink_metadata(to) {
-        Ok(m) if m.is_dir() => {
-            let non_empty = std::fs::read_dir(to)
-                .map_err(|e| dest_err(to, e.to_string()))?
-                .next()
-                .is_some();
-            if non_empty && !req.force {
-                return Err(dest_err(
-                    to,
-                    "is not empty: restore into a new or empty folder, or pass --force",
-                ));
-            }
-        }
-        Ok(_) => return Err(dest_err(to, "exists and is not a folder")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create = true,
-        Err(e) => return Err(dest_err(to, e.to_string())),
-    }
+    let create = check_destination(req)?;
     let conf_dest = config_destination(to);
     let config = rec.files.iter().find(|f| f.kind == FileKind::Config);
     if config.is_some() && conf_dest.exists() && !req.force {
@@ -178,4 +164,29 @@ pub fn restore(
         config: written,
         dump,
     })
+}
+
+/// Checks the destination folder is new, or empty (or `force`), and its
+/// config file free; `Ok(true)`: it must be created.
+pub(super) fn check_destination(req: &RestoreRequest) -> Result<bool, RestoreError> {
+    let to = &req.to;
+    let mut create = false;
+    match std::fs::symlink_metadata(to) {
+        Ok(m) if m.is_dir() => {
+            let non_empty = std::fs::read_dir(to)
+                .map_err(|e| dest_err(to, e.to_string()))?
+                .next()
+                .is_some();
+            if non_empty && !req.force {
+                return Err(dest_err(
+                    to,
+                    "is not empty: restore into a new or empty folder, or pass --force",
+                ));
+            }
+        }
+        Ok(_) => return Err(dest_err(to, "exists and is not a folder")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create = true,
+        Err(e) => return Err(dest_err(to, e.to_string())),
+    }
+    Ok(create)
 }

@@ -192,6 +192,7 @@ fn setup(
         threads_per_job: 1,
         freeze_timeout: Duration::from_secs(1),
         target: dir.path().join("target"),
+        repository: None,
         state_dir: Some(dir.path().join("state")),
         volumes: vec![VolumePlan {
             volume,

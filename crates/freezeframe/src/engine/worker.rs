@@ -1,6 +1,8 @@
 //! The archive pool's side of a run: each worker takes a container and its
-//! snapshot, archives it into a temporary file, checks the snapshot is still
-//! valid, commits the archive, and keeps the memory dump and config beside it.
+//! snapshot, archives it into a temporary file (or backs it up into the
+//! repository), checks the snapshot is still valid, commits the archive
+//! (or discards the repository snapshot), and keeps the memory dump and
+//! config beside it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,9 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::lifecycle::{ms, Observer, Phase};
+use super::toolbox::RepositoryWriter;
 use super::watch::Watch;
 use crate::archive::{create_archive, ArchiveOptions, TreeReport};
 use crate::config::Container;
+use crate::repo::{ContainerBackup, RepoBackupRecord};
 use crate::snapshot::Snapshot;
 use crate::sys::{Cancel, Clock, Faults};
 use crate::target::atomic::{self, AtomicFile};
@@ -24,6 +28,15 @@ pub(super) struct Job {
     pub rel: PathBuf,
     /// A memory dump to keep in the run.
     pub dump: Option<PathBuf>,
+    /// Its freeze window, if it was frozen (recorded with a repository snapshot).
+    pub freeze_ms: Option<f64>,
+}
+
+/// What archiving one container produced.
+pub(super) struct Archived {
+    pub files: Vec<FileRecord>,
+    pub tree: TreeReport,
+    pub repository: Option<RepoBackupRecord>,
 }
 
 /// What a worker reports back.
@@ -31,7 +44,7 @@ pub(super) struct JobDone {
     pub id: String,
     pub snap: String,
     pub archive_ms: f64,
-    pub result: Result<(Vec<FileRecord>, TreeReport), String>,
+    pub result: Result<Archived, String>,
 }
 
 /// Everything a worker needs, shared by the pool.
@@ -44,6 +57,11 @@ pub(super) struct WorkerCtx<'a> {
     pub faults: &'a Faults,
     pub mid_archive_hit: AtomicBool,
     pub watch: &'a Watch,
+    /// The repository, for a `repository` target.
+    pub repository: Option<&'a dyn RepositoryWriter>,
+    /// Run id and host (recorded in repository snapshots).
+    pub run: &'a str,
+    pub host: &'a str,
 }
 
 /// Runs archive jobs until the queue closes.
@@ -64,7 +82,7 @@ pub(super) fn worker(jobs: Receiver<Job>, done: Sender<JobDone>, ctx: &WorkerCtx
 
 /// Archives one container from its snapshot; the archive is committed only
 /// if the snapshot is still healthy afterwards and the run was not stopped.
-fn archive_one(job: &Job, ctx: &WorkerCtx<'_>) -> Result<(Vec<FileRecord>, TreeReport), String> {
+fn archive_one(job: &Job, ctx: &WorkerCtx<'_>) -> Result<Archived, String> {
     ctx.cancel
         .check()
         .map_err(|e| format!("not archived: {e}"))?;
@@ -79,6 +97,9 @@ fn archive_one(job: &Job, ctx: &WorkerCtx<'_>) -> Result<(Vec<FileRecord>, TreeR
                 src.display()
             ))
         }
+    }
+    if let Some(repo) = ctx.repository {
+        return backup_one(repo, job, &src, ctx);
     }
     let aname = archive_name(&job.ct.id, ctx.opts.compression);
     let dest = ctx.dir.join(&aname);
@@ -147,5 +168,72 @@ fn archive_one(job: &Job, ctx: &WorkerCtx<'_>) -> Result<(Vec<FileRecord>, TreeR
             blake3: blake3::hash(&data).to_hex().to_string(),
         });
     }
-    Ok((files, written.tree))
+    Ok(Archived {
+        files,
+        tree: written.tree,
+        repository: None,
+    })
+}
+
+/// Backs one container up into the repository; the snapshot it wrote is
+/// discarded if the source snapshot turned invalid or the run was stopped.
+fn backup_one(
+    repo: &dyn RepositoryWriter,
+    job: &Job,
+    src: &Path,
+    ctx: &WorkerCtx<'_>,
+) -> Result<Archived, String> {
+    if !ctx.mid_archive_hit.swap(true, Ordering::SeqCst) {
+        ctx.faults.hit("mid-archive", ctx.cancel);
+    }
+    let id = job.ct.id.to_string();
+    let req = ContainerBackup {
+        id: &id,
+        run: ctx.run,
+        host: ctx.host,
+        source: src,
+        config: job.ct.config.as_deref(),
+        dump: job.dump.as_deref(),
+        freeze_ms: job.freeze_ms,
+    };
+    let rec = repo.backup(&req, ctx.cancel)?;
+    ctx.observer.bytes(rec.bytes_read);
+    let discard = |why: String| -> String {
+        match repo.discard(&rec.snapshot) {
+            Ok(()) => format!("{why}; repository snapshot {} was removed", rec.snapshot),
+            Err(e) => format!(
+                "{why}; removing repository snapshot {} failed too: {e} (run `freezeframe prune` or remove it with restic)",
+                rec.snapshot
+            ),
+        }
+    };
+    if let Err(e) = ctx.cancel.check() {
+        return Err(discard(format!("not backed up: {e}")));
+    }
+    if let Some(why) = ctx.watch.check(&job.snap.name) {
+        return Err(discard(format!(
+            "snapshot {} became invalid while it was read: {why}",
+            job.snap.name
+        )));
+    }
+    if let Some(dump) = &job.dump {
+        // The repository keeps the dump; the runtime's copy is ours to remove.
+        let _ = std::fs::remove_file(dump);
+    }
+    let tree = TreeReport {
+        entries: rec.files_new + rec.files_changed + rec.files_unchanged,
+        bytes_read: rec.bytes_read,
+        unreadable: rec.unreadable.len() as u64,
+        skipped_sockets: Vec::new(),
+        warnings: rec
+            .unreadable
+            .iter()
+            .map(|u| format!("unreadable, not in the snapshot: {u}"))
+            .collect(),
+    };
+    Ok(Archived {
+        files: Vec::new(),
+        tree,
+        repository: Some(rec),
+    })
 }

@@ -121,6 +121,9 @@ pub struct ContainerRecord {
     pub files: Vec<FileRecord>,
     /// What the walk found (entries, unreadable files, sockets, warnings).
     pub tree: TreeReport,
+    /// The repository snapshot written (`repository` targets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<crate::repo::RepoBackupRecord>,
 }
 
 /// A snapshot the run read from, and how full it got.

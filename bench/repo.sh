@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# freezeframe repository benchmark: incremental, deduplicated backups of the
+# generated ~SIZE GiB container (bench/generate.sh) into a restic-format
+# repository, against restic and borg (Debian packages, their default
+# settings: restic compression auto, borg repokey + lz4), same data, one run:
+#   1. first backup,
+#   2. second backup after changing ~1 % (logs appended, database pages
+#      rewritten, files added),
+#   3. full restore of the second backup.
+# Wall, CPU, peak RSS and repository size for each. restic and borg read a
+# read-only btrfs snapshot of the volume at a fixed path (so their file
+# caches see unchanged files as unchanged); freezeframe takes its own.
+# Prints a Markdown table (see docs/BENCHMARKS.md). Not a test.
+# usage: sudo bash bench/repo.sh [SIZE_GIB]
+set -euo pipefail
+size_gib=${1:-2}
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+. "$repo/scripts/deps.sh"
+. "$repo/scripts/lib.sh"
+. "$here/generate.sh"
+ff_require_root
+ff_install_deps
+command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/freezeframe-target}
+cargo build --release --manifest-path "$repo/Cargo.toml" -q
+ff="$CARGO_TARGET_DIR/release/freezeframe"
+
+work=$(mktemp -d /var/tmp/ff-rbench.XXXXXX)
+v2=$(findmnt -n -o TARGET -t cgroup2 | head -n1)
+cgbase="freezeframe-rbench-$$"
+pids=()
+cleanup() {
+    set +e
+    ff_cgroups_down "$v2/$cgbase" "${pids[@]}"
+    ff_btrfs_down "$work" "$work/mnt/ref"
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+ff_btrfs_up "$work" "$((size_gib * 2 + 2))G"
+mkdir -p "$work/restore" "$work/backups"
+mkdir "$v2/$cgbase"
+
+echo "generating ~${size_gib} GiB of data..." >&2
+big="$work/mnt/ct/big"
+ff_generate_container "$big" "$size_gib"
+sync
+data_bytes=$(du -sb "$big" | cut -f1)
+
+mkdir -p "$v2/$cgbase/big"
+sh -c 'echo $$ > "$1/cgroup.procs"; shift; exec "$@"' sh "$v2/$cgbase/big" sleep 100000 &
+pids+=($!)
+
+pass="$work/pass"
+echo "bench-password" > "$pass"
+conf="$work/freezeframe.toml"
+cat > "$conf" <<EOF
+state_dir = "$work/state"
+
+[[volume]]
+name = "bench"
+path = "$work/mnt/ct"
+provider = "btrfs"
+
+[[container]]
+id = "big"
+cgroup = "$cgbase/big"
+private = "$big"
+
+[target]
+kind = "repository"
+path = "$work/backups"
+repository = "$work/repo-ff"
+password_file = "$pass"
+EOF
+export FREEZEFRAME_CONFIG="$conf"
+export RESTIC_PASSWORD_FILE="$pass" RESTIC_CACHE_DIR="$work/restic-cache"
+export BORG_PASSPHRASE=bench-password BORG_BASE_DIR="$work/borg-base"
+restic_repo="$work/repo-restic"
+borg_repo="$work/repo-borg"
+"$ff" init > /dev/null
+restic -r "$restic_repo" init -q
+borg init -e repokey "$borg_repo"
+
+ref() { # a read-only snapshot at a fixed path, for restic and borg
+    [ -d "$work/mnt/ref" ] && btrfs -q subvolume delete "$work/mnt/ref"
+    btrfs -q subvolume snapshot -r "$work/mnt/ct" "$work/mnt/ref"
+}
+measure() { # label, command... -> "label wall user sys rss_kib"
+    local label=$1; shift
+    local t; t=$( { /usr/bin/time -f "%e %U %S %M" "$@" > /dev/null; } 2>&1 | tail -n1)
+    echo "$label $t"
+}
+results="$work/results"
+sizes="$work/sizes"
+# Warm the page cache once, so no tool pays for the first read.
+tar -cf - -C "$big" . > /dev/null
+
+ref
+measure "ff 1" "$ff" backup big >> "$results"
+measure "restic 1" restic -r "$restic_repo" backup -q --host bench "$work/mnt/ref/big" >> "$results"
+measure "borg 1" borg create "$borg_repo::run1" "$work/mnt/ref/big" >> "$results"
+for r in ff restic borg; do echo "$r 1 $(du -sb "$work/repo-$r" | cut -f1)" >> "$sizes"; done
+
+# ~1 %: append logs, rewrite database pages, add files
+python3 - "$big" "$data_bytes" <<'PY'
+import os, random, sqlite3, sys
+root, total = sys.argv[1], int(sys.argv[2])
+share = total // 300          # a third of 1 % each
+rnd = random.Random(2)
+with open(os.path.join(root, "var/log/app.log"), "a") as f:
+    n = 0
+    while n < share:
+        line = "2026-11-25T03:%02d:%02d new entry %d\n" % (rnd.randrange(60), rnd.randrange(60), n)
+        f.write(line)
+        n += len(line)
+con = sqlite3.connect(os.path.join(root, "var/lib/db/app.db"))
+(rows,) = con.execute("SELECT max(id) FROM t").fetchone()
+for _ in range(share // 1024):
+    con.execute("UPDATE t SET v = ? WHERE id = ?", (rnd.randbytes(256) + bytes(768), rnd.randrange(1, rows)))
+con.commit()
+con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+con.close()
+os.makedirs(os.path.join(root, "srv/new"), exist_ok=True)
+for i in range(share // (256 << 10)):
+    with open(os.path.join(root, "srv/new/file%04d" % i), "wb") as f:
+        f.write(rnd.randbytes(128 << 10) + bytes(128 << 10))
+PY
+sync
+ref
+measure "ff 2" "$ff" backup big >> "$results"
+measure "restic 2" restic -r "$restic_repo" backup -q --host bench "$work/mnt/ref/big" >> "$results"
+measure "borg 2" borg create "$borg_repo::run2" "$work/mnt/ref/big" >> "$results"
+for r in ff restic borg; do echo "$r 2 $(du -sb "$work/repo-$r" | cut -f1)" >> "$sizes"; done
+
+sync; echo 3 > /proc/sys/vm/drop_caches
+measure "ff restore" "$ff" restore big --to "$work/restore/ff" >> "$results"
+rm -rf "$work/restore/ff" "$work/restore/ff.conf"
+sync; echo 3 > /proc/sys/vm/drop_caches
+measure "restic restore" restic -r "$restic_repo" restore latest --target "$work/restore/restic" >> "$results"
+rm -rf "$work/restore/restic"
+sync; echo 3 > /proc/sys/vm/drop_caches
+mkdir -p "$work/restore/borg"
+measure "borg restore" sh -c "cd '$work/restore/borg' && borg extract '$borg_repo::run2'" >> "$results"
+rm -rf "$work/restore/borg"
+
+python3 - "$work" "$data_bytes" "$(nproc)" <<'PY'
+import os, sys
+work, data, cores = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+res, sizes = {}, {}
+for line in open(os.path.join(work, "results")):
+    tool, step, wall, user, sys_, rss = line.split()
+    res[(tool, step)] = dict(wall=float(wall), cpu=float(user) + float(sys_), rss=int(rss) // 1024)
+for line in open(os.path.join(work, "sizes")):
+    tool, step, b = line.split()
+    sizes[(tool, step)] = int(b)
+print(f"Data: {data / 2**30:.2f} GiB on a loop-backed btrfs volume, {cores} cores; second run after changing ~1 %.\n")
+print("| step | tool | wall s | CPU s | peak RSS MiB | repository MiB | wall vs restic | size vs restic |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
+names = {"ff": "freezeframe", "restic": "restic", "borg": "borg"}
+for step, label in [("1", "first backup"), ("2", "second backup"), ("restore", "full restore")]:
+    for tool in ("ff", "restic", "borg"):
+        r = res[(tool, step)]
+        ref = res[("restic", step)]
+        size = sizes.get((tool, step)) if step != "restore" else sizes.get((tool, "2"))
+        rsize = sizes.get(("restic", step)) if step != "restore" else sizes.get(("restic", "2"))
+        print(f"| {label} | {names[tool]} | {r['wall']:.1f} | {r['cpu']:.1f} | {r['rss']} | {size / 2**20:.0f} | "
+              f"{ref['wall'] / r['wall']:.2f}x | {size / rsize:.3f} |")
+PY

@@ -1,0 +1,26 @@
+//! `freezeframe init`: create the repository of a `repository` target.
+
+use anyhow::Result;
+use freezeframe::config::Config;
+use freezeframe::repo::Repo;
+
+use crate::exit;
+
+/// Creates the repository; refuses if one is there.
+pub fn run(config: &Config) -> Result<u8> {
+    let spec = crate::commands::repository::spec(config, "init")?;
+    let r = Repo::init(spec)?;
+    println!(
+        "created repository {} at {}",
+        r.id,
+        spec.location.describe()
+    );
+    match r.conditional_writes {
+        Some(true) => println!("the store honours conditional writes (If-None-Match)"),
+        Some(false) => crate::output::note(format_args!(
+            "freezeframe: warning: the store ignores conditional writes (If-None-Match): two hosts running `init` on the same location at once could overwrite each other's config; run `init` once, from one host"
+        )),
+        None => {}
+    }
+    Ok(exit::OK)
+}

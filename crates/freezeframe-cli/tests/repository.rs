@@ -1,0 +1,574 @@
+//! The `repository` target: a restic-format repository written through
+//! rustic_core, on local disk and on a real S3 server (SeaweedFS from
+//! `../shared/testbed`), cross-checked with the `restic` program.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::tree::{assert_same, describe, Node};
+use common::{
+    privileged, require, sh, unique, which, workloads, CgVersion, Ct, Env, LoopBtrfs, TestCgroup,
+};
+use serde_json::Value;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// An `Env` whose target is a repository; `location` is the
+/// `target.repository` value, `extra_target` more `[target]` keys/tables.
+fn repo_env(volume: &Path, cts: &[Ct], location: &str, extra_target: &str) -> Env {
+    let env = Env::new(volume, cts, "");
+    let pw = env.dir.path().join("repo.pass");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let head = format!("[target]\npath = \"{}\"\n", env.target.display());
+    assert!(text.contains(&head), "{text}");
+    let target = format!(
+        "{head}kind = \"repository\"\nrepository = \"{location}\"\npassword_file = \"{}\"\n{extra_target}\n",
+        pw.display()
+    );
+    // Tables after [target] must follow its keys: put [target] last.
+    let text = text.replace(&head, "");
+    std::fs::write(&env.config, format!("{text}\n{target}")).unwrap();
+    env
+}
+
+fn pw_file(env: &Env) -> PathBuf {
+    env.dir.path().join("repo.pass")
+}
+
+/// Writes `n` files of `size` bytes of random data under `dir`.
+fn random_files(dir: &Path, prefix: &str, n: usize, size: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        sh(&format!(
+            "head -c {size} /dev/urandom > {}/{prefix}{i:03}.bin",
+            dir.display()
+        ));
+    }
+}
+
+/// A container's private area: random data, small files, a symlink, and a
+/// `busy/` folder a running process appends to.
+fn populate(private: &Path) {
+    random_files(&private.join("data"), "blob", 48, 1 << 20);
+    let etc = private.join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    for i in 0..200 {
+        std::fs::write(etc.join(format!("conf{i}")), format!("setting {i}\n")).unwrap();
+    }
+    std::os::unix::fs::symlink("conf1", etc.join("link")).unwrap();
+    std::fs::create_dir_all(private.join("busy")).unwrap();
+}
+
+/// Restored trees hold neither hardlink identities nor holes (restic
+/// records neither), and the root folder is the destination's own.
+fn comparable(mut m: BTreeMap<Vec<u8>, Node>, skip_busy: bool) -> BTreeMap<Vec<u8>, Node> {
+    m.remove(&b"."[..]);
+    m.retain(|k, _| !(skip_busy && (k.starts_with(b"./busy") || k.starts_with(b"busy"))));
+    for n in m.values_mut() {
+        n.names.clear();
+        n.sparse_alloc = None;
+    }
+    m
+}
+
+fn ct_of(m: &Value, id: &str) -> Value {
+    m["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("{id} not in {m}"))
+        .clone()
+}
+
+fn restic(env: &Env, repo: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new("restic")
+        .arg("-r")
+        .arg(repo)
+        .args(args)
+        .env("RESTIC_PASSWORD_FILE", pw_file(env))
+        .env("RESTIC_CACHE_DIR", env.dir.path().join("restic-cache"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "restic {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The round trip both storage backends must pass: two runs of a busy
+/// container, the second adding about the changed bytes; both restore
+/// identically; restic lists, checks and restores the second run.
+fn two_runs_round_trip(vol: &LoopBtrfs, location: &str, restic_repo: &str, extra: &str) {
+    let private = vol.volume().join("web");
+    populate(&private);
+    let cfg = vol.dir.path().join("web.conf");
+    std::fs::write(&cfg, "ONBOOT=yes\n").unwrap();
+    let mut cg = TestCgroup::new(CgVersion::V2);
+    let log = private.join("busy/app.log");
+    cg.spawn(&[
+        "sh",
+        workloads().join("log_appender.sh").to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]);
+    let env = repo_env(
+        &vol.volume(),
+        &[Ct {
+            id: "web".into(),
+            cgroup: cg.rel.clone(),
+            private: private.clone(),
+            config: Some(cfg.clone()),
+        }],
+        location,
+        extra,
+    );
+    let (code, out, err) = env.run(&["init"]);
+    assert_eq!(code, 0, "init: {out}\n{err}");
+    if location == "opendal:s3" {
+        assert!(
+            out.contains("honours conditional writes"),
+            "SeaweedFS must honour If-None-Match before we rely on it: {out}\n{err}"
+        );
+    }
+    let (code, _, err) = env.run(&["init"]);
+    assert_eq!(code, 2, "a second init must refuse: {err}");
+    assert!(err.contains("already exists"), "{err}");
+
+    // Run 1.
+    let before1 = comparable(describe(&private), true);
+    let m1 = env.backup_json(&["web"]);
+    let r1 = ct_of(&m1, "web");
+    assert_eq!(r1["result"], "ok", "{r1}");
+    let rec1 = &r1["repository"];
+    let added1 = rec1["bytes_added"].as_u64().unwrap();
+    assert!(added1 >= 48 << 20, "first run adds everything: {rec1}");
+    assert!(r1["freeze_ms"].as_f64().is_some(), "{r1}");
+
+    // Change ~1.6 MiB: rewrite part of a blob, append to another, add files.
+    sh(&format!(
+        "head -c 262144 /dev/urandom | dd of={} bs=4096 seek=100 conv=notrunc status=none",
+        private.join("data/blob007.bin").display()
+    ));
+    sh(&format!(
+        "head -c 524288 /dev/urandom >> {}",
+        private.join("data/blob011.bin").display()
+    ));
+    random_files(&private.join("data/new"), "n", 2, 400 << 10);
+    let changed: u64 = 262_144 + 524_288 + 2 * (400 << 10);
+    let before2 = comparable(describe(&private), true);
+    let m2 = env.backup_json(&["web"]);
+    let r2 = ct_of(&m2, "web");
+    assert_eq!(r2["result"], "ok", "{r2}");
+    let rec2 = &r2["repository"];
+    assert_eq!(
+        rec2["parent"], rec1["snapshot"],
+        "the parent is run 1: {rec2}"
+    );
+    let added2 = rec2["bytes_added"].as_u64().unwrap();
+    // Content-defined chunks: each touched region costs at most a chunk or
+    // two around it (≤ 8 MiB each), never the unchanged 48 MiB.
+    assert!(
+        added2 <= changed + 12 * (1 << 20) && added2 < added1 / 3,
+        "run 2 added {added2} bytes for {changed} changed (run 1 added {added1}): {rec2}"
+    );
+    assert!(
+        rec2["files_unchanged"].as_u64().unwrap() >= 240,
+        "unchanged files are not re-read: {rec2}"
+    );
+    assert!(
+        rec2["bytes_read"].as_u64().unwrap() < 8 << 20,
+        "only changed files are read: {rec2}"
+    );
+
+    // freezeframe restores both runs.
+    let run1 = m1["run"].as_str().unwrap();
+    let run2 = m2["run"].as_str().unwrap();
+    for (run, expect) in [(run1, &before1), (run2, &before2)] {
+        let to = env.dir.path().join(format!("restore-{run}"));
+        let (code, out, err) =
+            env.run(&["restore", "web", "--run", run, "--to", to.to_str().unwrap()]);
+        assert_eq!(code, 0, "restore {run}: {out}\n{err}");
+        assert_same(
+            &format!("run {run}"),
+            expect,
+            &comparable(describe(&to), true),
+        );
+        let conf = std::fs::read_to_string(format!("{}.conf", to.display())).unwrap();
+        assert_eq!(conf, "ONBOOT=yes\n");
+        // The busy log is a consistent prefix of what the writer has now.
+        let now = std::fs::read_to_string(&log).unwrap();
+        let got = std::fs::read_to_string(to.join("busy/app.log")).unwrap();
+        assert!(
+            !got.is_empty() && now.starts_with(&got),
+            "busy log is not a prefix"
+        );
+    }
+
+    // `list` shows both snapshots.
+    let (code, out, err) = env.run(&["list", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let snaps: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(snaps.as_array().unwrap().len(), 2, "{snaps}");
+
+    // restic sees the same repository.
+    let out = restic(&env, restic_repo, &["snapshots", "--json"]);
+    let rs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rs = rs.as_array().unwrap();
+    assert_eq!(rs.len(), 2, "{rs:?}");
+    let second = rs
+        .iter()
+        .find(|s| {
+            s["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t == &Value::String(format!("run:{run2}")))
+        })
+        .unwrap();
+    let tags: Vec<&str> = second["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(
+        tags.contains(&"freezeframe") && tags.contains(&"ct:web"),
+        "{tags:?}"
+    );
+    assert_eq!(second["paths"][0], "/", "{second}");
+    restic(&env, restic_repo, &["check", "--read-data"]);
+    let rdir = env.dir.path().join("restic-restore");
+    restic(
+        &env,
+        restic_repo,
+        &[
+            "restore",
+            second["id"].as_str().unwrap(),
+            "--target",
+            rdir.to_str().unwrap(),
+        ],
+    );
+    // The reserved folder holds the config; the rest is the container.
+    assert_eq!(
+        std::fs::read_to_string(rdir.join(".freezeframe/config")).unwrap(),
+        "ONBOOT=yes\n"
+    );
+    std::fs::remove_dir_all(rdir.join(".freezeframe")).unwrap();
+    let ours = env.dir.path().join(format!("restore-{run2}"));
+    assert_same(
+        "restic vs freezeframe restore of run 2",
+        &comparable(describe(&rdir), false),
+        &comparable(describe(&ours), false),
+    );
+    let (code, out, err) = env.run(&["verify", "--read-data"]);
+    assert_eq!(code, 0, "verify: {out}\n{err}");
+    assert!(out.contains("0 error(s)"), "{out}");
+    drop(cg);
+}
+
+#[test]
+fn local_repository_two_runs_restic_agrees() {
+    if !privileged() || !require("restic", which("restic")) {
+        return;
+    }
+    let vol = LoopBtrfs::new("1G");
+    let repo = vol.dir.path().join("repo");
+    two_runs_round_trip(&vol, repo.to_str().unwrap(), repo.to_str().unwrap(), "");
+}
+
+/// The S3 server's settings from `s3-server-up.sh`'s env file.
+fn s3_env() -> Option<BTreeMap<String, String>> {
+    let dir = std::env::var("S3_WORK").unwrap_or_else(|_| "/var/tmp/s3test".into());
+    let text = std::fs::read_to_string(Path::new(&dir).join("env")).ok()?;
+    let mut m = BTreeMap::new();
+    // `export A=1 B=2` lines.
+    for word in text.split_whitespace().filter(|w| *w != "export") {
+        if let Some((k, v)) = word.split_once('=') {
+            m.insert(
+                k.to_owned(),
+                v.trim_matches(|c| c == '"' || c == '\'').to_owned(),
+            );
+        }
+    }
+    Some(m)
+}
+
+fn s3_up(m: &BTreeMap<String, String>) -> bool {
+    m.get("S3_ENDPOINT").is_some_and(|e| {
+        Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-m", "5", e])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    })
+}
+
+#[test]
+fn s3_repository_two_runs_restic_agrees() {
+    if !privileged() || !require("restic", which("restic")) {
+        return;
+    }
+    let s3 = s3_env();
+    if !require(
+        "S3 server (bash ../shared/testbed/s3-server-up.sh)",
+        s3.as_ref().is_some_and(s3_up),
+    ) {
+        return;
+    }
+    let s3 = s3.unwrap();
+    let (endpoint, bucket) = (&s3["S3_ENDPOINT"], &s3["S3_BUCKET"]);
+    // Keys come from the environment, as on a real host.
+    std::env::set_var("AWS_ACCESS_KEY_ID", &s3["AWS_ACCESS_KEY_ID"]);
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", &s3["AWS_SECRET_ACCESS_KEY"]);
+    let root = unique("ff-repo");
+    let vol = LoopBtrfs::new("1G");
+    let extra = format!(
+        "[target.s3]\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\nroot = \"/{root}\"\n"
+    );
+    let restic_repo = format!("s3:{endpoint}/{bucket}/{root}");
+    two_runs_round_trip(&vol, "opendal:s3", &restic_repo, &extra);
+}
+
+#[test]
+fn unreadable_file_makes_the_backup_partial() {
+    if !privileged() || !require("setpriv", which("setpriv")) {
+        return;
+    }
+    let vol = LoopBtrfs::new("1G");
+    let private = vol.volume().join("app");
+    std::fs::create_dir_all(&private).unwrap();
+    std::fs::write(private.join("ok.txt"), "fine\n").unwrap();
+    let secret = private.join("secret.key");
+    std::fs::write(&secret, "hidden\n").unwrap();
+    sh(&format!(
+        "chown 12345:12345 {0} && chmod 000 {0}",
+        secret.display()
+    ));
+    let (env, cg) = one_container(&vol, "app", &private);
+    // Root without the capabilities that bypass file permissions: the
+    // snapshot's mode-000 file cannot be read, as on a root-squashed mount.
+    let out = Command::new("setpriv")
+        .args(["--bounding-set", "-dac_override,-dac_read_search", "--"])
+        .arg(assert_cmd::cargo::cargo_bin("freezeframe"))
+        .args(["backup", "app"])
+        .env("FREEZEFRAME_CONFIG", &env.config)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "partial exits 3: {stdout}\n{stderr}"
+    );
+    assert!(
+        format!("{stdout}{stderr}").contains("secret.key"),
+        "the message names the file: {stdout}\n{stderr}"
+    );
+    assert!(!cg.is_frozen());
+    let (code, out, err) = env.run(&["list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("PARTIAL"),
+        "the snapshot is marked partial: {out}"
+    );
+    let (_, json, _) = env.run(&["list", "--json"]);
+    let snaps: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(snaps[0]["partial"], true, "{snaps}");
+    assert!(
+        snaps[0]["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::String("partial".into())),
+        "{snaps}"
+    );
+    assert!(vol.snapshot_names().is_empty(), "snapshot leaked");
+}
+
+/// One idle container `id` on `vol`, backed up into a new local repository.
+fn one_container(vol: &LoopBtrfs, id: &str, private: &Path) -> (Env, TestCgroup) {
+    let mut cg = TestCgroup::new(CgVersion::V2);
+    cg.spawn(&["sleep", "600"]);
+    let env = repo_env(
+        &vol.volume(),
+        &[Ct {
+            id: id.into(),
+            cgroup: cg.rel.clone(),
+            private: private.to_owned(),
+            config: None,
+        }],
+        env_repo_placeholder(),
+        "",
+    );
+    fix_repo_path(&env);
+    let (code, out, err) = env.run(&["init"]);
+    assert_eq!(code, 0, "init: {out}\n{err}");
+    (env, cg)
+}
+
+/// A repository beside the env (its path is only known after `Env::new`).
+fn env_repo_placeholder() -> &'static str {
+    "/REPO_PLACEHOLDER"
+}
+
+fn fix_repo_path(env: &Env) {
+    let repo = env.dir.path().join("repo");
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        text.replace(env_repo_placeholder(), repo.to_str().unwrap()),
+    )
+    .unwrap();
+}
+
+#[test]
+fn restore_into_a_full_file_system_fails_cleanly() {
+    if !privileged() {
+        return;
+    }
+    let vol = LoopBtrfs::new("1G");
+    let private = vol.volume().join("big");
+    random_files(&private.join("data"), "b", 12, 1 << 20);
+    std::fs::write(private.join("small.txt"), "x\n").unwrap();
+    let (env, cg) = one_container(&vol, "big", &private);
+    env.backup_json(&["big"]);
+    // A 4 MiB file system of our own, for 12 MiB of data.
+    let small = env.dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    sh(&format!(
+        "mount -t tmpfs -o size=4m ff-test-small {}",
+        small.display()
+    ));
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(small.clone());
+    let to = small.join("restored");
+    let (code, out, err) = env.run(&["restore", "big", "--to", to.to_str().unwrap()]);
+    assert_eq!(code, 1, "a full disk is a failure (exit 1): {out}\n{err}");
+    assert!(!err.contains("panicked"), "no panic: {err}");
+    assert!(
+        err.contains("No space left") || err.contains("os error 28"),
+        "the error says why: {err}"
+    );
+    // Nothing outside the destination folder.
+    let entries: Vec<String> = std::fs::read_dir(&small)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(entries, vec!["restored".to_string()], "{entries:?}");
+    drop(cg);
+}
+
+#[test]
+fn prune_keeps_exactly_the_retained_snapshots() {
+    if !privileged() || !require("restic", which("restic")) {
+        return;
+    }
+    let vol = LoopBtrfs::new("1G");
+    let mut cg = TestCgroup::new(CgVersion::V2);
+    cg.spawn(&["sleep", "600"]);
+    let ids = ["a", "b", "c"];
+    let cts: Vec<Ct> = ids
+        .iter()
+        .map(|id| {
+            let p = vol.volume().join(id);
+            std::fs::create_dir_all(&p).unwrap();
+            Ct {
+                id: (*id).into(),
+                cgroup: cg.rel.clone(),
+                private: p,
+                config: None,
+            }
+        })
+        .collect();
+    let env = repo_env(&vol.volume(), &cts, env_repo_placeholder(), "");
+    fix_repo_path(&env);
+    assert_eq!(env.run(&["init"]).0, 0);
+    let mut runs = Vec::new();
+    for run in 0..5 {
+        for id in ids {
+            random_files(&vol.volume().join(id), &format!("r{run}-"), 1, 256 << 10);
+        }
+        let m = env.backup_json(&["--all"]);
+        runs.push(m["run"].as_str().unwrap().to_owned());
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let list = |env: &Env| -> Vec<Value> {
+        let (code, out, err) = env.run(&["list", "--json"]);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(list(&env).len(), 15);
+    let (code, out, err) = env.run(&["prune", "--keep-last", "2", "--dry-run"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("forget ")).count(),
+        9,
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("keep ")).count(),
+        6,
+        "{out}"
+    );
+    assert!(out.contains("dry run"), "{out}");
+    assert_eq!(list(&env).len(), 15, "a dry run changes nothing");
+
+    let (code, out, err) = env.run(&["prune", "--keep-last", "2"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let left = list(&env);
+    assert_eq!(left.len(), 6, "{left:?}");
+    for id in ids {
+        let mut kept: Vec<String> = left
+            .iter()
+            .filter(|s| s["container"] == id)
+            .map(|s| s["run"].as_str().unwrap().to_owned())
+            .collect();
+        kept.sort();
+        assert_eq!(
+            kept,
+            runs[3..].to_vec(),
+            "container {id} keeps the newest two runs"
+        );
+    }
+    let (code, out, err) = env.run(&["verify"]);
+    assert_eq!(code, 0, "check stays clean: {out}\n{err}");
+    restic(
+        &env,
+        env.dir.path().join("repo").to_str().unwrap(),
+        &["check"],
+    );
+    // The kept snapshots still restore.
+    let to = env.dir.path().join("restore-c");
+    let (code, _, err) = env.run(&[
+        "restore",
+        "c",
+        "--run",
+        &runs[3],
+        "--to",
+        to.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(to.join("r3-000.bin").exists() && !to.join("r4-000.bin").exists());
+    drop(cg);
+}

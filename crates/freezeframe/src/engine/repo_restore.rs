@@ -1,0 +1,107 @@
+//! Restoring one container from a repository target: the snapshot's tree is
+//! streamed as tar through a pipe into the same safe extractor tar targets
+//! use (it refuses hostile paths and never writes outside the target), so
+//! memory stays bounded and a full disk is an error, not a panic. The
+//! config file and memory dump go beside the folder, as for tar targets.
+
+use std::io::Write;
+
+use super::restore::{check_destination, config_destination, sibling, RestoreError};
+use super::{RestoreRequest, RestoreResult};
+use crate::archive::extract::extract;
+use crate::repo::{Repo, RepoError, Selection};
+use crate::sys::{Cancel, Faults};
+use crate::target::atomic;
+
+fn dest_err(path: &std::path::Path, problem: impl Into<String>) -> RestoreError {
+    RestoreError::Destination {
+        path: path.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+/// Restores `req.id` from the repository: the snapshot of run (or id
+/// prefix) `req.run`, else the newest.
+pub fn restore_from_repository(
+    repo: &Repo,
+    req: &RestoreRequest,
+    faults: &Faults,
+    cancel: &Cancel,
+) -> Result<RestoreResult, RestoreError> {
+    let sel = Selection {
+        container: &req.id,
+        which: req.run.as_deref(),
+    };
+    // Fail on a wrong id before touching the destination.
+    let found = repo.find(&sel)?;
+    let to = &req.to;
+    let create = check_destination(req)?;
+    let conf_dest = config_destination(to);
+    if conf_dest.exists() && !req.force {
+        return Err(dest_err(&conf_dest, "exists: remove it or pass --force"));
+    }
+    if create {
+        std::fs::create_dir_all(to).map_err(|e| dest_err(to, format!("cannot create: {e}")))?;
+    }
+    let (reader, writer) =
+        std::io::pipe().map_err(|e| dest_err(to, format!("cannot create a pipe: {e}")))?;
+    let after_entry = |n: u64| {
+        if n == 1 {
+            faults.hit("mid-restore", cancel);
+        }
+        cancel.check()
+    };
+    let sel_id = Selection {
+        container: &req.id,
+        which: Some(&found.id),
+    };
+    let (streamed, extracted) = std::thread::scope(|s| {
+        let producer = s.spawn(move || {
+            let mut w = writer;
+            let r = repo.stream_tree(&sel_id, &mut w, cancel);
+            let _ = w.flush();
+            r
+        });
+        let extracted = extract(reader, to, &after_entry);
+        // The reader is gone once `extract` returns: a producer still
+        // writing gets EPIPE and stops.
+        let streamed = producer.join();
+        (streamed, extracted)
+    });
+    let streamed = streamed.map_err(|_| {
+        RestoreError::Repository(RepoError::Invalid(
+            "the repository reader stopped unexpectedly".into(),
+        ))
+    })?;
+    let (report, restored) = match (extracted, streamed) {
+        (Err(e), _) => return Err(e.into()),
+        (Ok(_), Err(e)) => return Err(e.into()),
+        (Ok(r), Ok(restored)) => (r, restored),
+    };
+    let snap = &restored.snapshot;
+    let mut config = None;
+    if let Some(data) = &restored.config {
+        if req.force && conf_dest.exists() {
+            std::fs::remove_file(&conf_dest).map_err(|e| dest_err(&conf_dest, e.to_string()))?;
+        }
+        atomic::write(&conf_dest, data).map_err(|e| dest_err(&conf_dest, e.to_string()))?;
+        config = Some(conf_dest);
+    }
+    let mut dump = None;
+    if restored.has_dump {
+        let d = sibling(to, ".dump");
+        if req.force && d.exists() {
+            std::fs::remove_file(&d).map_err(|e| dest_err(&d, e.to_string()))?;
+        }
+        let mut out = atomic::AtomicFile::create(&d).map_err(|e| dest_err(&d, e.to_string()))?;
+        repo.write_dump(snap, out.file())?;
+        out.commit().map_err(|e| dest_err(&d, e.to_string()))?;
+        dump = Some(d);
+    }
+    Ok(RestoreResult {
+        run: snap.run.clone().unwrap_or_else(|| snap.id.clone()),
+        extract: report,
+        config,
+        dump,
+    })
+}

@@ -1,0 +1,649 @@
+//! The only place that speaks `rustic_core` (pinned to an exact version in
+//! the workspace `Cargo.toml`): open and create repositories, back up a
+//! container, list, stream a snapshot out for restore, check, forget and
+//! prune. An API change of rustic_core touches this module only.
+//!
+//! All calls are blocking and made from plain threads; the S3 backend runs
+//! its own private I/O runtime.
+
+mod s3;
+mod source;
+mod tar_stream;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use rustic_backend::LocalBackend;
+use rustic_core::repofile::SnapshotFile;
+use rustic_core::{
+    CheckOptions, ConfigOptions, Credentials, Id, IndexedIdsStatus, KeepOptions, KeyOptions,
+    OpenStatus, PruneOptions, ReadSubsetOption, Repository, RepositoryBackends, RepositoryOptions,
+    RusticError, SnapshotOptions, StringList, WriteBackend,
+};
+
+use self::source::{CountingSource, Extra, Findings};
+use super::{
+    CheckReport, ContainerBackup, Location, PruneDecision, PruneReport, RepoBackupRecord,
+    RepoError, RepoSpec, Retention, Selection, SnapshotInfo, PARTIAL_TAG, RESERVED_DIR, TAG,
+};
+use crate::sys::Cancel;
+
+/// What `init` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitReport {
+    /// The new repository's id.
+    pub id: String,
+    /// For object stores: whether conditional writes (`If-None-Match`) are
+    /// honoured, so that two hosts cannot both create the repository.
+    pub conditional_writes: Option<bool>,
+}
+
+type Opened = Option<Repository<OpenStatus>>;
+type Writer = Option<Repository<IndexedIdsStatus>>;
+
+/// An open repository. It is held either unindexed (`open`) or indexed for
+/// writing (`writer`), never both: rustic_core's states consume each other.
+pub struct Repo {
+    location: String,
+    open: Mutex<Opened>,
+    /// The indexed repository backups write through (indexed on first use).
+    writer: Mutex<Writer>,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repo")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+fn full_hex(id: &Id) -> String {
+    id.to_hex().to_string()
+}
+
+fn backends(location: &Location) -> Result<(RepositoryBackends, Option<s3::S3Backend>), RepoError> {
+    match location {
+        Location::Local { path } => {
+            let be = LocalBackend::new(path.to_string_lossy(), BTreeMap::<String, String>::new())
+                .map_err(|e| {
+                RepoError::Invalid(format!("repository {}: {e}", path.display()))
+            })?;
+            let be: Arc<dyn WriteBackend> = Arc::new(be);
+            Ok((RepositoryBackends::new(be, None), None))
+        }
+        Location::S3(o) => {
+            let s3 = s3::S3Backend::new(o)?;
+            let be: Arc<dyn WriteBackend> = Arc::new(s3.clone());
+            Ok((RepositoryBackends::new(be, None), Some(s3)))
+        }
+    }
+}
+
+fn options(spec: &RepoSpec) -> RepositoryOptions {
+    match &spec.cache_dir {
+        Some(d) => RepositoryOptions::default().cache_dir(d.clone()),
+        None => RepositoryOptions::default().no_cache(true),
+    }
+}
+
+impl Repo {
+    fn err(&self, what: impl Into<String>, e: impl std::fmt::Display) -> RepoError {
+        RepoError::Repository {
+            location: self.location.clone(),
+            what: what.into(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Creates a new repository at `spec.location`. Refuses if one exists.
+    pub fn init(spec: &RepoSpec) -> Result<InitReport, RepoError> {
+        let location = spec.location.describe();
+        let fail = |what: &str, e: Box<RusticError>| RepoError::Repository {
+            location: location.clone(),
+            what: what.into(),
+            message: e.to_string(),
+        };
+        let password = spec.password.read()?;
+        if let Location::Local { path } = &spec.location {
+            std::fs::create_dir_all(path).map_err(|e| {
+                RepoError::Invalid(format!(
+                    "creating repository folder {}: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+        let (be, s3) = backends(&spec.location)?;
+        let conditional_writes = match &s3 {
+            Some(s3) => Some(s3.honours_conditional_writes()?),
+            None => None,
+        };
+        let repo = Repository::new(&options(spec), &be).map_err(|e| fail("opening", e))?;
+        if repo
+            .config_id()
+            .map_err(|e| fail("looking for a config", e))?
+            .is_some()
+        {
+            return Err(RepoError::Invalid(format!(
+                "repository {location} already exists; use it as it is, or choose another location"
+            )));
+        }
+        let repo = repo
+            .init(
+                &Credentials::password(&password),
+                &KeyOptions::default(),
+                &ConfigOptions::default(),
+            )
+            .map_err(|e| fail("creating", e))?;
+        Ok(InitReport {
+            id: full_hex(&repo.config().id),
+            conditional_writes,
+        })
+    }
+
+    /// Opens the repository (the password is checked now).
+    pub fn open(spec: &RepoSpec) -> Result<Self, RepoError> {
+        let location = spec.location.describe();
+        let password = spec.password.read()?;
+        let (be, _) = backends(&spec.location)?;
+        let fail = |e: Box<RusticError>| {
+            RepoError::Repository {
+            location: location.clone(),
+            what: "opening".into(),
+            message: format!(
+                "{e}; is it a repository (`freezeframe init` creates one) and is the password from {} right?",
+                spec.password.describe()
+            ),
+        }
+        };
+        let repo = Repository::new(&options(spec), &be)
+            .map_err(fail)?
+            .open(&Credentials::password(&password))
+            .map_err(fail)?;
+        Ok(Self {
+            location,
+            open: Mutex::new(Some(repo)),
+            writer: Mutex::new(None),
+        })
+    }
+
+    /// The repository, as messages name it.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Both halves, locked, with the repository moved back to the open
+    /// (unindexed) side if backups held it indexed.
+    fn reclaim(&self) -> Result<(MutexGuard<'_, Writer>, MutexGuard<'_, Opened>), RepoError> {
+        let poisoned = || self.err("locking", "poisoned");
+        let mut w = self.writer.lock().map_err(|_| poisoned())?;
+        let mut o = self.open.lock().map_err(|_| poisoned())?;
+        if o.is_none() {
+            if let Some(r) = w.take() {
+                *o = Some(r.drop_index());
+            }
+        }
+        Ok((w, o))
+    }
+
+    /// Runs `f` on the open (unindexed) repository.
+    fn with_open<T>(
+        &self,
+        f: impl FnOnce(&Repository<OpenStatus>) -> Result<T, RepoError>,
+    ) -> Result<T, RepoError> {
+        let (_w, o) = self.reclaim()?;
+        let repo = o
+            .as_ref()
+            .ok_or_else(|| self.err("opening", "repository lost"))?;
+        f(repo)
+    }
+
+    /// Backs up one container as one snapshot. Files that cannot be read
+    /// are listed in the record (and the snapshot is tagged `partial`);
+    /// a cancelled backup leaves no snapshot.
+    pub fn backup(
+        &self,
+        req: &ContainerBackup<'_>,
+        cancel: &Cancel,
+    ) -> Result<RepoBackupRecord, RepoError> {
+        let t0 = Instant::now();
+        let findings = Arc::new(Findings::default());
+        let mut extras = Vec::new();
+        if let Some(c) = req.config {
+            extras.push(Extra {
+                name: "config",
+                path: c.to_owned(),
+            });
+        }
+        if let Some(d) = req.dump {
+            extras.push(Extra {
+                name: "dump",
+                path: d.to_owned(),
+            });
+        }
+        let src = CountingSource::new(req.source, extras, findings.clone(), cancel.clone())
+            .map_err(|e| self.err(format!("reading {}", req.source.display()), e))?;
+        let mut snap_opts = SnapshotOptions::default()
+            .label(req.id.to_owned())
+            .host(req.host.to_owned())
+            .command("freezeframe backup".to_owned())
+            .add_tags(&format!("{TAG},ct:{},run:{}", req.id, req.run))
+            .map_err(|e| self.err("tagging", e))?;
+        if let Some(ms) = req.freeze_ms {
+            snap_opts = snap_opts.description(format!(
+                "freezeframe run {}; freeze window {ms:.1} ms",
+                req.run
+            ));
+        }
+        let snap = snap_opts
+            .to_snapshot()
+            .map_err(|e| self.err("preparing", e))?;
+        let opts = rustic_core::BackupOptions::default().as_path(PathBuf::from("/"));
+
+        let mut w = self
+            .writer
+            .lock()
+            .map_err(|_| self.err("locking", "poisoned"))?;
+        if w.is_none() {
+            let mut o = self
+                .open
+                .lock()
+                .map_err(|_| self.err("locking", "poisoned"))?;
+            let open = o
+                .take()
+                .ok_or_else(|| self.err("opening", "repository lost"))?;
+            *w = Some(
+                open.to_indexed_ids()
+                    .map_err(|e| self.err("reading the index", e))?,
+            );
+        }
+        let repo = w
+            .as_ref()
+            .ok_or_else(|| self.err("opening", "repository lost"))?;
+        let result = repo.archive(&opts, &src, snap, &[req.source.to_owned()]);
+        // Re-read the index so the next container deduplicates against this one.
+        if let Some(r) = w.take() {
+            *w = Some(
+                r.drop_index()
+                    .to_indexed_ids()
+                    .map_err(|e| self.err("re-reading the index", e))?,
+            );
+        }
+        let repo = w
+            .as_ref()
+            .ok_or_else(|| self.err("opening", "repository lost"))?;
+        let mut snap = result.map_err(|e| self.err(format!("backing up {}", req.id), e))?;
+
+        let drop_it = |repo: &Repository<IndexedIdsStatus>, snap: &SnapshotFile| {
+            repo.delete_snapshots(&[snap.id])
+                .map_err(|e| self.err("removing an unusable snapshot", e))
+        };
+        if findings.cancelled.load(Ordering::SeqCst) || cancel.check().is_err() {
+            drop_it(repo, &snap)?;
+            return Err(RepoError::Interrupted);
+        }
+        if findings.reserved_clash.load(Ordering::SeqCst) {
+            drop_it(repo, &snap)?;
+            return Err(RepoError::Invalid(format!(
+                "container {} has a top-level `{RESERVED_DIR}` in {}, a name freezeframe reserves for the config and memory dump in repository snapshots; rename it, or back this container up to a tar target",
+                req.id,
+                req.source.display()
+            )));
+        }
+        let unreadable = findings
+            .unreadable
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default();
+        if !unreadable.is_empty() {
+            // Never leave it looking complete: re-save it tagged `partial`.
+            let old = snap.id;
+            let mut marked = snap.clone();
+            marked.add_tags(vec![PARTIAL_TAG
+                .parse::<StringList>()
+                .map_err(|e| self.err("tagging", e))?]);
+            repo.save_snapshots(vec![marked])
+                .map_err(|e| self.err("marking the snapshot partial", e))?;
+            repo.delete_snapshots(&[old])
+                .map_err(|e| self.err("replacing the snapshot", e))?;
+            let run_tag = format!("run:{}", req.run);
+            snap = repo
+                .get_all_snapshots()
+                .map_err(|e| self.err("listing snapshots", e))?
+                .into_iter()
+                .find(|s| {
+                    s.label == req.id && s.tags.contains(&run_tag) && s.tags.contains(PARTIAL_TAG)
+                })
+                .ok_or_else(|| {
+                    self.err("marking the snapshot partial", "saved snapshot not found")
+                })?;
+        }
+        let sum = snap.summary.clone().unwrap_or_default();
+        Ok(RepoBackupRecord {
+            snapshot: full_hex(&snap.id),
+            parent: snap.parent.map(|p| full_hex(&p)),
+            files_new: sum.files_new,
+            files_changed: sum.files_changed,
+            files_unchanged: sum.files_unmodified,
+            bytes_read: findings.bytes_read.load(Ordering::Relaxed),
+            bytes_added: sum.data_added,
+            bytes_added_packed: sum.data_added_packed,
+            duration_ms: t0.elapsed().as_secs_f64() * 1000.0,
+            unreadable,
+        })
+    }
+
+    /// Removes a snapshot this run wrote (the snapshot it was read from
+    /// turned out invalid, or the run was stopped).
+    pub fn discard(&self, snapshot: &str) -> Result<(), RepoError> {
+        let id: Id = snapshot
+            .parse()
+            .map_err(|e: Box<RusticError>| e)
+            .map_err(|e| self.err("parsing a snapshot id", e))?;
+        let w = self
+            .writer
+            .lock()
+            .map_err(|_| self.err("locking", "poisoned"))?;
+        if let Some(repo) = w.as_ref() {
+            return repo
+                .delete_snapshots(&[id.into()])
+                .map_err(|e| self.err("removing a snapshot", e));
+        }
+        drop(w);
+        self.with_open(|repo| {
+            repo.delete_snapshots(&[id.into()])
+                .map_err(|e| self.err("removing a snapshot", e))
+        })
+    }
+
+    fn all_snapshots(&self) -> Result<Vec<SnapshotFile>, RepoError> {
+        self.with_open(|repo| {
+            let mut v: Vec<SnapshotFile> = repo
+                .get_all_snapshots()
+                .map_err(|e| self.err("listing snapshots", e))?
+                .into_iter()
+                .filter(|s| s.tags.contains(TAG))
+                .collect();
+            v.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.label.cmp(&b.label)));
+            Ok(v)
+        })
+    }
+
+    /// freezeframe's snapshots, oldest first (of one container if given).
+    pub fn snapshots(&self, container: Option<&str>) -> Result<Vec<SnapshotInfo>, RepoError> {
+        Ok(self
+            .all_snapshots()?
+            .iter()
+            .filter(|s| container.is_none_or(|c| s.label == c))
+            .map(info)
+            .collect())
+    }
+
+    fn select(&self, sel: &Selection<'_>) -> Result<SnapshotFile, RepoError> {
+        let mine: Vec<SnapshotFile> = self
+            .all_snapshots()?
+            .into_iter()
+            .filter(|s| s.label == sel.container)
+            .collect();
+        let not_found = |m: String| RepoError::NotFound {
+            location: self.location.clone(),
+            message: m,
+        };
+        match sel.which {
+            None => mine.into_iter().next_back().ok_or_else(|| {
+                not_found(format!(
+                    "no snapshot of container {}; `freezeframe list` shows what there is",
+                    sel.container
+                ))
+            }),
+            Some(w) => {
+                let run_tag = format!("run:{w}");
+                let hits: Vec<SnapshotFile> = mine
+                    .into_iter()
+                    .filter(|s| s.tags.contains(&run_tag) || full_hex(&s.id).starts_with(w))
+                    .collect();
+                match hits.len() {
+                    1 => Ok(hits.into_iter().next().expect("one element")),
+                    0 => Err(not_found(format!(
+                        "container {} has no snapshot of run or id `{w}`; `freezeframe list` shows what there is",
+                        sel.container
+                    ))),
+                    n => Err(not_found(format!(
+                        "`{w}` matches {n} snapshots of container {}; give more of the id",
+                        sel.container
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Finds the snapshot `sel` names.
+    pub fn find(&self, sel: &Selection<'_>) -> Result<SnapshotInfo, RepoError> {
+        self.select(sel).map(|s| info(&s))
+    }
+
+    /// Streams the snapshot's tree (without the reserved folder) to `out` as
+    /// a tar stream; returns the snapshot and its stored config file.
+    pub fn stream_tree(
+        &self,
+        sel: &Selection<'_>,
+        out: impl Write,
+        cancel: &Cancel,
+    ) -> Result<super::RestoredSnapshot, RepoError> {
+        let snap = self.select(sel)?;
+        self.with_indexed(|repo| {
+            let (config, has_dump) = reserved(repo, &snap, &self.location)?;
+            tar_stream::write_tree(repo, snap.tree, out, cancel)
+                .map_err(|e| self.err(format!("restoring snapshot {}", full_hex(&snap.id)), e))?;
+            Ok(super::RestoredSnapshot {
+                snapshot: info(&snap),
+                config,
+                has_dump,
+            })
+        })
+    }
+
+    /// Writes the memory dump stored with the snapshot to `out`.
+    pub fn write_dump(
+        &self,
+        snapshot: &SnapshotInfo,
+        out: &mut impl Write,
+    ) -> Result<(), RepoError> {
+        let sel_snap = self
+            .all_snapshots()?
+            .into_iter()
+            .find(|s| full_hex(&s.id) == snapshot.id)
+            .ok_or_else(|| self.err("reading the memory dump", "snapshot vanished"))?;
+        self.with_indexed(|repo| {
+            let node = repo
+                .node_from_path(sel_snap.tree, &PathBuf::from(RESERVED_DIR).join("dump"))
+                .map_err(|e| self.err("finding the memory dump", e))?;
+            repo.dump(&node, out)
+                .map_err(|e| self.err("reading the memory dump", e))
+        })
+    }
+
+    fn with_indexed<T>(
+        &self,
+        f: impl FnOnce(&Repository<rustic_core::IndexedFullStatus>) -> Result<T, RepoError>,
+    ) -> Result<T, RepoError> {
+        let (_w, mut o) = self.reclaim()?;
+        let open = o
+            .take()
+            .ok_or_else(|| self.err("opening", "repository lost"))?;
+        let indexed = match open.to_indexed() {
+            Ok(r) => r,
+            Err(e) => return Err(self.err("reading the index", e)),
+        };
+        let r = f(&indexed);
+        *o = Some(indexed.drop_index());
+        r
+    }
+
+    /// Checks the repository's structure; with `read_data`, also reads and
+    /// verifies the data (all of it, or `subset`: `n/m`, `x%` or a size).
+    pub fn check(&self, read_data: bool, subset: Option<&str>) -> Result<CheckReport, RepoError> {
+        let mut opts = CheckOptions::default().read_data(read_data);
+        if let Some(s) = subset {
+            let parsed: ReadSubsetOption = s.parse().map_err(|e: Box<RusticError>| {
+                RepoError::Invalid(format!(
+                    "--read-data-subset `{s}`: {e}; use n/m (e.g. 1/5), a percentage (10%) or a size (1G)"
+                ))
+            })?;
+            opts = opts.read_data(true).read_data_subset(parsed);
+        }
+        self.with_open(|repo| {
+            let results = repo.check(opts).map_err(|e| self.err("checking", e))?;
+            let mut report = CheckReport::default();
+            for (level, e) in results.0 {
+                // rustic_core does not export the level's type; its Debug
+                // form is `Warn` or `Error`.
+                if format!("{level:?}") == "Warn" {
+                    report.warnings.push(e.to_string());
+                } else {
+                    report.errors.push(e.to_string());
+                }
+            }
+            Ok(report)
+        })
+    }
+
+    /// Applies `keep` to each container's snapshots (of `containers`, or of
+    /// all), forgets the others and prunes unreferenced data in two phases:
+    /// packs are only marked now and removed by a later prune once the
+    /// grace time has passed, so a backup running on another host at the
+    /// same time never loses data it just wrote. `dry_run`: decide only.
+    pub fn prune(
+        &self,
+        keep: &Retention,
+        containers: &[String],
+        dry_run: bool,
+    ) -> Result<PruneReport, RepoError> {
+        if !keep.is_set() {
+            return Err(RepoError::Invalid(
+                "prune needs at least one --keep-* rule (it would forget every snapshot)".into(),
+            ));
+        }
+        let k = |v: Option<u32>| v.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
+        let opts = KeepOptions::default()
+            .keep_last(k(keep.last))
+            .keep_daily(k(keep.daily))
+            .keep_weekly(k(keep.weekly))
+            .keep_monthly(k(keep.monthly))
+            .keep_yearly(k(keep.yearly));
+        let all = self.all_snapshots()?;
+        let mut groups: BTreeMap<(String, String), Vec<SnapshotFile>> = BTreeMap::new();
+        for s in all {
+            if containers.is_empty() || containers.contains(&s.label) {
+                groups
+                    .entry((s.label.clone(), s.hostname.clone()))
+                    .or_default()
+                    .push(s);
+            }
+        }
+        let now = rustic_core::jiff::Zoned::now();
+        let mut report = PruneReport::default();
+        let mut forget = Vec::new();
+        for (_, snaps) in groups {
+            for d in opts
+                .apply(snaps, &now)
+                .map_err(|e| self.err("applying the retention", e))?
+            {
+                if !d.keep {
+                    forget.push(d.snapshot.id);
+                }
+                report.decisions.push(PruneDecision {
+                    snapshot: info(&d.snapshot),
+                    keep: d.keep,
+                    reasons: d.reasons,
+                });
+            }
+        }
+        self.with_open(|repo| {
+            if !dry_run && !forget.is_empty() {
+                repo.delete_snapshots(&forget)
+                    .map_err(|e| self.err("forgetting snapshots", e))?;
+            }
+            let popts = PruneOptions::default().ignore_snaps(if dry_run {
+                forget.clone()
+            } else {
+                Vec::new()
+            });
+            let plan = repo
+                .prune_plan(&popts)
+                .map_err(|e| self.err("planning the prune", e))?;
+            let st = &plan.stats;
+            report.packs_marked = st.packs.unused;
+            report.packs_removed = st.packs_to_delete.remove;
+            report.packs_repacked = st.packs.repack;
+            report.bytes_unused = st.size_sum().unused;
+            if !dry_run {
+                repo.prune(&popts, plan)
+                    .map_err(|e| self.err("pruning", e))?;
+            }
+            Ok(report)
+        })
+    }
+}
+
+/// The stored config file (small: read whole) and whether a dump is there.
+fn reserved(
+    repo: &Repository<rustic_core::IndexedFullStatus>,
+    snap: &SnapshotFile,
+    location: &str,
+) -> Result<(Option<Vec<u8>>, bool), RepoError> {
+    const CONFIG_MAX: u64 = 16 << 20;
+    let dir = match repo.node_from_path(snap.tree, std::path::Path::new(RESERVED_DIR)) {
+        Ok(n) => n,
+        Err(_) => return Ok((None, false)),
+    };
+    let Some(sub) = dir.subtree else {
+        return Ok((None, false));
+    };
+    let tree = repo.get_tree(&sub).map_err(|e| RepoError::Repository {
+        location: location.to_owned(),
+        what: "reading the stored config".into(),
+        message: e.to_string(),
+    })?;
+    let mut config = None;
+    let mut has_dump = false;
+    for n in &tree.nodes {
+        match n.name().to_str() {
+            Some("config") if n.meta.size <= CONFIG_MAX => {
+                let mut buf = Vec::new();
+                repo.dump(n, &mut buf).map_err(|e| RepoError::Repository {
+                    location: location.to_owned(),
+                    what: "reading the stored config".into(),
+                    message: e.to_string(),
+                })?;
+                config = Some(buf);
+            }
+            Some("dump") => has_dump = true,
+            _ => {}
+        }
+    }
+    Ok((config, has_dump))
+}
+
+fn info(s: &SnapshotFile) -> SnapshotInfo {
+    let tags: Vec<String> = (&s.tags).into_iter().cloned().collect();
+    let sum = s.summary.clone().unwrap_or_default();
+    SnapshotInfo {
+        id: full_hex(&s.id),
+        time: s.time.timestamp().to_string(),
+        host: s.hostname.clone(),
+        container: s.label.clone(),
+        run: tags
+            .iter()
+            .find_map(|t| t.strip_prefix("run:").map(str::to_owned)),
+        partial: tags.iter().any(|t| t == PARTIAL_TAG),
+        tags,
+        files: sum.total_files_processed,
+        bytes: sum.total_bytes_processed,
+        bytes_added: sum.data_added,
+    }
+}
