@@ -99,6 +99,7 @@ tar -cf - -C "$big" . > /dev/null
 
 ref
 measure "ff 1" "$ff" backup big >> "$results"
+cp "$(ls -d "$work"/backups/*/ | tail -n1)manifest.json" "$work/ff1.json"
 measure "restic 1" restic -r "$restic_repo" backup -q --host bench "$work/mnt/ref/big" >> "$results"
 measure "borg 1" borg create "$borg_repo::run1" "$work/mnt/ref/big" >> "$results"
 for r in ff restic borg; do echo "$r 1 $(du -sb "$work/repo-$r" | cut -f1)" >> "$sizes"; done
@@ -130,6 +131,7 @@ PY
 sync
 ref
 measure "ff 2" "$ff" backup big >> "$results"
+cp "$(ls -d "$work"/backups/*/ | tail -n1)manifest.json" "$work/ff2.json"
 measure "restic 2" restic -r "$restic_repo" backup -q --host bench "$work/mnt/ref/big" >> "$results"
 measure "borg 2" borg create "$borg_repo::run2" "$work/mnt/ref/big" >> "$results"
 for r in ff restic borg; do echo "$r 2 $(du -sb "$work/repo-$r" | cut -f1)" >> "$sizes"; done
@@ -146,7 +148,7 @@ measure "borg restore" sh -c "cd '$work/restore/borg' && borg extract '$borg_rep
 rm -rf "$work/restore/borg"
 
 python3 - "$work" "$data_bytes" "$(nproc)" <<'PY'
-import os, sys
+import json, os, sys
 work, data, cores = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 res, sizes = {}, {}
 for line in open(os.path.join(work, "results")):
@@ -167,4 +169,16 @@ for step, label in [("1", "first backup"), ("2", "second backup"), ("restore", "
         rsize = sizes.get(("restic", step)) if step != "restore" else sizes.get(("restic", "2"))
         print(f"| {label} | {names[tool]} | {r['wall']:.1f} | {r['cpu']:.1f} | {r['rss']} | {size / 2**20:.0f} | "
               f"{ref['wall'] / r['wall']:.2f}x | {size / rsize:.3f} |")
+PY
+
+python3 - "$work" <<'PY'
+import json, os, sys
+work = sys.argv[1]
+print()
+for run in ("1", "2"):
+    c = json.load(open(os.path.join(work, f"ff{run}.json")))["containers"][0]
+    r = c["repository"]
+    print(f"freezeframe run {run}: freeze window {c['freeze_ms']:.1f} ms; inside rustic_core {r['duration_ms'] / 1000:.1f} s "
+          f"(files {r['files_new']} new, {r['files_changed']} changed, {r['files_unchanged']} unchanged; "
+          f"read {r['bytes_read'] / 2**20:.0f} MiB, added {r['bytes_added'] / 2**20:.0f} MiB, stored {r['bytes_added_packed'] / 2**20:.0f} MiB)")
 PY

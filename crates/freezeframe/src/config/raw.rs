@@ -40,6 +40,7 @@ pub(super) struct RawTarget {
     pub password_env: Option<String>,
     pub password_command: Option<String>,
     pub cache_dir: Option<PathBuf>,
+    pub compression: Option<i32>,
     pub s3: Option<RawS3>,
 }
 

@@ -163,3 +163,90 @@ fn lvm_volume_options() {
         "capped at the origin"
     );
 }
+
+fn with_target(lines: &str) -> String {
+    GOOD.replace(
+        "[target]\npath = \"/var/backups/ff\"\n",
+        &format!("[target]\npath = \"/var/backups/ff\"\n{lines}\n"),
+    )
+}
+
+#[test]
+fn repository_target_local_and_s3() {
+    let c = parse(
+        &with_target(
+            "kind = \"repository\"\nrepository = \"/srv/repo\"\npassword_file = \"/etc/ff/pw\"",
+        ),
+        Path::new("x"),
+    )
+    .unwrap();
+    let r = c.target.repository.unwrap();
+    assert_eq!(
+        r.location,
+        crate::repo::Location::Local {
+            path: "/srv/repo".into()
+        }
+    );
+    assert_eq!(
+        r.cache_dir.as_deref(),
+        Some(Path::new("/var/lib/freezeframe/repo-cache"))
+    );
+
+    let c = parse(
+        &with_target(
+            "kind = \"repository\"\nrepository = \"opendal:s3\"\npassword_env = \"PW\"\n[target.s3]\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:8333\"\nsecret_access_key = \"hush\"",
+        ),
+        Path::new("x"),
+    )
+    .unwrap();
+    let r = c.target.repository.as_ref().unwrap();
+    match &r.location {
+        crate::repo::Location::S3(s) => {
+            assert_eq!((s.region.as_str(), s.root.as_str()), ("us-east-1", "/"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // show-config never prints the secret.
+    let shown = toml::to_string(&c).unwrap();
+    assert!(!shown.contains("hush"), "{shown}");
+}
+
+#[test]
+fn repository_target_mistakes_say_what_to_do() {
+    let base = "kind = \"repository\"\nrepository = \"/srv/repo\"";
+    for (lines, want) in [
+        (
+            "kind = \"repository\"\npassword_env = \"PW\"",
+            "target.repository is required",
+        ),
+        (base, "needs a password"),
+        (
+            &format!("{base}\npassword_env = \"PW\"\npassword_command = \"pass x\"")[..],
+            "only one of",
+        ),
+        (
+            "kind = \"repository\"\nrepository = \"opendal:gcs\"\npassword_env = \"PW\"",
+            "not supported",
+        ),
+        (
+            "kind = \"repository\"\nrepository = \"opendal:s3\"\npassword_env = \"PW\"",
+            "needs a [target.s3] table",
+        ),
+        (
+            "kind = \"repository\"\nrepository = \"repo\"\npassword_env = \"PW\"",
+            "absolute path",
+        ),
+        (
+            "repository = \"/srv/repo\"",
+            "apply only to kind = \"repository\"",
+        ),
+        ("kind = \"zip\"", "allowed `tar`, `repository`"),
+        (
+            &format!("{base}\npassword_env = \"PW\"\ncompression = 30")[..],
+            "target.compression = 30",
+        ),
+    ] {
+        let e = err(&with_target(lines));
+        assert!(e.contains(want), "{lines}: {e}");
+    }
+}

@@ -96,10 +96,18 @@ fn repository_spec(rt: &RawTarget, state_dir: &Path) -> Result<RepoSpec, String>
         }
         None => state_dir.join("repo-cache"),
     };
+    if let Some(l) = rt.compression {
+        if !(-7..=22).contains(&l) {
+            return Err(format!(
+                "target.compression = {l}: allowed are zstd levels 1 to 22, the fast levels -7 to -1, and 0 (zstd's default, 3)"
+            ));
+        }
+    }
     Ok(RepoSpec {
         location,
         password,
         cache_dir: Some(cache_dir),
+        compression: rt.compression,
     })
 }
 
@@ -121,10 +129,11 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
                 || rt.password_env.is_some()
                 || rt.password_command.is_some()
                 || rt.cache_dir.is_some()
+                || rt.compression.is_some()
             {
                 return Err((
                     tline,
-                    "target.repository, s3, password_* and cache_dir apply only to kind = \"repository\"".into(),
+                    "target.repository, s3, password_*, cache_dir and compression apply only to kind = \"repository\"".into(),
                 ));
             }
             None

@@ -25,6 +25,11 @@ pub use rustic::Repo;
 /// of this name is refused rather than silently shadowed.
 pub const RESERVED_DIR: &str = ".freezeframe";
 
+/// zstd level of a new repository unless `target.compression` says
+/// otherwise: level 1 backs up about 1.5× faster than zstd's default (3)
+/// for a few percent more space (see `docs/BENCHMARKS.md`).
+pub const DEFAULT_COMPRESSION: i32 = 1;
+
 /// Tag carried by every snapshot freezeframe writes.
 pub const TAG: &str = "freezeframe";
 /// Tag added to a snapshot some of whose files could not be read.
@@ -88,6 +93,10 @@ pub struct RepoSpec {
     /// Local cache of index and snapshot files (none: no cache).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_dir: Option<PathBuf>,
+    /// zstd level for data written to the repository, fixed at `init`
+    /// (`None`: [`DEFAULT_COMPRESSION`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<i32>,
 }
 
 /// Errors of the repository target.

@@ -136,7 +136,8 @@ impl Repo {
             .init(
                 &Credentials::password(&password),
                 &KeyOptions::default(),
-                &ConfigOptions::default(),
+                &ConfigOptions::default()
+                    .set_compression(spec.compression.unwrap_or(super::DEFAULT_COMPRESSION)),
             )
             .map_err(|e| fail("creating", e))?;
         Ok(InitReport {
