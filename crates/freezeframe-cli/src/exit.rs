@@ -41,7 +41,7 @@ Exit codes:
      unsupported mode
   3  partial: some containers failed or had unreadable files
   4  precondition: the system is not as configured (or the repository
-     password cannot be read); nothing was frozen
+     cannot be opened: not created, wrong password); nothing was frozen
   5  locked: another freezeframe run holds the host lock (it is named)
   130, 143, 129  interrupted by SIGINT, SIGTERM, SIGHUP: everything undone";
 
@@ -93,7 +93,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
 fn repo_code(e: &RepoError) -> u8 {
     match e {
         RepoError::NotFound { .. } | RepoError::Invalid(_) => USAGE,
-        RepoError::Password(_) => PRECONDITION,
+        RepoError::Password(_) | RepoError::Open { .. } => PRECONDITION,
         RepoError::Interrupted => signal(2),
         RepoError::Repository { .. } => FAILURE,
     }

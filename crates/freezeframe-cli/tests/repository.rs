@@ -399,6 +399,14 @@ fn unreadable_file_makes_the_backup_partial() {
 
 /// One idle container `id` on `vol`, backed up into a new local repository.
 fn one_container(vol: &LoopBtrfs, id: &str, private: &Path) -> (Env, TestCgroup) {
+    let (env, cg) = one_container_no_init(vol, id, private);
+    let (code, out, err) = env.run(&["init"]);
+    assert_eq!(code, 0, "init: {out}\n{err}");
+    (env, cg)
+}
+
+/// As [`one_container`], with the repository not created yet.
+fn one_container_no_init(vol: &LoopBtrfs, id: &str, private: &Path) -> (Env, TestCgroup) {
     let mut cg = TestCgroup::new(CgVersion::V2);
     cg.spawn(&["sleep", "600"]);
     let env = repo_env(
@@ -413,8 +421,6 @@ fn one_container(vol: &LoopBtrfs, id: &str, private: &Path) -> (Env, TestCgroup)
         "",
     );
     fix_repo_path(&env);
-    let (code, out, err) = env.run(&["init"]);
-    assert_eq!(code, 0, "init: {out}\n{err}");
     (env, cg)
 }
 
@@ -571,4 +577,29 @@ fn prune_keeps_exactly_the_retained_snapshots() {
     assert_eq!(code, 0, "{err}");
     assert!(to.join("r3-000.bin").exists() && !to.join("r4-000.bin").exists());
     drop(cg);
+}
+
+#[test]
+fn missing_repository_or_wrong_password_freezes_nothing() {
+    if !privileged() {
+        return;
+    }
+    let vol = LoopBtrfs::new("1G");
+    let private = vol.volume().join("app");
+    std::fs::create_dir_all(&private).unwrap();
+    let (env, cg) = one_container_no_init(&vol, "app", &private);
+    let (code, _, err) = env.run(&["backup", "app"]);
+    assert_eq!(code, 4, "no repository yet: {err}");
+    assert!(err.contains("freezeframe init"), "says what to do: {err}");
+    assert_eq!(env.run(&["init"]).0, 0);
+    std::fs::write(pw_file(&env), "not the password\n").unwrap();
+    let (code, _, err) = env.run(&["backup", "app"]);
+    assert_eq!(code, 4, "wrong password: {err}");
+    assert!(err.contains("password"), "{err}");
+    assert!(vol.snapshot_names().is_empty() && !cg.is_frozen());
+    assert!(
+        env.target_entries().is_empty(),
+        "no run folder: {:?}",
+        env.target_entries()
+    );
 }

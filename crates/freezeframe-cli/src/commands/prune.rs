@@ -39,7 +39,7 @@ pub fn run(config: &Config, args: &PruneArgs) -> Result<u8> {
     for d in &report.decisions {
         let s = &d.snapshot;
         println!(
-            "{:<6} {:<10} {:<12} {:<26} {}",
+            "{:<6} {:<10} {:<12} {:<20} {}",
             if d.keep { "keep" } else { "forget" },
             &s.id[..8.min(s.id.len())],
             s.container,

@@ -38,12 +38,12 @@ pub fn list(config: &Config, args: &ListArgs) -> Result<u8> {
         return Ok(exit::OK);
     }
     println!(
-        "{:<10} {:<26} {:<14} {:<12} {:<40} {:>8} {:>10} {:>10}",
+        "{:<10} {:<20} {:<14} {:<12} {:<40} {:>8} {:>10} {:>10}",
         "ID", "TIME", "HOST", "CONTAINER", "RUN", "FILES", "SIZE", "ADDED"
     );
     for s in &snaps {
         println!(
-            "{:<10} {:<26} {:<14} {:<12} {:<40} {:>8} {:>10} {:>10}{}",
+            "{:<10} {:<20} {:<14} {:<12} {:<40} {:>8} {:>10} {:>10}{}",
             &s.id[..8.min(s.id.len())],
             s.time,
             s.host,

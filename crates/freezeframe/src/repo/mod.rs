@@ -105,6 +105,14 @@ pub enum RepoError {
     /// The password could not be obtained.
     #[error("repository password: {0}")]
     Password(String),
+    /// The repository could not be opened (missing, or a wrong password).
+    #[error("repository {location}: {message}")]
+    Open {
+        /// The repository.
+        location: String,
+        /// Why, and what to do.
+        message: String,
+    },
     /// A repository operation failed (the message carries rustic's context).
     #[error("repository {location}: {what}: {message}")]
     Repository {
@@ -182,7 +190,7 @@ pub struct RepoBackupRecord {
 pub struct SnapshotInfo {
     /// Snapshot id (hex).
     pub id: String,
-    /// When it was taken (RFC 3339).
+    /// When it was taken (RFC 3339, UTC, whole seconds).
     pub time: String,
     /// Host that wrote it.
     pub host: String,

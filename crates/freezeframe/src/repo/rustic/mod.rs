@@ -152,11 +152,10 @@ impl Repo {
         let password = spec.password.read()?;
         let (be, _) = backends(&spec.location)?;
         let fail = |e: Box<RusticError>| {
-            RepoError::Repository {
+            RepoError::Open {
             location: location.clone(),
-            what: "opening".into(),
             message: format!(
-                "{e}; is it a repository (`freezeframe init` creates one) and is the password from {} right?",
+                "cannot open: {e}; is it a repository (`freezeframe init` creates one) and is the password from {} right?",
                 spec.password.describe()
             ),
         }
@@ -635,7 +634,11 @@ fn info(s: &SnapshotFile) -> SnapshotInfo {
     let sum = s.summary.clone().unwrap_or_default();
     SnapshotInfo {
         id: full_hex(&s.id),
-        time: s.time.timestamp().to_string(),
+        time: s
+            .time
+            .timestamp()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string(),
         host: s.hostname.clone(),
         container: s.label.clone(),
         run: tags
