@@ -559,6 +559,24 @@ fn prune_keeps_exactly_the_retained_snapshots() {
     }
     let (code, out, err) = env.run(&["verify"]);
     assert_eq!(code, 0, "check stays clean: {out}\n{err}");
+    let (code, out, err) = env.run(&["verify", "--read-data-subset", "1/2"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("data subset 1/2 read"), "{out}");
+    let (code, _, err) = env.run(&["verify", "--read-data-subset", "half"]);
+    assert_eq!(code, 2, "a bad subset is a usage error: {err}");
+    // One container only: the others are not considered.
+    let (code, out, err) = env.run(&["prune", "--keep-last", "1", "--container", "a", "--dry-run"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("forget ")).count(),
+        1,
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("keep ")).count(),
+        1,
+        "{out}"
+    );
     restic(
         &env,
         env.dir.path().join("repo").to_str().unwrap(),
