@@ -1,7 +1,7 @@
 # Sourced by demo.sh and test.sh: installs the system packages freezeframe's
 # demo and tests use (Debian), once.
 ff_install_deps() {
-    local pkgs="btrfs-progs sqlite3 zstd bzip2 gzip attr acl util-linux procps python3 lxc busybox-static binutils restic borgbackup curl"
+    local pkgs="btrfs-progs sqlite3 zstd bzip2 gzip attr acl util-linux procps python3 lxc busybox-static binutils restic borgbackup curl libssl-dev pkg-config"
     local missing=""
     for p in $pkgs; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

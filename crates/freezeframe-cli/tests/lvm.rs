@@ -56,6 +56,12 @@ fn lvm_scenarios_in_the_guest() {
         payload.path().display(),
         ff.display()
     ));
+    // Its shared libraries (the system OpenSSL, for S3) go along in lib/.
+    sh(&format!(
+        "mkdir -p {0}/lib && ldd {1} | awk '/(libssl|libcrypto)[^ ]* => \\//{{print $3}}' | xargs -r cp -L -t {0}/lib && chmod 0644 {0}/lib/*",
+        payload.path().display(),
+        ff.display()
+    ));
     let t = Instant::now();
     let status = Command::new("bash")
         .arg(testbed().join("lvmvm-run.sh"))
@@ -65,7 +71,7 @@ fn lvm_scenarios_in_the_guest() {
             "--",
             "bash",
             "-c",
-            "chmod +x freezeframe && FF_BIN=/payload/freezeframe RUST_BACKTRACE=1 exec ./lvm_tests --ignored --test-threads=1 --nocapture guest_",
+            "chmod +x freezeframe && printf '#!/bin/sh\\nLD_LIBRARY_PATH=/payload/lib exec /payload/freezeframe \"$@\"\\n' > ff && chmod +x ff && FF_BIN=/payload/ff RUST_BACKTRACE=1 exec ./lvm_tests --ignored --test-threads=1 --nocapture guest_",
         ])
         .status()
         .unwrap();

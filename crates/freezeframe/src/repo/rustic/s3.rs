@@ -79,8 +79,10 @@ impl S3Backend {
             .secret_access_key(&secret)
             .disable_config_load()
             .disable_ec2_metadata();
-        // The HTTP transport (reqwest) is installed once per process.
-        opendal::install_default();
+        // OpenDAL's services and its HTTP transport (reqwest over the
+        // system's OpenSSL), installed once per process.
+        opendal::init_default_registry();
+        opendal_http_transport_reqwest::install_default();
         let location = crate::repo::Location::S3(o.clone()).describe();
         let bad = |e: opendal::Error| {
             RepoError::Invalid(format!("S3 settings for {location}: {e}; check target.s3"))
