@@ -621,3 +621,58 @@ fn missing_repository_or_wrong_password_freezes_nothing() {
         env.target_entries()
     );
 }
+
+#[test]
+fn sigterm_while_reading_leaves_no_snapshot_and_nothing_frozen() {
+    if !privileged() {
+        return;
+    }
+    let vol = LoopBtrfs::new("1G");
+    let private = vol.volume().join("big");
+    // Enough data that the signal lands while rustic_core reads files.
+    random_files(&private.join("data"), "b", 6, 48 << 20);
+    let (env, cg) = one_container(&vol, "big", &private);
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("freezeframe"))
+        .args(["backup", "big"])
+        .env("FREEZEFRAME_CONFIG", &env.config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while vol.snapshot_names().is_empty() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "no snapshot taken");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    let t = std::time::Instant::now();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    // It must stop promptly; a reader retrying forever would hang here.
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > Duration::from_secs(20) {
+            rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+            let _ = child.wait();
+            panic!("backup did not stop within 20 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(!cg.is_frozen());
+    assert!(
+        vol.snapshot_names().is_empty(),
+        "{:?}",
+        vol.snapshot_names()
+    );
+    let (code, json, lerr) = env.run(&["list", "--json"]);
+    assert_eq!(code, 0, "{lerr}");
+    let snaps: Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        snaps.as_array().unwrap().is_empty(),
+        "no snapshot of a stopped run: {snaps}"
+    );
+    let (code, out, verr) = env.run(&["verify"]);
+    assert_eq!(code, 0, "the repository stays consistent: {out}\n{verr}");
+}
