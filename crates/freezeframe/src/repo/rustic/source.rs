@@ -6,7 +6,7 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -101,7 +101,7 @@ impl ReadSourceOpen for CountingOpen {
     fn open(self) -> RusticResult<Self::Reader> {
         match File::open(&self.path) {
             Ok(file) => Ok(CountingReader {
-                file: BufReader::with_capacity(READ_BUF, file),
+                file,
                 rel: self.rel,
                 findings: self.findings,
                 cancel: self.cancel,
@@ -120,14 +120,10 @@ impl ReadSourceOpen for CountingOpen {
     }
 }
 
-/// Read buffer per open file: rustic_core's chunker reads 4 KiB at a time
-/// past each chunk's minimum size, one system call each without it.
-const READ_BUF: usize = 1 << 20;
-
 /// A file being read; counts bytes and a read error; stops on cancel.
 #[derive(Debug)]
 pub(super) struct CountingReader {
-    file: BufReader<File>,
+    file: File,
     rel: String,
     findings: Arc<Findings>,
     cancel: Cancel,
