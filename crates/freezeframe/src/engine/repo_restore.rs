@@ -6,19 +6,14 @@
 
 use std::io::Write;
 
-use super::restore::{check_destination, config_destination, sibling, RestoreError};
+use super::restore::{
+    after_entry, check_destination, config_destination, dest_err, sibling, write_beside,
+    RestoreError,
+};
 use super::{RestoreRequest, RestoreResult};
 use crate::archive::extract::extract;
 use crate::repo::{Repo, RepoError, Selection};
 use crate::sys::{Cancel, Faults};
-use crate::target::atomic;
-
-fn dest_err(path: &std::path::Path, problem: impl Into<String>) -> RestoreError {
-    RestoreError::Destination {
-        path: path.to_owned(),
-        problem: problem.into(),
-    }
-}
 
 /// Restores `req.id` from the repository: the snapshot of run (or id
 /// prefix) `req.run`, else the newest.
@@ -45,24 +40,15 @@ pub fn restore_from_repository(
     }
     let (reader, writer) =
         std::io::pipe().map_err(|e| dest_err(to, format!("cannot create a pipe: {e}")))?;
-    let after_entry = |n: u64| {
-        if n == 1 {
-            faults.hit("mid-restore", cancel);
-        }
-        cancel.check()
-    };
-    let sel_id = Selection {
-        container: &req.id,
-        which: Some(&found.id),
-    };
+    let snapshot = &found;
     let (streamed, extracted) = std::thread::scope(|s| {
         let producer = s.spawn(move || {
             let mut w = writer;
-            let r = repo.stream_tree(&sel_id, &mut w, cancel);
+            let r = repo.stream_tree(snapshot, &mut w, cancel);
             let _ = w.flush();
             r
         });
-        let extracted = extract(reader, to, &after_entry);
+        let extracted = extract(reader, to, &after_entry(faults, cancel));
         // The reader is gone once `extract` returns: a producer still
         // writing gets EPIPE and stops.
         let streamed = producer.join();
@@ -78,28 +64,22 @@ pub fn restore_from_repository(
         (Ok(_), Err(e)) => return Err(e.into()),
         (Ok(r), Ok(restored)) => (r, restored),
     };
-    let snap = &restored.snapshot;
     let mut config = None;
     if let Some(data) = &restored.config {
-        if req.force && conf_dest.exists() {
-            std::fs::remove_file(&conf_dest).map_err(|e| dest_err(&conf_dest, e.to_string()))?;
-        }
-        atomic::write(&conf_dest, data).map_err(|e| dest_err(&conf_dest, e.to_string()))?;
+        write_beside(&conf_dest, req.force, |out| {
+            out.write_all(data)
+                .map_err(|e| dest_err(&conf_dest, e.to_string()))
+        })?;
         config = Some(conf_dest);
     }
     let mut dump = None;
     if restored.has_dump {
         let d = sibling(to, ".dump");
-        if req.force && d.exists() {
-            std::fs::remove_file(&d).map_err(|e| dest_err(&d, e.to_string()))?;
-        }
-        let mut out = atomic::AtomicFile::create(&d).map_err(|e| dest_err(&d, e.to_string()))?;
-        repo.write_dump(snap, out.file())?;
-        out.commit().map_err(|e| dest_err(&d, e.to_string()))?;
+        write_beside(&d, req.force, |out| Ok(repo.write_dump(&found, out)?))?;
         dump = Some(d);
     }
     Ok(RestoreResult {
-        run: snap.run.clone().unwrap_or_else(|| snap.id.clone()),
+        run: found.run.clone().unwrap_or_else(|| found.id.clone()),
         extract: report,
         config,
         dump,

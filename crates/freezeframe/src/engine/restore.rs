@@ -65,7 +65,7 @@ pub enum RestoreError {
     Repository(#[from] crate::repo::RepoError),
 }
 
-fn dest_err(path: &Path, problem: impl Into<String>) -> RestoreError {
+pub(super) fn dest_err(path: &Path, problem: impl Into<String>) -> RestoreError {
     RestoreError::Destination {
         path: path.to_owned(),
         problem: problem.into(),
@@ -134,26 +134,17 @@ pub fn restore(
         path: apath.clone(),
         problem: e.to_string(),
     })?;
-    let after_entry = |n: u64| {
-        if n == 1 {
-            faults.hit("mid-restore", cancel);
-        }
-        cancel.check()
-    };
-    let extract = extract_archive(file, to, &after_entry)?;
+    let extract = extract_archive(file, to, &after_entry(faults, cancel))?;
     let beside = |kind: FileKind, dest: PathBuf| -> Result<Option<PathBuf>, RestoreError> {
         let Some(f) = rec.files.iter().find(|f| f.kind == kind) else {
             return Ok(None);
         };
         let src = run.path.join(&f.name);
-        if req.force && dest.exists() {
-            std::fs::remove_file(&dest).map_err(|e| dest_err(&dest, e.to_string()))?;
-        }
-        let mut out =
-            atomic::AtomicFile::create(&dest).map_err(|e| dest_err(&dest, e.to_string()))?;
-        let mut input = std::fs::File::open(&src).map_err(|e| dest_err(&src, e.to_string()))?;
-        std::io::copy(&mut input, out.file()).map_err(|e| dest_err(&dest, e.to_string()))?;
-        out.commit().map_err(|e| dest_err(&dest, e.to_string()))?;
+        write_beside(&dest, req.force, |out| {
+            let mut input = std::fs::File::open(&src).map_err(|e| dest_err(&src, e.to_string()))?;
+            std::io::copy(&mut input, out).map_err(|e| dest_err(&dest, e.to_string()))?;
+            Ok(())
+        })?;
         Ok(Some(dest))
     };
     let written = beside(FileKind::Config, conf_dest)?;
@@ -189,4 +180,35 @@ pub(super) fn check_destination(req: &RestoreRequest) -> Result<bool, RestoreErr
         Err(e) => return Err(dest_err(to, e.to_string())),
     }
     Ok(create)
+}
+
+/// Called after each extracted entry: the `mid-restore` fault point after
+/// the first, and a cancelled restore stops there.
+pub(super) fn after_entry<'a>(
+    faults: &'a Faults,
+    cancel: &'a Cancel,
+) -> impl Fn(u64) -> std::io::Result<()> + 'a {
+    move |n| {
+        if n == 1 {
+            faults.hit("mid-restore", cancel);
+        }
+        cancel.check()
+    }
+}
+
+/// Writes a file beside the restored folder (config, memory dump): under a
+/// temporary name, filled by `fill`, then renamed into place; an existing
+/// one is replaced only with `force`.
+pub(super) fn write_beside(
+    dest: &Path,
+    force: bool,
+    fill: impl FnOnce(&mut std::fs::File) -> Result<(), RestoreError>,
+) -> Result<(), RestoreError> {
+    if force && dest.exists() {
+        std::fs::remove_file(dest).map_err(|e| dest_err(dest, e.to_string()))?;
+    }
+    let mut out = atomic::AtomicFile::create(dest).map_err(|e| dest_err(dest, e.to_string()))?;
+    fill(out.file())?;
+    out.commit().map_err(|e| dest_err(dest, e.to_string()))?;
+    Ok(())
 }

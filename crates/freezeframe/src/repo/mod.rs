@@ -254,11 +254,9 @@ pub struct PruneReport {
     pub bytes_unused: u64,
 }
 
-/// What a restore wrote.
+/// What is stored beside a restored snapshot's tree.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RestoredSnapshot {
-    /// The snapshot restored.
-    pub snapshot: SnapshotInfo,
     /// The config file stored with it, if any.
     pub config: Option<Vec<u8>>,
     /// Whether it holds a memory dump.

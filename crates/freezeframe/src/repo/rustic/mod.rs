@@ -426,24 +426,31 @@ impl Repo {
         self.select(sel).map(|s| info(&s))
     }
 
+    /// Reads the one snapshot file `snapshot` names (no listing).
+    fn load(&self, snapshot: &SnapshotInfo) -> Result<SnapshotFile, RepoError> {
+        self.with_open(|repo| {
+            repo.get_snapshots(&[&snapshot.id])
+                .map_err(|e| self.err(format!("reading snapshot {}", snapshot.id), e))?
+                .into_iter()
+                .next()
+                .ok_or_else(|| self.err(format!("reading snapshot {}", snapshot.id), "not found"))
+        })
+    }
+
     /// Streams the snapshot's tree (without the reserved folder) to `out` as
-    /// a tar stream; returns the snapshot and its stored config file.
+    /// a tar stream; returns what is stored beside it.
     pub fn stream_tree(
         &self,
-        sel: &Selection<'_>,
+        snapshot: &SnapshotInfo,
         out: impl Write,
         cancel: &Cancel,
     ) -> Result<super::RestoredSnapshot, RepoError> {
-        let snap = self.select(sel)?;
+        let snap = self.load(snapshot)?;
         self.with_indexed(|repo| {
             let (config, has_dump) = reserved(repo, &snap, &self.location)?;
             tar_stream::write_tree(repo, snap.tree, out, cancel)
-                .map_err(|e| self.err(format!("restoring snapshot {}", full_hex(&snap.id)), e))?;
-            Ok(super::RestoredSnapshot {
-                snapshot: info(&snap),
-                config,
-                has_dump,
-            })
+                .map_err(|e| self.err(format!("restoring snapshot {}", snapshot.id), e))?;
+            Ok(super::RestoredSnapshot { config, has_dump })
         })
     }
 
@@ -453,14 +460,10 @@ impl Repo {
         snapshot: &SnapshotInfo,
         out: &mut impl Write,
     ) -> Result<(), RepoError> {
-        let sel_snap = self
-            .all_snapshots()?
-            .into_iter()
-            .find(|s| full_hex(&s.id) == snapshot.id)
-            .ok_or_else(|| self.err("reading the memory dump", "snapshot vanished"))?;
+        let snap = self.load(snapshot)?;
         self.with_indexed(|repo| {
             let node = repo
-                .node_from_path(sel_snap.tree, &PathBuf::from(RESERVED_DIR).join("dump"))
+                .node_from_path(snap.tree, &PathBuf::from(RESERVED_DIR).join("dump"))
                 .map_err(|e| self.err("finding the memory dump", e))?;
             repo.dump(&node, out)
                 .map_err(|e| self.err("reading the memory dump", e))
