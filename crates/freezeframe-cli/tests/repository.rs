@@ -78,6 +78,22 @@ fn comparable(mut m: BTreeMap<Vec<u8>, Node>, skip_busy: bool) -> BTreeMap<Vec<u
     m
 }
 
+/// `list --json`: the repository's freezeframe snapshots, oldest first.
+fn snapshots(env: &Env) -> Vec<Value> {
+    let (code, out, err) = env.run(&["list", "--json"]);
+    assert_eq!(code, 0, "list: {err}");
+    match serde_json::from_str(&out).unwrap() {
+        Value::Array(v) => v,
+        other => panic!("list --json is not an array: {other}"),
+    }
+}
+
+/// (kept, forgotten) lines of `prune` output.
+fn decisions(out: &str) -> (usize, usize) {
+    let count = |p: &str| out.lines().filter(|l| l.starts_with(p)).count();
+    (count("keep "), count("forget "))
+}
+
 fn ct_of(m: &Value, id: &str) -> Value {
     m["containers"]
         .as_array()
@@ -215,10 +231,8 @@ fn two_runs_round_trip(vol: &LoopBtrfs, location: &str, restic_repo: &str, extra
     }
 
     // `list` shows both snapshots.
-    let (code, out, err) = env.run(&["list", "--json"]);
-    assert_eq!(code, 0, "{err}");
-    let snaps: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(snaps.as_array().unwrap().len(), 2, "{snaps}");
+    let snaps = snapshots(&env);
+    assert_eq!(snaps.len(), 2, "{snaps:?}");
 
     // restic sees the same repository.
     let out = restic(&env, restic_repo, &["snapshots", "--json"]);
@@ -384,15 +398,14 @@ fn unreadable_file_makes_the_backup_partial() {
         out.contains("PARTIAL"),
         "the snapshot is marked partial: {out}"
     );
-    let (_, json, _) = env.run(&["list", "--json"]);
-    let snaps: Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(snaps[0]["partial"], true, "{snaps}");
+    let snaps = snapshots(&env);
+    assert_eq!(snaps[0]["partial"], true, "{snaps:?}");
     assert!(
         snaps[0]["tags"]
             .as_array()
             .unwrap()
             .contains(&Value::String("partial".into())),
-        "{snaps}"
+        "{snaps:?}"
     );
     assert!(vol.snapshot_names().is_empty(), "snapshot leaked");
 }
@@ -515,34 +528,16 @@ fn prune_keeps_exactly_the_retained_snapshots() {
         runs.push(m["run"].as_str().unwrap().to_owned());
         std::thread::sleep(Duration::from_millis(1100));
     }
-    let list = |env: &Env| -> Vec<Value> {
-        let (code, out, err) = env.run(&["list", "--json"]);
-        assert_eq!(code, 0, "{err}");
-        serde_json::from_str::<Value>(&out)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
-    };
-    assert_eq!(list(&env).len(), 15);
+    assert_eq!(snapshots(&env).len(), 15);
     let (code, out, err) = env.run(&["prune", "--keep-last", "2", "--dry-run"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert_eq!(
-        out.lines().filter(|l| l.starts_with("forget ")).count(),
-        9,
-        "{out}"
-    );
-    assert_eq!(
-        out.lines().filter(|l| l.starts_with("keep ")).count(),
-        6,
-        "{out}"
-    );
+    assert_eq!(decisions(&out), (6, 9), "{out}");
     assert!(out.contains("dry run"), "{out}");
-    assert_eq!(list(&env).len(), 15, "a dry run changes nothing");
+    assert_eq!(snapshots(&env).len(), 15, "a dry run changes nothing");
 
     let (code, out, err) = env.run(&["prune", "--keep-last", "2"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    let left = list(&env);
+    let left = snapshots(&env);
     assert_eq!(left.len(), 6, "{left:?}");
     for id in ids {
         let mut kept: Vec<String> = left
@@ -567,16 +562,7 @@ fn prune_keeps_exactly_the_retained_snapshots() {
     // One container only: the others are not considered.
     let (code, out, err) = env.run(&["prune", "--keep-last", "1", "--container", "a", "--dry-run"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert_eq!(
-        out.lines().filter(|l| l.starts_with("forget ")).count(),
-        1,
-        "{out}"
-    );
-    assert_eq!(
-        out.lines().filter(|l| l.starts_with("keep ")).count(),
-        1,
-        "{out}"
-    );
+    assert_eq!(decisions(&out), (1, 1), "{out}");
     restic(
         &env,
         env.dir.path().join("repo").to_str().unwrap(),
@@ -666,13 +652,8 @@ fn sigterm_while_reading_leaves_no_snapshot_and_nothing_frozen() {
         "{:?}",
         vol.snapshot_names()
     );
-    let (code, json, lerr) = env.run(&["list", "--json"]);
-    assert_eq!(code, 0, "{lerr}");
-    let snaps: Value = serde_json::from_str(&json).unwrap();
-    assert!(
-        snaps.as_array().unwrap().is_empty(),
-        "no snapshot of a stopped run: {snaps}"
-    );
+    let snaps = snapshots(&env);
+    assert!(snaps.is_empty(), "no snapshot of a stopped run: {snaps:?}");
     let (code, out, verr) = env.run(&["verify"]);
     assert_eq!(code, 0, "the repository stays consistent: {out}\n{verr}");
 }
