@@ -1,7 +1,44 @@
-# Sourced by the benchmarks: the generated ~SIZE GiB private area both use.
-# A root-like tree of many small files (40 %, from this host's /usr), a
-# SQLite database (30 %) and compressible logs (30 %).
-# usage: ff_generate_container DIR SIZE_GIB
+# Sourced by the benchmarks (run.sh, repo.sh): their common set-up and the
+# generated container both measure.
+
+# ff_bench_setup NAME: installs what the benchmarks need, builds the release
+# binary ($ff), and makes a work folder ($work, removed on exit with the
+# btrfs volume, the cgroups under $v2/$cgbase and the processes in $pids).
+ff_bench_setup() {
+    local name=$1 repo
+    repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    . "$repo/scripts/deps.sh"
+    . "$repo/scripts/lib.sh"
+    ff_require_root
+    ff_install_deps
+    command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
+    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/freezeframe-target}
+    cargo build --release --manifest-path "$repo/Cargo.toml" -q
+    ff="$CARGO_TARGET_DIR/release/freezeframe"
+    work=$(mktemp -d "/var/tmp/ff-$name.XXXXXX")
+    v2=$(findmnt -n -o TARGET -t cgroup2 | head -n1)
+    cgbase="freezeframe-$name-$$"
+    pids=()
+    trap ff_bench_cleanup EXIT
+}
+
+ff_bench_cleanup() {
+    set +e
+    ff_cgroups_down "$v2/$cgbase" "${pids[@]}"
+    ff_btrfs_down "$work" "$work/mnt/ref"
+    rm -rf "$work"
+}
+
+# measure LABEL COMMAND...: prints "LABEL wall user sys rss_kib".
+measure() {
+    local label=$1; shift
+    local t; t=$( { /usr/bin/time -f "%e %U %S %M" "$@" > /dev/null; } 2>&1 | tail -n1)
+    echo "$label $t"
+}
+
+# ff_generate_container DIR SIZE_GIB: a root-like tree of many small files
+# (40 %, from this host's /usr), a SQLite database (30 %) and compressible
+# logs (30 %).
 ff_generate_container() {
     local big=$1 size_gib=$2
     local budget=$((size_gib * 1024 * 1024 * 1024))

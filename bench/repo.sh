@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # freezeframe repository benchmark: incremental, deduplicated backups of the
-# generated ~SIZE GiB container (bench/generate.sh) into a restic-format
+# generated ~SIZE GiB container (bench/common.sh) into a restic-format
 # repository, against restic and borg (Debian packages, their default
 # settings: restic compression auto, borg repokey + lz4), same data, one run:
 #   1. first backup,
@@ -16,27 +16,8 @@ set -euo pipefail
 size_gib=${1:-2}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
-. "$repo/scripts/deps.sh"
-. "$repo/scripts/lib.sh"
-. "$here/generate.sh"
-ff_require_root
-ff_install_deps
-command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/freezeframe-target}
-cargo build --release --manifest-path "$repo/Cargo.toml" -q
-ff="$CARGO_TARGET_DIR/release/freezeframe"
-
-work=$(mktemp -d /var/tmp/ff-rbench.XXXXXX)
-v2=$(findmnt -n -o TARGET -t cgroup2 | head -n1)
-cgbase="freezeframe-rbench-$$"
-pids=()
-cleanup() {
-    set +e
-    ff_cgroups_down "$v2/$cgbase" "${pids[@]}"
-    ff_btrfs_down "$work" "$work/mnt/ref"
-    rm -rf "$work"
-}
-trap cleanup EXIT
+. "$here/common.sh"
+ff_bench_setup rbench
 
 ff_btrfs_up "$work" "$((size_gib * 2 + 2))G"
 mkdir -p "$work/restore" "$work/backups"
@@ -87,22 +68,21 @@ ref() { # a read-only snapshot at a fixed path, for restic and borg
     [ -d "$work/mnt/ref" ] && btrfs -q subvolume delete "$work/mnt/ref"
     btrfs -q subvolume snapshot -r "$work/mnt/ct" "$work/mnt/ref"
 }
-measure() { # label, command... -> "label wall user sys rss_kib"
-    local label=$1; shift
-    local t; t=$( { /usr/bin/time -f "%e %U %S %M" "$@" > /dev/null; } 2>&1 | tail -n1)
-    echo "$label $t"
-}
 results="$work/results"
 sizes="$work/sizes"
 # Warm the page cache once, so no tool pays for the first read.
 tar -cf - -C "$big" . > /dev/null
 
-ref
-measure "ff 1" "$ff" backup big >> "$results"
-cp "$(ls -d "$work"/backups/*/ | tail -n1)manifest.json" "$work/ff1.json"
-measure "restic 1" restic -r "$restic_repo" backup -q --host bench "$work/mnt/ref/big" >> "$results"
-measure "borg 1" borg create "$borg_repo::run1" "$work/mnt/ref/big" >> "$results"
-for r in ff restic borg; do echo "$r 1 $(du -sb "$work/repo-$r" | cut -f1)" >> "$sizes"; done
+backup_all() { # run number: each tool backs up once; repository sizes after
+    local n=$1
+    ref
+    measure "ff $n" "$ff" backup big >> "$results"
+    cp "$(ls -d "$work"/backups/*/ | tail -n1)manifest.json" "$work/ff$n.json"
+    measure "restic $n" restic -r "$restic_repo" backup -q --host bench "$work/mnt/ref/big" >> "$results"
+    measure "borg $n" borg create "$borg_repo::run$n" "$work/mnt/ref/big" >> "$results"
+    for r in ff restic borg; do echo "$r $n $(du -sb "$work/repo-$r" | cut -f1)" >> "$sizes"; done
+}
+backup_all 1
 
 # ~1 %: append logs, rewrite database pages, add files
 python3 - "$big" "$data_bytes" <<'PY'
@@ -129,12 +109,7 @@ for i in range(share // (256 << 10)):
         f.write(rnd.randbytes(128 << 10) + bytes(128 << 10))
 PY
 sync
-ref
-measure "ff 2" "$ff" backup big >> "$results"
-cp "$(ls -d "$work"/backups/*/ | tail -n1)manifest.json" "$work/ff2.json"
-measure "restic 2" restic -r "$restic_repo" backup -q --host bench "$work/mnt/ref/big" >> "$results"
-measure "borg 2" borg create "$borg_repo::run2" "$work/mnt/ref/big" >> "$results"
-for r in ff restic borg; do echo "$r 2 $(du -sb "$work/repo-$r" | cut -f1)" >> "$sizes"; done
+backup_all 2
 
 sync; echo 3 > /proc/sys/vm/drop_caches
 measure "ff restore" "$ff" restore big --to "$work/restore/ff" >> "$results"

@@ -12,27 +12,8 @@ set -euo pipefail
 size_gib=${1:-2}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
-. "$repo/scripts/deps.sh"
-. "$repo/scripts/lib.sh"
-. "$here/generate.sh"
-ff_require_root
-ff_install_deps
-command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/freezeframe-target}
-cargo build --release --manifest-path "$repo/Cargo.toml" -q
-ff="$CARGO_TARGET_DIR/release/freezeframe"
-
-work=$(mktemp -d /var/tmp/ff-bench.XXXXXX)
-v2=$(findmnt -n -o TARGET -t cgroup2 | head -n1)
-cgbase="freezeframe-bench-$$"
-pids=()
-cleanup() {
-    set +e
-    ff_cgroups_down "$v2/$cgbase" "${pids[@]}"
-    ff_btrfs_down "$work" "$work/mnt/ref"
-    rm -rf "$work"
-}
-trap cleanup EXIT
+. "$here/common.sh"
+ff_bench_setup bench
 
 ff_btrfs_up "$work" "$((size_gib * 3 + 2))G"
 mkdir -p "$work/out" "$work/backups"
@@ -76,11 +57,6 @@ export FREEZEFRAME_CONFIG="$conf"
 btrfs -q subvolume snapshot -r "$work/mnt/ct" "$work/mnt/ref"
 tar -cf - -C "$work/mnt/ref/big" . > /dev/null
 
-measure() { # label, command... -> "label wall user sys rss_kib"
-    local label=$1; shift
-    local t; t=$( { /usr/bin/time -f "%e %U %S %M" "$@" > /dev/null; } 2>&1 | tail -n1)
-    echo "$label $t"
-}
 results="$work/results"
 measure tar_zstd sh -c "tar -cf - -C '$work/mnt/ref/big' . | zstd -T0 -3 -q -o '$work/out/ref.tar.zst'" >> "$results"
 measure ff_zstd "$ff" backup big --compress zstd --level 3 --json >> "$results"
