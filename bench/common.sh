@@ -25,7 +25,7 @@ ff_bench_setup() {
 ff_bench_cleanup() {
     set +e
     ff_cgroups_down "$v2/$cgbase" "${pids[@]}"
-    ff_btrfs_down "$work" "$work/mnt/ref"
+    ff_btrfs_down "$work" "$work/mnt/ref" "$work/mnt/pristine"
     rm -rf "$work"
 }
 

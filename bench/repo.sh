@@ -10,10 +10,14 @@
 # Wall, CPU, peak RSS and repository size for each. restic and borg read a
 # read-only btrfs snapshot of the volume at a fixed path (so their file
 # caches see unchanged files as unchanged); freezeframe takes its own.
+# The machines this runs on are noisy (shared cores): the whole sequence
+# runs REPS times (default 3) on the same generated data, with new
+# repositories each time, and the table gives the median and the range.
 # Prints a Markdown table (see docs/BENCHMARKS.md). Not a test.
-# usage: sudo bash bench/repo.sh [SIZE_GIB]
+# usage: sudo bash bench/repo.sh [SIZE_GIB] [REPS]
 set -euo pipefail
 size_gib=${1:-2}
+reps=${2:-3}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 . "$here/common.sh"
@@ -28,6 +32,8 @@ big="$work/mnt/ct/big"
 ff_generate_container "$big" "$size_gib"
 sync
 data_bytes=$(du -sb "$big" | cut -f1)
+# Each repetition starts from this copy of the generated data.
+btrfs -q subvolume snapshot -r "$work/mnt/ct" "$work/mnt/pristine"
 
 mkdir -p "$v2/$cgbase/big"
 sh -c 'echo $$ > "$1/cgroup.procs"; shift; exec "$@"' sh "$v2/$cgbase/big" sleep 100000 &
@@ -60,9 +66,16 @@ export RESTIC_PASSWORD_FILE="$pass" RESTIC_CACHE_DIR="$work/restic-cache"
 export BORG_PASSPHRASE=bench-password BORG_BASE_DIR="$work/borg-base"
 restic_repo="$work/repo-restic"
 borg_repo="$work/repo-borg"
-"$ff" init > /dev/null
-restic -r "$restic_repo" init -q
-borg init -e repokey "$borg_repo"
+fresh() { # the generated data as it was, new repositories, empty caches
+    if [ "$1" -gt 1 ]; then
+        btrfs -q subvolume delete "$work/mnt/ct"
+        btrfs -q subvolume snapshot "$work/mnt/pristine" "$work/mnt/ct"
+    fi
+    rm -rf "$work/repo-ff" "$restic_repo" "$borg_repo" "$work/state" "$work/restic-cache" "$work/borg-base"
+    "$ff" init > /dev/null
+    restic -r "$restic_repo" init -q
+    borg init -e repokey "$borg_repo" 2>/dev/null
+}
 
 ref() { # a read-only snapshot at a fixed path, for restic and borg
     [ -d "$work/mnt/ref" ] && btrfs -q subvolume delete "$work/mnt/ref"
@@ -70,18 +83,22 @@ ref() { # a read-only snapshot at a fixed path, for restic and borg
 }
 results="$work/results"
 sizes="$work/sizes"
-# Warm the page cache once, so no tool pays for the first read.
-tar -cf - -C "$big" . > /dev/null
 
 backup_all() { # run number: each tool backs up once; repository sizes after
     local n=$1
     ref
-    measure "ff $n" "$ff" backup big >> "$results"
+    measure "$rep ff $n" "$ff" backup big >> "$results"
     cp "$(ls -d "$work"/backups/*/ | tail -n1)manifest.json" "$work/ff$n.json"
-    measure "restic $n" restic -r "$restic_repo" backup -q --host bench "$work/mnt/ref/big" >> "$results"
-    measure "borg $n" borg create "$borg_repo::run$n" "$work/mnt/ref/big" >> "$results"
+    measure "$rep restic $n" restic -r "$restic_repo" backup -q --host bench "$work/mnt/ref/big" >> "$results"
+    measure "$rep borg $n" borg create "$borg_repo::run$n" "$work/mnt/ref/big" >> "$results"
     for r in ff restic borg; do echo "$r $n $(du -sb "$work/repo-$r" | cut -f1)" >> "$sizes"; done
 }
+: > "$results"
+for rep in $(seq 1 "$reps"); do
+echo "repetition $rep of $reps..." >&2
+fresh "$rep"
+# Warm the page cache, so no tool pays for the first read.
+tar -cf - -C "$big" . > /dev/null
 backup_all 1
 
 # ~1 %: append logs, rewrite database pages, add files
@@ -112,27 +129,34 @@ sync
 backup_all 2
 
 sync; echo 3 > /proc/sys/vm/drop_caches
-measure "ff restore" "$ff" restore big --to "$work/restore/ff" >> "$results"
+measure "$rep ff restore" "$ff" restore big --to "$work/restore/ff" >> "$results"
 rm -rf "$work/restore/ff" "$work/restore/ff.conf"
 sync; echo 3 > /proc/sys/vm/drop_caches
-measure "restic restore" restic -r "$restic_repo" restore latest --target "$work/restore/restic" >> "$results"
+measure "$rep restic restore" restic -r "$restic_repo" restore latest --target "$work/restore/restic" >> "$results"
 rm -rf "$work/restore/restic"
 sync; echo 3 > /proc/sys/vm/drop_caches
 mkdir -p "$work/restore/borg"
-measure "borg restore" sh -c "cd '$work/restore/borg' && borg extract '$borg_repo::run2'" >> "$results"
+measure "$rep borg restore" sh -c "cd '$work/restore/borg' && borg extract '$borg_repo::run2'" >> "$results"
 rm -rf "$work/restore/borg"
+done
 
-python3 - "$work" "$data_bytes" "$(nproc)" <<'PY'
-import json, os, sys
-work, data, cores = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-res, sizes = {}, {}
+python3 - "$work" "$data_bytes" "$(nproc)" "$reps" <<'PY'
+import json, os, statistics, sys
+work, data, cores, reps = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+runs, sizes = {}, {}
 for line in open(os.path.join(work, "results")):
-    tool, step, wall, user, sys_, rss = line.split()
-    res[(tool, step)] = dict(wall=float(wall), cpu=float(user) + float(sys_), rss=int(rss) // 1024)
+    _, tool, step, wall, user, sys_, rss = line.split()
+    runs.setdefault((tool, step), []).append(dict(wall=float(wall), cpu=float(user) + float(sys_), rss=int(rss) // 1024))
+res = {}
+for k, v in runs.items():
+    walls = [r["wall"] for r in v]
+    res[k] = dict(wall=statistics.median(walls), lo=min(walls), hi=max(walls),
+                  cpu=statistics.median(r["cpu"] for r in v), rss=max(r["rss"] for r in v))
 for line in open(os.path.join(work, "sizes")):
     tool, step, b = line.split()
-    sizes[(tool, step)] = int(b)
-print(f"Data: {data / 2**30:.2f} GiB on a loop-backed btrfs volume, {cores} cores; second run after changing ~1 %.\n")
+    sizes[(tool, step)] = int(b)  # the last repetition's
+print(f"Data: {data / 2**30:.2f} GiB on a loop-backed btrfs volume, {cores} cores; second run after changing ~1 %; "
+      f"median of {reps} repetitions (wall range in brackets), peak RSS the highest.\n")
 print("| step | tool | wall s | CPU s | peak RSS MiB | repository MiB | wall vs restic | size vs restic |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 names = {"ff": "freezeframe", "restic": "restic", "borg": "borg"}
@@ -142,7 +166,7 @@ for step, label in [("1", "first backup"), ("2", "second backup"), ("restore", "
         ref = res[("restic", step)]
         size = sizes.get((tool, step)) if step != "restore" else sizes.get((tool, "2"))
         rsize = sizes.get(("restic", step)) if step != "restore" else sizes.get(("restic", "2"))
-        print(f"| {label} | {names[tool]} | {r['wall']:.1f} | {r['cpu']:.1f} | {r['rss']} | {size / 2**20:.0f} | "
+        print(f"| {label} | {names[tool]} | {r['wall']:.1f} [{r['lo']:.1f}–{r['hi']:.1f}] | {r['cpu']:.1f} | {r['rss']} | {size / 2**20:.0f} | "
               f"{ref['wall'] / r['wall']:.2f}x | {size / rsize:.3f} |")
 PY
 
@@ -153,7 +177,8 @@ print()
 for run in ("1", "2"):
     c = json.load(open(os.path.join(work, f"ff{run}.json")))["containers"][0]
     r = c["repository"]
-    print(f"freezeframe run {run}: freeze window {c['freeze_ms']:.1f} ms; inside rustic_core {r['duration_ms'] / 1000:.1f} s "
+    print(f"freezeframe run {run} (last repetition): freeze window {c['freeze_ms']:.1f} ms; repository step {r['duration_ms'] / 1000:.1f} s, "
+          f"{r.get('parts', 1)} parts "
           f"(files {r['files_new']} new, {r['files_changed']} changed, {r['files_unchanged']} unchanged; "
           f"read {r['bytes_read'] / 2**20:.0f} MiB, added {r['bytes_added'] / 2**20:.0f} MiB, stored {r['bytes_added_packed'] / 2**20:.0f} MiB)")
 PY

@@ -6,6 +6,7 @@
 //! All calls are blocking and made from plain threads; the S3 backend runs
 //! its own private I/O runtime.
 
+mod backup;
 mod s3;
 mod source;
 mod tar_stream;
@@ -13,22 +14,19 @@ mod tar_stream;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
 
 use rustic_backend::LocalBackend;
 use rustic_core::repofile::SnapshotFile;
 use rustic_core::{
     CheckOptions, ConfigOptions, Credentials, Id, IndexedIdsStatus, KeepOptions, KeyOptions,
     OpenStatus, PruneOptions, ReadSubsetOption, Repository, RepositoryBackends, RepositoryOptions,
-    RusticError, SnapshotOptions, StringList, WriteBackend,
+    RusticError, WriteBackend,
 };
 
-use self::source::{CountingSource, Extra, Findings};
 use super::{
-    CheckReport, ContainerBackup, Location, PruneDecision, PruneReport, RepoBackupRecord,
-    RepoError, RepoSpec, Retention, Selection, SnapshotInfo, PARTIAL_TAG, RESERVED_DIR, TAG,
+    CheckReport, Location, PruneDecision, PruneReport, RepoError, RepoSpec, Retention, Selection,
+    SnapshotInfo, PARTIAL_TAG, RESERVED_DIR, TAG,
 };
 use crate::sys::Cancel;
 
@@ -200,141 +198,6 @@ impl Repo {
             .as_ref()
             .ok_or_else(|| self.err("opening", "repository lost"))?;
         f(repo)
-    }
-
-    /// Backs up one container as one snapshot. Files that cannot be read
-    /// are listed in the record (and the snapshot is tagged `partial`);
-    /// a cancelled backup leaves no snapshot.
-    pub fn backup(
-        &self,
-        req: &ContainerBackup<'_>,
-        cancel: &Cancel,
-    ) -> Result<RepoBackupRecord, RepoError> {
-        let t0 = Instant::now();
-        let findings = Arc::new(Findings::default());
-        let mut extras = Vec::new();
-        if let Some(c) = req.config {
-            extras.push(Extra {
-                name: "config",
-                path: c.to_owned(),
-            });
-        }
-        if let Some(d) = req.dump {
-            extras.push(Extra {
-                name: "dump",
-                path: d.to_owned(),
-            });
-        }
-        let src = CountingSource::new(req.source, extras, findings.clone(), cancel.clone())
-            .map_err(|e| self.err(format!("reading {}", req.source.display()), e))?;
-        let mut snap_opts = SnapshotOptions::default()
-            .label(req.id.to_owned())
-            .host(req.host.to_owned())
-            .command("freezeframe backup".to_owned())
-            .add_tags(&format!("{TAG},ct:{},run:{}", req.id, req.run))
-            .map_err(|e| self.err("tagging", e))?;
-        if let Some(ms) = req.freeze_ms {
-            snap_opts = snap_opts.description(format!(
-                "freezeframe run {}; freeze window {ms:.1} ms",
-                req.run
-            ));
-        }
-        let snap = snap_opts
-            .to_snapshot()
-            .map_err(|e| self.err("preparing", e))?;
-        let opts = rustic_core::BackupOptions::default().as_path(PathBuf::from("/"));
-
-        let mut w = self
-            .writer
-            .lock()
-            .map_err(|_| self.err("locking", "poisoned"))?;
-        if w.is_none() {
-            let mut o = self
-                .open
-                .lock()
-                .map_err(|_| self.err("locking", "poisoned"))?;
-            let open = o
-                .take()
-                .ok_or_else(|| self.err("opening", "repository lost"))?;
-            *w = Some(
-                open.to_indexed_ids()
-                    .map_err(|e| self.err("reading the index", e))?,
-            );
-        }
-        let repo = w
-            .as_ref()
-            .ok_or_else(|| self.err("opening", "repository lost"))?;
-        let result = repo.archive(&opts, &src, snap, &[req.source.to_owned()]);
-        // Re-read the index so the next container deduplicates against this one.
-        if let Some(r) = w.take() {
-            *w = Some(
-                r.drop_index()
-                    .to_indexed_ids()
-                    .map_err(|e| self.err("re-reading the index", e))?,
-            );
-        }
-        let repo = w
-            .as_ref()
-            .ok_or_else(|| self.err("opening", "repository lost"))?;
-        let mut snap = result.map_err(|e| self.err(format!("backing up {}", req.id), e))?;
-
-        let drop_it = |repo: &Repository<IndexedIdsStatus>, snap: &SnapshotFile| {
-            repo.delete_snapshots(&[snap.id])
-                .map_err(|e| self.err("removing an unusable snapshot", e))
-        };
-        if findings.cancelled.load(Ordering::SeqCst) || cancel.check().is_err() {
-            drop_it(repo, &snap)?;
-            return Err(RepoError::Interrupted);
-        }
-        if findings.reserved_clash.load(Ordering::SeqCst) {
-            drop_it(repo, &snap)?;
-            return Err(RepoError::Invalid(format!(
-                "container {} has a top-level `{RESERVED_DIR}` in {}, a name freezeframe reserves for the config and memory dump in repository snapshots; rename it, or back this container up to a tar target",
-                req.id,
-                req.source.display()
-            )));
-        }
-        let unreadable = findings
-            .unreadable
-            .lock()
-            .map(|v| v.clone())
-            .unwrap_or_default();
-        if !unreadable.is_empty() {
-            // Never leave it looking complete: re-save it tagged `partial`.
-            let old = snap.id;
-            let mut marked = snap.clone();
-            marked.add_tags(vec![PARTIAL_TAG
-                .parse::<StringList>()
-                .map_err(|e| self.err("tagging", e))?]);
-            repo.save_snapshots(vec![marked])
-                .map_err(|e| self.err("marking the snapshot partial", e))?;
-            repo.delete_snapshots(&[old])
-                .map_err(|e| self.err("replacing the snapshot", e))?;
-            let run_tag = format!("run:{}", req.run);
-            snap = repo
-                .get_all_snapshots()
-                .map_err(|e| self.err("listing snapshots", e))?
-                .into_iter()
-                .find(|s| {
-                    s.label == req.id && s.tags.contains(&run_tag) && s.tags.contains(PARTIAL_TAG)
-                })
-                .ok_or_else(|| {
-                    self.err("marking the snapshot partial", "saved snapshot not found")
-                })?;
-        }
-        let sum = snap.summary.clone().unwrap_or_default();
-        Ok(RepoBackupRecord {
-            snapshot: full_hex(&snap.id),
-            parent: snap.parent.map(|p| full_hex(&p)),
-            files_new: sum.files_new,
-            files_changed: sum.files_changed,
-            files_unchanged: sum.files_unmodified,
-            bytes_read: findings.bytes_read.load(Ordering::Relaxed),
-            bytes_added: sum.data_added,
-            bytes_added_packed: sum.data_added_packed,
-            duration_ms: t0.elapsed().as_secs_f64() * 1000.0,
-            unreadable,
-        })
     }
 
     /// Removes a snapshot this run wrote (the snapshot it was read from

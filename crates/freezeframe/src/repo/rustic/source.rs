@@ -2,7 +2,8 @@
 //! wrapped so that every file that cannot be opened or read is counted on
 //! our side (rustic_core only logs it and saves the snapshot as if
 //! complete), and so that the container's config file and memory dump are
-//! added under the reserved top-level folder.
+//! added under the reserved top-level folder. A source can be one part of a
+//! split container (see `repo::split`): every folder, but only its files.
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -18,6 +19,7 @@ use rustic_core::{
     ReadSourceEntry, ReadSourceOpen, RusticError, RusticResult,
 };
 
+use crate::repo::split::Split;
 use crate::repo::RESERVED_DIR;
 use crate::sys::Cancel;
 
@@ -54,13 +56,23 @@ pub(super) struct Extra {
     pub path: PathBuf,
 }
 
-/// The container's private area plus the extras.
+/// Which files of a split container a source reads.
+#[derive(Debug, Clone)]
+pub(super) struct Part {
+    /// The assignment of files to parts.
+    pub split: Arc<Split>,
+    /// This source's part.
+    pub index: usize,
+}
+
+/// The container's private area (or one part of it) plus the extras.
 pub(super) struct CountingSource {
     inner: LocalSource,
     root: PathBuf,
     extras: Vec<Extra>,
     findings: Arc<Findings>,
     cancel: Cancel,
+    part: Part,
 }
 
 impl CountingSource {
@@ -69,6 +81,7 @@ impl CountingSource {
         extras: Vec<Extra>,
         findings: Arc<Findings>,
         cancel: Cancel,
+        part: Part,
     ) -> RusticResult<Self> {
         let inner = LocalSource::new(
             LocalSourceSaveOptions::default(),
@@ -82,6 +95,7 @@ impl CountingSource {
             extras,
             findings,
             cancel,
+            part,
         })
     }
 }
@@ -172,6 +186,7 @@ impl ReadSource for CountingSource {
             queue: Vec::new(),
             findings: self.findings.clone(),
             cancel: self.cancel.clone(),
+            part: self.part.clone(),
         }
     }
 }
@@ -188,6 +203,7 @@ pub(super) struct Entries {
     queue: Vec<RusticResult<ReadSourceEntry<CountingOpen>>>,
     findings: Arc<Findings>,
     cancel: Cancel,
+    part: Part,
 }
 
 fn meta(mode: u32, size: u64) -> Metadata {
@@ -253,55 +269,62 @@ impl Iterator for Entries {
     type Item = RusticResult<ReadSourceEntry<CountingOpen>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.cancel.check().is_err() {
-            // Stop walking: the snapshot being written is thrown away.
-            self.findings.cancelled.store(true, Ordering::SeqCst);
-            return None;
-        }
-        if let Some(e) = self.queue.pop() {
-            return Some(e);
-        }
-        let item = self.inner.next();
-        let item = match item {
-            None => {
-                if !self.injected {
-                    self.injected = true;
-                    self.queue = self.extras();
-                    return self.queue.pop();
-                }
+        loop {
+            if self.cancel.check().is_err() {
+                // Stop walking: the snapshot being written is thrown away.
+                self.findings.cancelled.store(true, Ordering::SeqCst);
                 return None;
             }
-            Some(Err(e)) => {
-                // A folder that cannot be listed: its contents are missing.
-                self.findings.unreadable(format!("{e}"));
-                return Some(Err(e));
+            if let Some(e) = self.queue.pop() {
+                return Some(e);
             }
-            Some(Ok(entry)) => entry,
-        };
-        let top = self.top(&item.path).map(|t| t.as_bytes().to_vec());
-        if top.as_deref() == Some(RESERVED_DIR.as_bytes()) {
-            self.findings.reserved_clash.store(true, Ordering::SeqCst);
-            return self.next();
+            let item = match self.inner.next() {
+                None => {
+                    if !self.injected {
+                        self.injected = true;
+                        self.queue = self.extras();
+                        return self.queue.pop();
+                    }
+                    return None;
+                }
+                Some(Err(e)) => {
+                    // A folder that cannot be listed: its contents are
+                    // missing. Every part sees it; part 0 reports it.
+                    if self.part.index == 0 {
+                        self.findings.unreadable(format!("{e}"));
+                    }
+                    return Some(Err(e));
+                }
+                Some(Ok(entry)) => entry,
+            };
+            let top = self.top(&item.path).map(|t| t.as_bytes().to_vec());
+            if top.as_deref() == Some(RESERVED_DIR.as_bytes()) {
+                self.findings.reserved_clash.store(true, Ordering::SeqCst);
+                continue;
+            }
+            if !item.node.is_dir() && self.part.split.part_of(&item.path) != self.part.index {
+                continue;
+            }
+            let rel = item
+                .path
+                .strip_prefix(&self.root)
+                .unwrap_or(&item.path)
+                .display()
+                .to_string();
+            let open = item.open.as_ref().map(|_| self.open_for(&item.path, rel));
+            let converted = ReadSourceEntry {
+                path: item.path,
+                node: item.node,
+                open,
+            };
+            if !self.injected && top.as_deref().is_some_and(|t| t > RESERVED_DIR.as_bytes()) {
+                self.injected = true;
+                let mut q = vec![Ok(converted)];
+                q.extend(self.extras());
+                self.queue = q;
+                return self.queue.pop();
+            }
+            return Some(Ok(converted));
         }
-        let rel = item
-            .path
-            .strip_prefix(&self.root)
-            .unwrap_or(&item.path)
-            .display()
-            .to_string();
-        let open = item.open.as_ref().map(|_| self.open_for(&item.path, rel));
-        let converted = ReadSourceEntry {
-            path: item.path,
-            node: item.node,
-            open,
-        };
-        if !self.injected && top.as_deref().is_some_and(|t| t > RESERVED_DIR.as_bytes()) {
-            self.injected = true;
-            let mut q = vec![Ok(converted)];
-            q.extend(self.extras());
-            self.queue = q;
-            return self.queue.pop();
-        }
-        Some(Ok(converted))
     }
 }
