@@ -250,6 +250,18 @@ fn checkpoint_mode_keeps_the_dump_and_restores_the_container() {
     assert_eq!(code, 0, "{out}");
 
     // Restore files, config and dump; --with-memory brings the CT back from it.
+    let to = restore_101_with_memory(&vz);
+    assert!(
+        vz.root.path().join("restored/101.conf").exists()
+            && vz.root.path().join("restored/101.dump").exists()
+    );
+    assert!(!to.join(".freezeframe").exists());
+}
+
+/// Stops CT 101 (stand-in state, cgroup frozen), restores it to
+/// `restored/101` with `--with-memory`, and checks it runs again from its
+/// dump. Returns the restored tree.
+fn restore_101_with_memory(vz: &Vz) -> PathBuf {
     std::fs::write(vz.root.path().join("state/101"), "stopped\n").unwrap();
     std::fs::write(vz.cgs[0].dir.join("cgroup.freeze"), "1").unwrap();
     let to = vz.root.path().join("restored/101");
@@ -265,13 +277,10 @@ fn checkpoint_mode_keeps_the_dump_and_restores_the_container() {
         std::fs::read_to_string(to.join("etc/hostname")).unwrap(),
         "ct101\n"
     );
-    assert!(
-        vz.root.path().join("restored/101.conf").exists()
-            && vz.root.path().join("restored/101.dump").exists()
-    );
     assert!(out.contains("restored from its memory dump"), "{out}");
     assert_eq!(vz.state("101"), "running");
     assert!(!vz.cgs[0].is_frozen());
+    to
 }
 
 #[test]
@@ -393,4 +402,57 @@ fn bad_ctid_missing_tools_and_a_killed_checkpoint() {
     let (code, out, err) = vz.run(&["recover"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(vz.vol.snapshot_names().is_empty());
+}
+
+#[test]
+fn checkpoint_into_a_repository_keeps_the_dump_and_restores_from_it() {
+    if !privileged() || !require("python3", which("python3")) {
+        return;
+    }
+    let vz = Vz::new();
+    let r = vz.root.path();
+    std::fs::write(r.join("repo.pass"), "vz repository password\n").unwrap();
+    let text = std::fs::read_to_string(&vz.config).unwrap();
+    let head = format!("[target]\npath = \"{}\"\n", vz.target.display());
+    assert!(text.contains(&head), "{text}");
+    let text = text.replace(
+        &head,
+        &format!(
+            "{head}kind = \"repository\"\nrepository = \"{0}/repo\"\npassword_file = \"{0}/repo.pass\"\n",
+            r.display()
+        ),
+    );
+    std::fs::write(&vz.config, text).unwrap();
+    let (code, out, err) = vz.run(&["init"]);
+    assert_eq!(code, 0, "{out}{err}");
+    vz.wait_beats("101");
+
+    let m = vz.backup(&["101", "--mode", "checkpoint"]);
+    let c = ct(&m, "101");
+    assert_eq!(
+        (c["result"].as_str(), c["mode"].as_str()),
+        (Some("ok"), Some("checkpoint")),
+        "{c}"
+    );
+    assert!(c["repository"]["snapshot"].is_string(), "{c}");
+    assert_at_rest(&vz, "101", c);
+    assert_eq!(vz.state("101"), "running", "vzctl restore ran");
+    assert!(
+        std::fs::read_dir(r.join("dump")).unwrap().next().is_none(),
+        "the dump moved into the repository"
+    );
+    let (code, out, _) = vz.run(&["verify", "--read-data"]);
+    assert_eq!(code, 0, "{out}");
+
+    // Files, config and dump come back from the snapshot; --with-memory
+    // brings the CT back from the dump.
+    let to = restore_101_with_memory(&vz);
+    assert!(
+        !to.join(".freezeframe").exists(),
+        "the reserved folder stays out of the tree"
+    );
+    let conf = std::fs::read_to_string(r.join("restored/101.conf")).unwrap();
+    assert!(conf.contains("HOSTNAME=\"ct101\""), "{conf}");
+    let dump = std::fs::read_to_string(r.join("restored/101.dump")).unwrap();
+    assert!(dump.starts_with("FFDUMP ctid=101"), "{dump}");
 }
