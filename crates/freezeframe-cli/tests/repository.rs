@@ -368,6 +368,18 @@ fn local_repository_two_runs_restic_agrees() {
         "leftover part removed"
     );
     assert_eq!(tagged("freezeframe").len(), 3);
+
+    // The operator's cap: one part, the disk image read with the rest.
+    let mut text = std::fs::read_to_string(&env.config).unwrap();
+    text.push_str("max_parts = 1\n");
+    std::fs::write(&env.config, text).unwrap();
+    let m4 = env.backup_json(&["web"]);
+    let r4 = ct_of(&m4, "web");
+    assert_eq!(
+        (r4["result"].as_str(), r4["repository"]["parts"].as_u64()),
+        (Some("ok"), Some(1)),
+        "{r4}"
+    );
     drop(cg);
 }
 

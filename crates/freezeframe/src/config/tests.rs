@@ -191,6 +191,15 @@ fn repository_target_local_and_s3() {
         r.cache_dir.as_deref(),
         Some(Path::new("/var/lib/freezeframe/repo-cache"))
     );
+    assert_eq!(r.max_parts, None);
+    let c = parse(
+        &with_target(
+            "kind = \"repository\"\nrepository = \"/srv/repo\"\npassword_env = \"PW\"\nmax_parts = 1",
+        ),
+        Path::new("x"),
+    )
+    .unwrap();
+    assert_eq!(c.target.repository.unwrap().max_parts, Some(1));
 
     let c = parse(
         &with_target(
@@ -245,6 +254,15 @@ fn repository_target_mistakes_say_what_to_do() {
             &format!("{base}\npassword_env = \"PW\"\ncompression = 30")[..],
             "target.compression = 30",
         ),
+        (
+            &format!("{base}\npassword_env = \"PW\"\nmax_parts = 0")[..],
+            "target.max_parts = 0: allowed are 1",
+        ),
+        (
+            &format!("{base}\npassword_env = \"PW\"\nmax_parts = 9")[..],
+            "target.max_parts = 9",
+        ),
+        ("max_parts = 2", "apply only to kind = \"repository\""),
     ] {
         let e = err(&with_target(lines));
         assert!(e.contains(want), "{lines}: {e}");

@@ -12,6 +12,7 @@ use super::model::{
 };
 use super::raw::{RawConfig, RawTarget};
 use super::HumanDuration;
+use crate::repo::split::MAX_PARTS;
 use crate::repo::{Location, PasswordSource, RepoSpec, S3Options};
 use crate::sys::HookPhase;
 
@@ -103,11 +104,19 @@ fn repository_spec(rt: &RawTarget, state_dir: &Path) -> Result<RepoSpec, String>
             ));
         }
     }
+    if let Some(n) = rt.max_parts {
+        if !(1..=MAX_PARTS).contains(&n) {
+            return Err(format!(
+                "target.max_parts = {n}: allowed are 1 (large files are not read separately) to {MAX_PARTS}"
+            ));
+        }
+    }
     Ok(RepoSpec {
         location,
         password,
         cache_dir: Some(cache_dir),
         compression: rt.compression,
+        max_parts: rt.max_parts,
     })
 }
 
@@ -130,10 +139,11 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
                 || rt.password_command.is_some()
                 || rt.cache_dir.is_some()
                 || rt.compression.is_some()
+                || rt.max_parts.is_some()
             {
                 return Err((
                     tline,
-                    "target.repository, s3, password_*, cache_dir and compression apply only to kind = \"repository\"".into(),
+                    "target.repository, s3, password_*, cache_dir, compression and max_parts apply only to kind = \"repository\"".into(),
                 ));
             }
             None

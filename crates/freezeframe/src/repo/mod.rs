@@ -98,6 +98,10 @@ pub struct RepoSpec {
     /// (`None`: [`DEFAULT_COMPRESSION`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<i32>,
+    /// Most archivers one container is read by at once (`None`:
+    /// [`split::MAX_PARTS`]; 1: large files are not read separately).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_parts: Option<usize>,
 }
 
 /// Errors of the repository target.

@@ -40,24 +40,26 @@ impl Split {
 
     /// Walks `root` (not following links, not failing: the backup's own walk
     /// reports what cannot be read) for its large files and splits them off
-    /// when `workers` (cores) allow work side by side.
-    pub fn plan(root: &Path, workers: usize) -> Split {
+    /// when `workers` (cores) allow work side by side, into at most
+    /// `max_parts` parts.
+    pub fn plan(root: &Path, workers: usize, max_parts: usize) -> Split {
         let mut big = Vec::new();
         walk(root, &mut |path, size| {
             if size >= BIG_FILE {
                 big.push((path, size));
             }
         });
-        Split::from_big_files(big, workers)
+        Split::from_big_files(big, workers, max_parts)
     }
 
     /// Splits the large files (path, size) over parts 1.. when `workers`
-    /// is at least 2.
-    pub fn from_big_files(mut big: Vec<(PathBuf, u64)>, workers: usize) -> Split {
-        if workers < 2 || big.is_empty() {
+    /// is at least 2 and `max_parts` (capped at [`MAX_PARTS`]) allows.
+    pub fn from_big_files(mut big: Vec<(PathBuf, u64)>, workers: usize, max_parts: usize) -> Split {
+        let max_parts = max_parts.min(MAX_PARTS);
+        if workers < 2 || max_parts < 2 || big.is_empty() {
             return Split::single();
         }
-        let bins = big.len().min(MAX_PARTS - 1);
+        let bins = big.len().min(max_parts - 1);
         // Largest first; ties by path, so the plan does not depend on the
         // order the folder listing came in.
         big.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -113,12 +115,12 @@ mod tests {
 
     #[test]
     fn no_large_files_or_one_core_means_one_part() {
-        assert_eq!(Split::from_big_files(vec![], 8).parts(), 1);
+        assert_eq!(Split::from_big_files(vec![], 8, MAX_PARTS).parts(), 1);
         assert_eq!(
-            Split::from_big_files(vec![(p("/a"), 600 * MIB)], 1).parts(),
+            Split::from_big_files(vec![(p("/a"), 600 * MIB)], 1, MAX_PARTS).parts(),
             1
         );
-        let one = Split::from_big_files(vec![(p("/a"), 600 * MIB)], 2);
+        let one = Split::from_big_files(vec![(p("/a"), 600 * MIB)], 2, MAX_PARTS);
         assert_eq!(one.parts(), 2);
         assert_eq!(one.part_of(Path::new("/a")), 1);
         assert_eq!(one.part_of(Path::new("/small")), 0);
@@ -133,6 +135,7 @@ mod tests {
                 (p("/v/log/app.log"), 600 * MIB),
             ],
             2,
+            MAX_PARTS,
         );
         assert_eq!(s.parts(), 3);
         let (db, log) = (
@@ -149,7 +152,7 @@ mod tests {
             .map(|i| (p(&format!("/f{i:02}")), (i % 7 + 1) * 70 * MIB))
             .collect();
         let total: u64 = big.iter().map(|b| b.1).sum();
-        let s = Split::from_big_files(big.clone(), 16);
+        let s = Split::from_big_files(big.clone(), 16, MAX_PARTS);
         assert_eq!(s.parts(), MAX_PARTS);
         let mut load = vec![0u64; MAX_PARTS];
         for (path, size) in &big {
@@ -163,7 +166,10 @@ mod tests {
         // The same plan whatever the listing order.
         let mut rev = big.clone();
         rev.reverse();
-        assert_eq!(Split::from_big_files(rev, 16), s);
+        assert_eq!(Split::from_big_files(rev, 16, MAX_PARTS), s);
+        // The operator's cap (target.max_parts).
+        assert_eq!(Split::from_big_files(big.clone(), 16, 2).parts(), 2);
+        assert_eq!(Split::from_big_files(big, 16, 1), Split::single());
     }
 
     #[test]
@@ -177,7 +183,7 @@ mod tests {
         }
         fs::write(d.path().join("a/small"), "x").unwrap();
         std::os::unix::fs::symlink("/", d.path().join("a/root")).unwrap();
-        let s = Split::plan(d.path(), 2);
+        let s = Split::plan(d.path(), 2, MAX_PARTS);
         assert_eq!(s.parts(), 3, "{s:?}");
         assert_ne!(
             s.part_of(&d.path().join("a/b/big1")),

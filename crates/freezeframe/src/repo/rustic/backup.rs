@@ -42,7 +42,7 @@ impl Repo {
         let t0 = Instant::now();
         let findings = Arc::new(Findings::default());
         let workers = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-        let split = Arc::new(Split::plan(req.source, workers));
+        let split = Arc::new(Split::plan(req.source, workers, self.max_parts));
 
         let mut w = self.indexed()?;
         let repo = self.held(&w)?;

@@ -50,6 +50,8 @@ pub struct Repo {
     open: Mutex<Opened>,
     /// The indexed repository backups write through (indexed on first use).
     writer: Mutex<Writer>,
+    /// Most parts one container is split into (see `repo::split`).
+    max_parts: usize,
 }
 
 impl std::fmt::Debug for Repo {
@@ -166,6 +168,7 @@ impl Repo {
             location,
             open: Mutex::new(Some(repo)),
             writer: Mutex::new(None),
+            max_parts: spec.max_parts.unwrap_or(crate::repo::split::MAX_PARTS),
         })
     }
 
