@@ -43,6 +43,10 @@ impl Split {
     /// when `workers` (cores) allow work side by side, into at most
     /// `max_parts` parts.
     pub fn plan(root: &Path, workers: usize, max_parts: usize) -> Split {
+        if !Split::can_split(workers, max_parts) {
+            // Nothing to plan: spare the walk.
+            return Split::single();
+        }
         let mut big = Vec::new();
         walk(root, &mut |path, size| {
             if size >= BIG_FILE {
@@ -55,10 +59,10 @@ impl Split {
     /// Splits the large files (path, size) over parts 1.. when `workers`
     /// is at least 2 and `max_parts` (capped at [`MAX_PARTS`]) allows.
     pub fn from_big_files(mut big: Vec<(PathBuf, u64)>, workers: usize, max_parts: usize) -> Split {
-        let max_parts = max_parts.min(MAX_PARTS);
-        if workers < 2 || max_parts < 2 || big.is_empty() {
+        if !Split::can_split(workers, max_parts) || big.is_empty() {
             return Split::single();
         }
+        let max_parts = max_parts.min(MAX_PARTS);
         let bins = big.len().min(max_parts - 1);
         // Largest first; ties by path, so the plan does not depend on the
         // order the folder listing came in.
@@ -74,6 +78,12 @@ impl Split {
             parts: bins + 1,
             big: assigned,
         }
+    }
+
+    /// Whether `workers` cores and a cap of `max_parts` leave room for
+    /// more than one part.
+    fn can_split(workers: usize, max_parts: usize) -> bool {
+        workers >= 2 && max_parts >= 2
     }
 
     /// How many parts.
@@ -190,5 +200,7 @@ mod tests {
             s.part_of(&d.path().join("a/big2"))
         );
         assert_eq!(s.part_of(&d.path().join("a/small")), 0);
+        assert_eq!(Split::plan(d.path(), 1, MAX_PARTS), Split::single());
+        assert_eq!(Split::plan(d.path(), 2, 1), Split::single());
     }
 }
