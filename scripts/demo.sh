@@ -104,7 +104,10 @@ echo "== restore 101 into $work/restore/101"
 echo "restored database: integrity $(sqlite3 "$work/restore/101/db.sqlite" 'PRAGMA integrity_check'), $(sqlite3 "$work/restore/101/db.sqlite" 'SELECT count(*) FROM t') rows"
 echo "== GNU tar reads the archive too"
 run=$(ls "$work/backups" | head -n1)
-tar --zstd -tvf "$work/backups/$run/102.tar.zst" | head -n 5
+# Listed to a file first: `tar | head` fails under pipefail when head
+# closes the pipe before tar is done (SIGPIPE, exit 141).
+tar --zstd -tvf "$work/backups/$run/102.tar.zst" > "$work/listing"
+head -n 5 "$work/listing"
 echo "== freeze windows (ms)"
 for f in "$work"/backups/*/manifest.json; do
     python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(m["run"], m["strategy"], " ".join("%s=%.1f" % (c["id"], c["freeze_ms"] or -1) for c in m["containers"]))' "$f"
