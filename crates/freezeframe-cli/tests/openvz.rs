@@ -12,8 +12,11 @@ use common::{privileged, require, which, workloads, CgVersion, LoopBtrfs, TestCg
 use serde_json::Value;
 
 struct Vz {
-    root: tempfile::TempDir,
+    /// Dropped first (fields drop in order): the heartbeat writers must be
+    /// gone before `root` is removed, or one recreates its beats file in
+    /// the middle of the removal and the folder is left behind.
     cgs: Vec<TestCgroup>,
+    root: tempfile::TempDir,
     config: PathBuf,
     target: PathBuf,
     vol: LoopBtrfs,
