@@ -42,9 +42,9 @@ fn ct(b: &Bed) -> Ct {
 fn assert_untouched(b: &Bed, env: &Env) {
     assert!(!b.cg.is_frozen(), "container left frozen");
     assert!(
-        b.vol.snapshot_names().is_empty(),
+        b.vol.snapshot_folder().is_empty(),
         "snapshot left: {:?}",
-        b.vol.snapshot_names()
+        b.vol.snapshot_folder()
     );
     assert!(
         env.target_entries().is_empty(),
@@ -230,7 +230,7 @@ fn snapshot_failing_inside_the_window_thaws_and_reports() {
         "the failed window is still reported: {c}"
     );
     assert!(!b.cg.is_frozen(), "left frozen after a failed snapshot");
-    assert!(other.snapshot_names().is_empty() && b.vol.snapshot_names().is_empty());
+    assert!(other.snapshot_folder().is_empty() && b.vol.snapshot_folder().is_empty());
     // The run is complete (manifest) and records the failure; verify flags it.
     let (code, vout, _) = env.run(&["verify"]);
     assert_eq!(code, FAILURE);

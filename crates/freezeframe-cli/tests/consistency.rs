@@ -227,7 +227,7 @@ fn heartbeats_stop_only_inside_the_freeze_window_group_and_each() {
     let (code, out, _) = env.run(&["list"]);
     assert_eq!(code, 0);
     assert!(out.contains("ms)"), "list shows freeze windows: {out}");
-    assert!(vol.snapshot_names().is_empty());
+    assert!(vol.snapshot_folder().is_empty());
 }
 
 #[test]

@@ -158,9 +158,9 @@ fn assert_clean_after_recover(b: &Bed, what: &str) {
     assert_eq!(code, 0, "{what}: recover failed: {out}{err}");
     assert!(frozen(b).is_empty(), "{what}: frozen after recover");
     assert!(
-        b.vol.snapshot_names().is_empty(),
+        b.vol.snapshot_folder().is_empty(),
         "{what}: snapshots leaked: {:?}",
-        b.vol.snapshot_names()
+        b.vol.snapshot_folder()
     );
     assert!(
         half_written(&b.env).is_empty(),
@@ -284,9 +284,9 @@ fn sigterm_and_sigint_mid_archive_undo_everything() {
         // Everything was undone by the process itself, before recover.
         assert!(frozen(&b).is_empty(), "{name}");
         assert!(
-            b.vol.snapshot_names().is_empty(),
+            b.vol.snapshot_folder().is_empty(),
             "{name}: {:?}",
-            b.vol.snapshot_names()
+            b.vol.snapshot_folder()
         );
         assert!(
             half_written(&b.env).is_empty(),
@@ -337,7 +337,7 @@ fn an_overrunning_freeze_is_thawed_by_the_guardian_at_the_deadline() {
         let e = c["error"].as_str().unwrap();
         assert!(e.contains("freeze_timeout deadline of 1s"), "{e}");
     }
-    assert!(b.vol.snapshot_names().is_empty());
+    assert!(b.vol.snapshot_folder().is_empty());
     assert!(thawed_after < Duration::from_secs(3));
     assert_clean_after_recover(&b, "overrun");
 }

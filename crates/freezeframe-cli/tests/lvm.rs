@@ -499,15 +499,30 @@ fn guest_orphans_are_removed_and_user_snapshots_survive() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(!cg.is_frozen());
     assert!(tagged_lvs().is_empty(), "{:?}", tagged_lvs());
-    // An orphan no journal knows (its run and guardian both gone): recover
-    // removes it, and only it.
+    // An orphan no journal knows whose maker is gone (a PID of another
+    // boot): recover removes it. One named and tagged like ours but with
+    // no maker recorded cannot be shown abandoned: it is left alone.
+    let dead = format!("ffowner_1_1_{}", "0".repeat(32));
     sh(&format!(
-        "lvcreate -q -y -s -L 20m -n ff-20260101T000000-orph --addtag freezeframe {VG}/ct_orph"
+        "lvcreate -q -y -s -L 20m -n ff-20260101T000000-orph --addtag freezeframe --addtag {dead} {VG}/ct_orph"
+    ));
+    sh(&format!(
+        "lvcreate -q -y -s -L 20m -n ff-20260101T000001-orph --addtag freezeframe {VG}/ct_orph"
     ));
     let (code, out, err) = run(&cfg, &["recover"], None);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(err.contains("ff-20260101T000000-orph"), "{err}");
-    assert!(tagged_lvs().is_empty(), "{:?}", tagged_lvs());
+    assert!(
+        err.contains("removed orphaned snapshot ff-20260101T000000-orph"),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.contains("left alone: ff-20260101T000001-orph")
+                && l.contains("no owner record")),
+        "{err}"
+    );
+    assert_eq!(tagged_lvs(), ["ff-20260101T000001-orph"]);
+    sh(&format!("lvremove -q -f {VG}/ff-20260101T000001-orph"));
     let all = sh(&format!("lvs --noheadings -o lv_name {VG}"));
     assert!(
         all.contains("usersnap"),

@@ -212,7 +212,7 @@ fn real_lxc_backup_restore_into_a_new_container_and_start_it() {
             "{mode}: running again after the backup"
         );
     }
-    assert!(vol.snapshot_names().is_empty());
+    assert!(vol.snapshot_folder().is_empty());
 
     // Restore into a new container and start it.
     let new = format!("{name}r");

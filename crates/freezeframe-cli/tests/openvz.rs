@@ -327,7 +327,7 @@ fn snapshot_suspend_and_stop_modes_and_a_stopped_container() {
             assert_eq!(vz.state(id), "running", "{mode}: resumed/started again");
         }
     }
-    assert!(vz.vol.snapshot_names().is_empty());
+    assert!(vz.vol.snapshot_folder().is_empty());
 }
 
 #[test]
@@ -404,7 +404,7 @@ fn bad_ctid_missing_tools_and_a_killed_checkpoint() {
     }
     let (code, out, err) = vz.run(&["recover"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(vz.vol.snapshot_names().is_empty());
+    assert!(vz.vol.snapshot_folder().is_empty());
 }
 
 #[test]

@@ -490,7 +490,7 @@ fn unreadable_file_makes_the_backup_partial() {
             .contains(&Value::String("partial".into())),
         "{snaps:?}"
     );
-    assert!(vol.snapshot_names().is_empty(), "snapshot leaked");
+    assert!(vol.snapshot_folder().is_empty(), "snapshot leaked");
 }
 
 /// One idle container `id` on `vol`, backed up into a new local repository.
@@ -683,7 +683,7 @@ fn missing_repository_or_wrong_password_freezes_nothing() {
     let (code, _, err) = env.run(&["backup", "app"]);
     assert_eq!(code, 4, "wrong password: {err}");
     assert!(err.contains("password"), "{err}");
-    assert!(vol.snapshot_names().is_empty() && !cg.is_frozen());
+    assert!(vol.snapshot_folder().is_empty() && !cg.is_frozen());
     assert!(
         env.target_entries().is_empty(),
         "no run folder: {:?}",
@@ -732,9 +732,9 @@ fn sigterm_while_reading_leaves_no_snapshot_and_nothing_frozen() {
     assert_eq!(out.status.code(), Some(143), "{err}");
     assert!(!cg.is_frozen());
     assert!(
-        vol.snapshot_names().is_empty(),
+        vol.snapshot_folder().is_empty(),
         "{:?}",
-        vol.snapshot_names()
+        vol.snapshot_folder()
     );
     let snaps = snapshots(&env);
     assert!(snaps.is_empty(), "no snapshot of a stopped run: {snaps:?}");

@@ -135,8 +135,8 @@ fn every_file_type_round_trips_through_gnu_tar_and_restore() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("6 checked, 0 bad"), "{out}");
     assert!(
-        vol.snapshot_names().is_empty(),
+        vol.snapshot_folder().is_empty(),
         "snapshots left: {:?}",
-        vol.snapshot_names()
+        vol.snapshot_folder()
     );
 }

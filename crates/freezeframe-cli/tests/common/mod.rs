@@ -164,15 +164,28 @@ impl LoopBtrfs {
         self.mnt.join(".freezeframe-snapshots")
     }
 
-    /// Names in the snapshot folder.
+    /// Snapshots (folders) in the snapshot folder.
     pub fn snapshot_names(&self) -> Vec<String> {
-        std::fs::read_dir(self.snapshots())
+        self.snapshot_entries(true)
+    }
+
+    /// Everything in the snapshot folder: snapshots and the owner records
+    /// beside them.
+    pub fn snapshot_folder(&self) -> Vec<String> {
+        self.snapshot_entries(false)
+    }
+
+    fn snapshot_entries(&self, dirs_only: bool) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.snapshots())
             .map(|rd| {
                 rd.filter_map(|e| e.ok())
+                    .filter(|e| !dirs_only || e.file_type().map(|t| t.is_dir()).unwrap_or(false))
                     .map(|e| e.file_name().to_string_lossy().into_owned())
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        v.sort();
+        v
     }
 }
 

@@ -24,10 +24,10 @@ use super::Toolbox;
 use crate::archive::{ArchiveOptions, TreeReport};
 use crate::config::{Container, HumanDuration, Strategy, Volume};
 use crate::runtime::Quiesced;
-use crate::snapshot::{Snapshot, SnapshotProvider, SNAPSHOT_PREFIX};
+use crate::snapshot::{Snapshot, SnapshotError, SnapshotProvider};
 use crate::state::Journal;
-use crate::sys::{Clock, HookEnv, HookPhase};
-use crate::target::atomic;
+use crate::sys::atomic;
+use crate::sys::{Clock, HookEnv, HookPhase, Owner};
 use crate::target::layout::MANIFEST_NAME;
 use crate::target::manifest::{
     ContainerRecord, FreezeWindow, Manifest, Outcome, Timings, MANIFEST_VERSION,
@@ -135,12 +135,27 @@ fn new_record(ct: &Container) -> ContainerRecord {
     }
 }
 
-/// Name of the snapshot of a freeze window.
-pub fn snapshot_name(run: &RunId, volume: &Volume, strategy: Strategy, ct: &Container) -> String {
-    match strategy {
-        Strategy::Group => format!("{SNAPSHOT_PREFIX}{}-{}", run.short(), volume.name),
-        Strategy::Each => format!("{SNAPSHOT_PREFIX}{}-{}-{}", run.short(), volume.name, ct.id),
+/// Name of the snapshot of a freeze window: the first of the run's
+/// candidates that nothing on the volume has taken yet.
+fn snapshot_name(
+    provider: &dyn SnapshotProvider,
+    run: &RunId,
+    volume: &Volume,
+    strategy: Strategy,
+    ct: &Container,
+) -> Result<String, SnapshotError> {
+    let per_container = (strategy == Strategy::Each).then_some(&ct.id);
+    let short = run.short();
+    for name in crate::snapshot::candidates(&short, &volume.name, per_container) {
+        if !provider.exists(volume, &name)? {
+            return Ok(name);
+        }
     }
+    Err(SnapshotError::Taken(crate::snapshot::snapshot_name(
+        &short,
+        &volume.name,
+        per_container,
+    )))
 }
 
 /// A container brought to rest in a window, and the dump it left.
@@ -180,6 +195,8 @@ struct Run<'a> {
     queued_hooks: Vec<(HookPhase, String)>,
     /// Live snapshots, polled while they are read.
     watch: &'a Watch,
+    /// This run, as recorded beside each snapshot it makes.
+    owner: Owner,
 }
 
 /// Carries out `plan`. Every freeze and snapshot is journaled and
@@ -234,6 +251,10 @@ pub fn execute(
         warnings: Vec::new(),
         queued_hooks: Vec::new(),
         watch: &watch,
+        owner: Owner::me(
+            plan.state_dir.as_deref().unwrap_or(Path::new("")),
+            run_id.as_str(),
+        ),
     };
     let job_start = run.hook(HookPhase::JobStart, None, None);
     let ctx = WorkerCtx {
@@ -457,6 +478,7 @@ impl Run<'_> {
                 volume: vol.name.clone(),
                 root: vol.path.clone(),
                 device: None,
+                origin: None,
             };
             if jobs
                 .send(Job {
@@ -566,8 +588,15 @@ impl Run<'_> {
         if ready.is_empty() {
             return None;
         }
-        let name = snapshot_name(&self.run, vol, self.plan.strategy, &ready[0].0);
-        let handle = match provider.handle(vol, &name) {
+        let handle = snapshot_name(
+            provider.as_ref(),
+            &self.run,
+            vol,
+            self.plan.strategy,
+            &ready[0].0,
+        )
+        .and_then(|name| provider.handle(vol, &name));
+        let handle = match handle {
             Ok(h) => h,
             Err(e) => {
                 for (c, _, _) in &ready {
@@ -576,6 +605,7 @@ impl Run<'_> {
                 return None;
             }
         };
+        let name = handle.name.clone();
         let mut undos: Vec<Undo> = ready
             .iter()
             .map(|(c, rt, q)| Undo::Resume(rt.clone(), c.clone(), q.clone()))
@@ -637,7 +667,7 @@ impl Run<'_> {
         } else {
             faults.hit("after-freeze", cancel);
             let s0 = clock.mono();
-            let c = provider.create(vol, &name);
+            let c = provider.create(vol, &name, &self.owner);
             let snapshot_ms = ms(clock.mono().saturating_sub(s0));
             faults.hit("after-snapshot", cancel);
             Some((c, snapshot_ms))

@@ -32,6 +32,63 @@ pub struct RecoverReport {
     pub notes: Vec<String>,
 }
 
+/// Removes the snapshots of `v` that are provably freezeframe's (exact
+/// name form, read-only, a snapshot of this very volume: the provider
+/// checks) and provably abandoned (their recorded maker is gone). Anything
+/// else is left alone with a note saying why.
+fn sweep_volume(v: &Volume, tools: &Toolbox, report: &mut RecoverReport) {
+    let Some(p) = tools.provider(v.provider) else {
+        return;
+    };
+    let found = match p.list(v) {
+        Ok(f) => f,
+        Err(e) => {
+            report
+                .failures
+                .push(format!("volume {}: cannot list snapshots: {e}", v.name));
+            return;
+        }
+    };
+    for f in found {
+        let s = &f.snapshot;
+        let left_alone = |why: String| {
+            format!(
+                "left alone: {} on volume {} ({}): {why}",
+                s.name,
+                v.name,
+                s.device
+                    .clone()
+                    .unwrap_or_else(|| s.root.display().to_string())
+            )
+        };
+        match (&f.foreign, &f.owner) {
+            (Some(why), _) => report.notes.push(left_alone(format!(
+                "named like a freezeframe snapshot, but {why}"
+            ))),
+            (None, None) => report.notes.push(left_alone(
+                "no owner record, so it cannot be shown to be abandoned (made by an older \
+                 freezeframe?); if no run is using it, remove it by hand"
+                    .into(),
+            )),
+            (None, Some(o)) if o.alive() => report.notes.push(left_alone(format!(
+                "in use by {}, still running",
+                o.describe()
+            ))),
+            (None, Some(o)) => match p.remove(s) {
+                Ok(()) => report.actions.push(format!(
+                    "removed orphaned snapshot {} of volume {} (its maker, {}, is gone)",
+                    s.name,
+                    v.name,
+                    o.describe()
+                )),
+                Err(e) => report
+                    .failures
+                    .push(format!("orphaned snapshot {}: {e}", s.name)),
+            },
+        }
+    }
+}
+
 /// Undoes one journaled step.
 pub fn undo_step(step: &Step, tools: &Toolbox) -> Result<String, String> {
     match step {
@@ -138,27 +195,7 @@ fn reconcile(
     }
     if scope == Scope::Dead && !thaw_only {
         for v in volumes {
-            let Some(p) = tools.provider(v.provider) else {
-                continue;
-            };
-            match p.list(v) {
-                Ok(snaps) => {
-                    for s in snaps {
-                        match p.remove(&s) {
-                            Ok(()) => report.actions.push(format!(
-                                "removed orphaned snapshot {} of volume {}",
-                                s.name, v.name
-                            )),
-                            Err(e) => report
-                                .failures
-                                .push(format!("orphaned snapshot {}: {e}", s.name)),
-                        }
-                    }
-                }
-                Err(e) => report
-                    .failures
-                    .push(format!("volume {}: cannot list snapshots: {e}", v.name)),
-            }
+            sweep_volume(v, tools, &mut report);
         }
         if report.failures.is_empty() {
             Journal::clear_if_settled(state_dir)?;

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use crate::archive::hashing::hash_file;
 use crate::archive::{extract_archive, ExtractError, ExtractReport};
+use crate::sys::atomic;
 use crate::sys::{Cancel, Faults};
 use crate::target::manifest::FileKind;
-use crate::target::{atomic, Store, StoreError};
+use crate::target::{Store, StoreError};
 
 /// What to restore where.
 #[derive(Debug, Clone)]

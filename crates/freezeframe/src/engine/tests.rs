@@ -13,8 +13,8 @@ use crate::config::{
     Volume,
 };
 use crate::runtime::{Listed, Quiesced, Resolved, Runtime, RuntimeError};
-use crate::snapshot::{Health, Snapshot, SnapshotError, SnapshotProvider};
-use crate::sys::Clock;
+use crate::snapshot::{Found, Health, Snapshot, SnapshotError, SnapshotProvider};
+use crate::sys::{Clock, Owner};
 use crate::target::Outcome;
 
 type Log = Arc<Mutex<Vec<String>>>;
@@ -93,6 +93,9 @@ impl SnapshotProvider for FakeProvider {
     fn check(&self, _: &Volume, _: usize) -> Result<(), SnapshotError> {
         Ok(())
     }
+    fn exists(&self, _: &Volume, _: &str) -> Result<bool, SnapshotError> {
+        Ok(false)
+    }
     fn prepare(&self, v: &Volume) -> Result<(), SnapshotError> {
         self.log.lock().unwrap().push(format!("sync {}", v.name));
         Ok(())
@@ -104,9 +107,10 @@ impl SnapshotProvider for FakeProvider {
             volume: v.name.clone(),
             root: v.path.clone(),
             device: None,
+            origin: None,
         })
     }
-    fn create(&self, v: &Volume, name: &str) -> Result<Snapshot, SnapshotError> {
+    fn create(&self, v: &Volume, name: &str, _: &Owner) -> Result<Snapshot, SnapshotError> {
         self.log.lock().unwrap().push("snapshot".into());
         if self.fail_create {
             return Err(SnapshotError::Unsuitable {
@@ -127,7 +131,7 @@ impl SnapshotProvider for FakeProvider {
         self.log.lock().unwrap().push("remove".into());
         Ok(())
     }
-    fn list(&self, _: &Volume) -> Result<Vec<Snapshot>, SnapshotError> {
+    fn list(&self, _: &Volume) -> Result<Vec<Found>, SnapshotError> {
         Ok(Vec::new())
     }
 }
@@ -347,15 +351,19 @@ impl SnapshotProvider for PanicOnCreate {
     fn prepare(&self, _: &Volume) -> Result<(), SnapshotError> {
         Ok(())
     }
+    fn exists(&self, _: &Volume, _: &str) -> Result<bool, SnapshotError> {
+        Ok(false)
+    }
     fn handle(&self, v: &Volume, name: &str) -> Result<Snapshot, SnapshotError> {
         Ok(Snapshot {
             name: name.into(),
             volume: v.name.clone(),
             root: v.path.clone(),
             device: None,
+            origin: None,
         })
     }
-    fn create(&self, _: &Volume, _: &str) -> Result<Snapshot, SnapshotError> {
+    fn create(&self, _: &Volume, _: &str, _: &Owner) -> Result<Snapshot, SnapshotError> {
         panic!("bug inside the freeze window");
     }
     fn health(&self, _: &Snapshot) -> Result<Health, SnapshotError> {
@@ -364,7 +372,7 @@ impl SnapshotProvider for PanicOnCreate {
     fn remove(&self, _: &Snapshot) -> Result<(), SnapshotError> {
         Ok(())
     }
-    fn list(&self, _: &Volume) -> Result<Vec<Snapshot>, SnapshotError> {
+    fn list(&self, _: &Volume) -> Result<Vec<Found>, SnapshotError> {
         Ok(Vec::new())
     }
 }

@@ -219,10 +219,18 @@ mod tests {
         fn prepare(&self, _: &Volume) -> Result<(), SnapshotError> {
             Ok(())
         }
+        fn exists(&self, _: &Volume, _: &str) -> Result<bool, SnapshotError> {
+            unreachable!()
+        }
         fn handle(&self, _: &Volume, _: &str) -> Result<Snapshot, SnapshotError> {
             unreachable!()
         }
-        fn create(&self, _: &Volume, _: &str) -> Result<Snapshot, SnapshotError> {
+        fn create(
+            &self,
+            _: &Volume,
+            _: &str,
+            _: &crate::sys::Owner,
+        ) -> Result<Snapshot, SnapshotError> {
             unreachable!()
         }
         fn extend(&self, _: &Snapshot, percent: f64) -> Result<(), SnapshotError> {
@@ -241,7 +249,7 @@ mod tests {
         fn remove(&self, _: &Snapshot) -> Result<(), SnapshotError> {
             Ok(())
         }
-        fn list(&self, _: &Volume) -> Result<Vec<Snapshot>, SnapshotError> {
+        fn list(&self, _: &Volume) -> Result<Vec<crate::snapshot::Found>, SnapshotError> {
             Ok(Vec::new())
         }
     }
@@ -269,6 +277,7 @@ mod tests {
             volume: "v".into(),
             root: "/s/ff-1-v".into(),
             device: Some("vg/ff-1-v".into()),
+            origin: None,
         }
     }
 

@@ -16,8 +16,8 @@ use crate::archive::{create_archive, ArchiveOptions, TreeReport};
 use crate::config::Container;
 use crate::repo::{ContainerBackup, RepoBackupRecord};
 use crate::snapshot::Snapshot;
+use crate::sys::atomic::{self, AtomicFile};
 use crate::sys::{Cancel, Clock, Faults};
-use crate::target::atomic::{self, AtomicFile};
 use crate::target::layout::{archive_name, config_name, dump_name};
 use crate::target::manifest::{FileKind, FileRecord};
 

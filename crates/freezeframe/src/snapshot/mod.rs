@@ -3,11 +3,14 @@
 
 pub mod btrfs;
 pub mod lvm;
+mod name;
 
 use std::path::PathBuf;
 
 use crate::config::{ProviderKind, Volume};
-use crate::sys::CommandError;
+use crate::sys::{CommandError, Owner};
+
+pub use name::{candidates, is_snapshot_name, snapshot_name};
 
 pub use btrfs::BtrfsProvider;
 pub use lvm::LvmProvider;
@@ -27,6 +30,24 @@ pub struct Snapshot {
     /// The provider's device name, if it has one (LVM: `vg/lv`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// What it must be a snapshot of to be removed (btrfs: the volume's
+    /// subvolume UUID; LVM: the origin `vg/lv`). Recorded when the handle
+    /// is made, so that a removal from the journal checks it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+}
+
+/// A snapshot found on a volume by [`SnapshotProvider::list`]: named like
+/// one of ours, with what is known about whether it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The snapshot.
+    pub snapshot: Snapshot,
+    /// The process that made it, as recorded beside it (`None`: no record).
+    pub owner: Option<Owner>,
+    /// Why it is not provably a freezeframe snapshot of this volume (not
+    /// read-only, a snapshot of something else, untagged); `None`: it is.
+    pub foreign: Option<String>,
 }
 
 /// Whether a snapshot can still be trusted, and how full it is.
@@ -79,6 +100,11 @@ pub enum SnapshotError {
     /// Refusing to touch something freezeframe did not create.
     #[error("refusing to remove `{0}`: not a freezeframe snapshot")]
     NotOurs(String),
+    /// Another run took the name between the check and the creation.
+    #[error(
+        "snapshot name {0} was taken by another run at the same instant; run the backup again"
+    )]
+    Taken(String),
 }
 
 /// How a volume is snapshotted.
@@ -90,11 +116,17 @@ pub trait SnapshotProvider: Send + Sync {
     fn check(&self, volume: &Volume, snapshots: usize) -> Result<(), SnapshotError>;
     /// Flushes the volume so the frozen window has little left to write.
     fn prepare(&self, volume: &Volume) -> Result<(), SnapshotError>;
+    /// Whether something of this name is already on `volume` (a snapshot,
+    /// or its owner record): the name is taken.
+    fn exists(&self, volume: &Volume, name: &str) -> Result<bool, SnapshotError>;
     /// The handle a snapshot named `name` of `volume` will have, computed
     /// without creating it (so its removal can be registered first).
     fn handle(&self, volume: &Volume, name: &str) -> Result<Snapshot, SnapshotError>;
-    /// Takes a read-only snapshot named `name` (starts with [`SNAPSHOT_PREFIX`]).
-    fn create(&self, volume: &Volume, name: &str) -> Result<Snapshot, SnapshotError>;
+    /// Takes a read-only snapshot named `name` (see [`snapshot_name`]) and
+    /// records `owner` beside it, before it exists, so that a sweep can
+    /// tell whether its maker still runs.
+    fn create(&self, volume: &Volume, name: &str, owner: &Owner)
+        -> Result<Snapshot, SnapshotError>;
     /// Makes a created snapshot readable at its `root` (LVM: activate and
     /// mount read-only). Runs after the thaw, outside the freeze window.
     fn activate(&self, _snap: &Snapshot) -> Result<(), SnapshotError> {
@@ -110,9 +142,12 @@ pub trait SnapshotProvider: Send + Sync {
     }
     /// Whether the snapshot is still valid.
     fn health(&self, snap: &Snapshot) -> Result<Health, SnapshotError>;
-    /// Removes the snapshot.
+    /// Removes the snapshot (and its owner record). Refuses
+    /// ([`SnapshotError::NotOurs`]) anything not provably a freezeframe
+    /// snapshot of its origin; a snapshot already gone needs nothing.
     fn remove(&self, snap: &Snapshot) -> Result<(), SnapshotError>;
-    /// Every freezeframe snapshot of `volume` that exists now (for finding
-    /// orphans while no run is alive).
-    fn list(&self, volume: &Volume) -> Result<Vec<Snapshot>, SnapshotError>;
+    /// Everything on `volume` named like a snapshot of it by freezeframe
+    /// ([`is_snapshot_name`]), with its owner record and, if it is not
+    /// provably ours, why (for the orphan sweep).
+    fn list(&self, volume: &Volume) -> Result<Vec<Found>, SnapshotError>;
 }

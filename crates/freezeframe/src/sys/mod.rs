@@ -2,6 +2,7 @@
 //! the clock. Everything above this layer reaches the system only through the
 //! traits and functions defined here.
 
+pub mod atomic;
 pub mod cancel;
 pub mod clock;
 pub mod command;
@@ -9,6 +10,7 @@ pub mod faults;
 pub mod fs;
 pub mod hooks;
 pub mod mountinfo;
+pub mod owner;
 pub mod process;
 
 pub use cancel::Cancel;
@@ -16,6 +18,7 @@ pub use clock::{Clock, SystemClock};
 pub use command::{Cmd, CommandError, CommandOutput, CommandRunner, SystemRunner};
 pub use faults::Faults;
 pub use hooks::{HookEnv, HookPhase, Hooks, NoHooks, ShellHooks};
+pub use owner::Owner;
 
 /// This host's name (`uname -n`).
 pub fn host_name() -> String {

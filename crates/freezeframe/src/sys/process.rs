@@ -30,6 +30,15 @@ pub fn me() -> (u32, u64) {
     (pid, start_time(pid).unwrap_or(0))
 }
 
+/// The kernel's id of this boot (`/proc/sys/kernel/random/boot_id`, without
+/// dashes), or an empty string where it cannot be read. Start times count
+/// from boot, so a PID and start time name one process only within a boot.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().replace('-', ""))
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,6 +50,9 @@ mod tests {
         assert!(alive(pid, st));
         assert!(!alive(pid, st + 1));
         assert!(start_time(u32::MAX - 1).is_none());
+        let boot = boot_id();
+        assert_eq!(boot.len(), 32, "{boot}");
+        assert!(boot.chars().all(|c| c.is_ascii_hexdigit()), "{boot}");
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! The plain tar target: one folder per run, atomic files, a manifest
 //! written last. See `docs/FORMAT.md` for the layout.
 
-pub mod atomic;
 pub mod layout;
 pub mod manifest;
 pub mod store;

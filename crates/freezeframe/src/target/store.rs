@@ -93,10 +93,19 @@ impl Store {
             .create(&self.root)
             .map_err(err)?;
         tempfile::Builder::new()
-            .prefix(super::atomic::TEMP_PREFIX)
+            .prefix(crate::sys::atomic::TEMP_PREFIX)
             .tempfile_in(&self.root)
             .map(drop)
             .map_err(err)
+    }
+
+    /// Checks, writing nothing, that the target folder is (or can be made)
+    /// a writable folder: what `--dry-run` checks.
+    pub fn check_usable(&self) -> Result<(), StoreError> {
+        crate::sys::fs::check_dir_usable(&self.root).map_err(|source| StoreError::Target {
+            path: self.root.clone(),
+            source,
+        })
     }
 
     /// Creates the folder of a new run started at `at` on `host`.

@@ -4,7 +4,10 @@
 //! by tag and nothing else is ever removed. No `fsfreeze` before
 //! `lvcreate -s`: LVM suspends the origin itself, and a frozen file system
 //! makes the suspend fail. Snapshots are mounted read-only after the thaw
-//! (`ro,noload` for ext4, `ro,norecovery,nouuid` for xfs).
+//! (`ro,noload` for ext4, `ro,norecovery,nouuid` for xfs). The maker of each
+//! snapshot rides along as a second tag ([`Owner::to_tag`]), so the orphan
+//! sweep removes only snapshots whose maker is gone — LVM keeps tags across
+//! reboots, where files under `/run` would be lost.
 
 pub mod report;
 
@@ -24,11 +27,11 @@ use std::sync::{Arc, Mutex};
 
 use report::{parse_lvs, parse_vgs, Lv, LV_FIELDS, VG_FIELDS};
 
-use super::{Health, Snapshot, SnapshotError, SnapshotProvider, SNAPSHOT_PREFIX};
+use super::{is_snapshot_name, Found, Health, Snapshot, SnapshotError, SnapshotProvider};
 use crate::config::{LvmOptions, ProviderKind, SnapshotSize, Volume};
 use crate::sys::fs::syncfs;
 use crate::sys::mountinfo::{parse as parse_mountinfo, MountEntry};
-use crate::sys::{Cmd, CommandRunner};
+use crate::sys::{Cmd, CommandRunner, Owner};
 
 /// The tag on every snapshot freezeframe creates.
 pub const TAG: &str = "freezeframe";
@@ -83,14 +86,20 @@ pub fn vgs_cmd(vg: &str) -> Cmd {
         .arg(vg)
 }
 
-/// `lvcreate` of a tagged snapshot of `origin` (`vg/lv`); `size_mib` for a
-/// classic snapshot, none for a thin one.
-pub fn create_cmd(origin: &str, name: &str, size_mib: Option<u64>) -> Cmd {
+/// `lvcreate` of a snapshot of `origin` (`vg/lv`) tagged [`TAG`] and with
+/// its owner; `size_mib` for a classic snapshot, none for a thin one.
+pub fn create_cmd(origin: &str, name: &str, size_mib: Option<u64>, owner: &Owner) -> Cmd {
     let mut c = Cmd::new("lvcreate").arg("-s");
     if let Some(m) = size_mib {
         c = c.arg("-L").arg(format!("{m}m"));
     }
-    c.arg("-n").arg(name).arg("--addtag").arg(TAG).arg(origin)
+    c.arg("-n")
+        .arg(name)
+        .arg("--addtag")
+        .arg(TAG)
+        .arg("--addtag")
+        .arg(owner.to_tag())
+        .arg(origin)
 }
 
 /// Mount options for a read-only snapshot of a file system still mounted
@@ -243,6 +252,20 @@ impl LvmProvider {
         self.mounts().iter().any(|m| m.mount_point == dir)
     }
 
+    /// Why `lv` is not provably a snapshot of ours of `origin` (`vg/lv`);
+    /// `None`: it is.
+    fn foreign(lv: &Lv, origin: Option<&str>) -> Option<String> {
+        if !lv.has_tag(TAG) {
+            return Some(format!("not tagged `{TAG}`"));
+        }
+        let of = format!("{}/{}", lv.vg, lv.origin);
+        match origin {
+            _ if lv.origin.is_empty() => Some("not a snapshot (no origin)".into()),
+            Some(want) if want != of => Some(format!("a snapshot of {of}, not of {want}")),
+            _ => None,
+        }
+    }
+
     fn current(&self, snap: &Snapshot) -> Result<Option<Lv>, SnapshotError> {
         let dev = Self::device(snap)?;
         let vg = dev.split('/').next().unwrap_or("");
@@ -346,6 +369,15 @@ impl SnapshotProvider for LvmProvider {
         })
     }
 
+    fn exists(&self, volume: &Volume, name: &str) -> Result<bool, SnapshotError> {
+        let o = self.cached_origin(volume)?;
+        let taken = self
+            .lvs(&volume.name, Some(&o.lv.vg), false)?
+            .iter()
+            .any(|l| l.name == name);
+        Ok(taken || std::fs::symlink_metadata(volume.snapshot_dir.join(name)).is_ok())
+    }
+
     fn handle(&self, volume: &Volume, name: &str) -> Result<Snapshot, SnapshotError> {
         let o = self.cached_origin(volume)?;
         Ok(Snapshot {
@@ -353,18 +385,24 @@ impl SnapshotProvider for LvmProvider {
             volume: volume.name.clone(),
             root: volume.snapshot_dir.join(name),
             device: Some(format!("{}/{name}", o.lv.vg)),
+            origin: Some(o.lv.full_name()),
         })
     }
 
-    fn create(&self, volume: &Volume, name: &str) -> Result<Snapshot, SnapshotError> {
-        if !name.starts_with(SNAPSHOT_PREFIX) {
+    fn create(
+        &self,
+        volume: &Volume,
+        name: &str,
+        owner: &Owner,
+    ) -> Result<Snapshot, SnapshotError> {
+        if !is_snapshot_name(name, &volume.name) {
             return Err(SnapshotError::NotOurs(name.to_owned()));
         }
         let o = self.cached_origin(volume)?;
         let size =
             (!self.thin).then(|| snapshot_mib(Self::options(volume).snapshot_size, o.lv.size, MIB));
         self.runner
-            .run(&create_cmd(&o.lv.full_name(), name, size))
+            .run(&create_cmd(&o.lv.full_name(), name, size, owner))
             .map_err(|e| err_cmd(&volume.name, e))?;
         self.handle(volume, name)
     }
@@ -459,10 +497,17 @@ impl SnapshotProvider for LvmProvider {
     }
 
     fn remove(&self, snap: &Snapshot) -> Result<(), SnapshotError> {
-        if !snap.name.starts_with(SNAPSHOT_PREFIX) {
+        if !is_snapshot_name(&snap.name, &snap.volume) {
             return Err(SnapshotError::NotOurs(snap.name.clone()));
         }
         let dev = Self::device(snap)?.to_owned();
+        // Checked before anything is unmounted: a foreign LV is not touched.
+        let lv = self.current(snap)?;
+        if let Some(lv) = &lv {
+            if let Some(why) = Self::foreign(lv, snap.origin.as_deref()) {
+                return Err(SnapshotError::NotOurs(format!("{dev}: {why}")));
+            }
+        }
         if self.is_mounted(&snap.root) {
             self.runner
                 .run(&Cmd::new("umount").arg(&snap.root))
@@ -471,11 +516,8 @@ impl SnapshotProvider for LvmProvider {
         if snap.root.file_name().and_then(|n| n.to_str()) == Some(snap.name.as_str()) {
             let _ = std::fs::remove_dir(&snap.root);
         }
-        match self.current(snap)? {
+        match lv {
             None => Ok(()),
-            Some(lv) if !lv.has_tag(TAG) => {
-                Err(SnapshotError::NotOurs(format!("{dev} is not tagged {TAG}")))
-            }
             Some(_) => self
                 .runner
                 .run(&Cmd::new("lvremove").arg("-f").arg(&dev))
@@ -484,14 +526,20 @@ impl SnapshotProvider for LvmProvider {
         }
     }
 
-    fn list(&self, volume: &Volume) -> Result<Vec<Snapshot>, SnapshotError> {
+    fn list(&self, volume: &Volume) -> Result<Vec<Found>, SnapshotError> {
         let o = self.cached_origin(volume)?;
         let mut out = Vec::new();
-        for lv in self.lvs(&volume.name, Some(&o.lv.vg), true)? {
-            if lv.name.starts_with(SNAPSHOT_PREFIX) && lv.has_tag(TAG) && lv.origin == o.lv.name {
-                out.push(self.handle(volume, &lv.name)?);
+        for lv in self.lvs(&volume.name, Some(&o.lv.vg), false)? {
+            if !is_snapshot_name(&lv.name, &volume.name) {
+                continue;
             }
+            out.push(Found {
+                foreign: Self::foreign(&lv, Some(&o.lv.full_name())),
+                owner: lv.tags.iter().find_map(|t| Owner::from_tag(t)),
+                snapshot: self.handle(volume, &lv.name)?,
+            });
         }
+        out.sort_by(|a, b| a.snapshot.name.cmp(&b.snapshot.name));
         Ok(out)
     }
 }
@@ -580,15 +628,26 @@ mod tests {
         }
     }
 
+    fn owner() -> Owner {
+        Owner {
+            pid: 42,
+            started: 7,
+            boot: "ab".repeat(16),
+            state_dir: "/var/lib/ff".into(),
+            run: "r".into(),
+        }
+    }
+
     #[test]
     fn command_lines() {
+        let tag = format!("ffowner_42_7_{}", "ab".repeat(16));
         assert_eq!(
-            create_cmd("ffvg/ext", "ff-1-data", Some(44)).to_string(),
-            "lvcreate -s -L 44m -n ff-1-data --addtag freezeframe ffvg/ext"
+            create_cmd("ffvg/ext", "ff-1-data", Some(44), &owner()).to_string(),
+            format!("lvcreate -s -L 44m -n ff-1-data --addtag freezeframe --addtag {tag} ffvg/ext")
         );
         assert_eq!(
-            create_cmd("ffvg/thin", "ff-1-t", None).to_string(),
-            "lvcreate -s -n ff-1-t --addtag freezeframe ffvg/thin"
+            create_cmd("ffvg/thin", "ff-1-t", None, &owner()).to_string(),
+            format!("lvcreate -s -n ff-1-t --addtag freezeframe --addtag {tag} ffvg/thin")
         );
         assert!(lvs_cmd(Some("ffvg"), true)
             .to_string()
@@ -606,6 +665,7 @@ mod tests {
         p.check(&volume("20%"), 1).unwrap();
         let h = p.handle(&volume("20%"), "ff-1-data").unwrap();
         assert_eq!(h.device.as_deref(), Some("ffvg/ff-1-data"));
+        assert_eq!(h.origin.as_deref(), Some("ffvg/ext"));
         // 1644 MiB free; a 1G request on a 200 MiB origin is capped at 200
         // MiB, and nine of those do not fit.
         p.check(&volume("1G"), 8).unwrap();
@@ -616,13 +676,17 @@ mod tests {
                 && e.contains("snapshot_size"),
             "{e}"
         );
-        p.create(&volume("20%"), "ff-1-data").unwrap();
-        assert!(fake
-            .calls
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|c| c == "lvcreate -s -L 40m -n ff-1-data --addtag freezeframe ffvg/ext"));
+        assert!(matches!(
+            p.create(&volume("20%"), "ff-1-data", &owner()),
+            Err(SnapshotError::NotOurs(_))
+        ));
+        p.create(&volume("20%"), "ff-20261124T180501-data", &owner())
+            .unwrap();
+        let want = format!(
+            "lvcreate -s -L 40m -n ff-20261124T180501-data --addtag freezeframe --addtag {} ffvg/ext",
+            owner().to_tag()
+        );
+        assert!(fake.calls.lock().unwrap().contains(&want));
     }
 
     #[test]
@@ -645,6 +709,7 @@ mod tests {
             volume: "data".into(),
             root: "/run/ff/x".into(),
             device: Some("ffvg/ff-20261124T180501-data".into()),
+            origin: None,
         };
         let h = p.health(&snap).unwrap();
         let why = h.invalid.unwrap();
@@ -672,6 +737,7 @@ mod tests {
             volume: "data".into(),
             root: "/run/ff/usersnap".into(),
             device: Some("ffvg/usersnap".into()),
+            origin: None,
         };
         assert!(p.remove(&user).is_err());
         let mut ours = user.clone();
@@ -686,9 +752,65 @@ mod tests {
             .any(|c| c == "lvremove -f ffvg/ff-20261124T180501-data"));
         let listed = p.list(&volume("20%")).unwrap();
         assert_eq!(
-            listed.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-            ["ff-20261124T180501-data"]
+            listed
+                .iter()
+                .map(|f| (
+                    f.snapshot.name.as_str(),
+                    f.foreign.is_none(),
+                    f.owner.is_some()
+                ))
+                .collect::<Vec<_>>(),
+            [("ff-20261124T180501-data", true, false)]
         );
+    }
+
+    #[test]
+    fn the_sweep_sees_owners_and_foreign_lvs_and_remove_checks_the_origin() {
+        // The captured report, plus: our snapshot carries its owner; an
+        // untagged LV and a tagged snapshot of another origin are named
+        // like ours.
+        let mut v: serde_json::Value = serde_json::from_str(&fx("lvs_snapshot.json")).unwrap();
+        let lvs = v["report"][0]["lv"].as_array_mut().unwrap();
+        let ours = lvs
+            .iter_mut()
+            .find(|l| l["lv_name"] == "ff-20261124T180501-data")
+            .unwrap();
+        ours["lv_tags"] = format!("freezeframe,{}", owner().to_tag()).into();
+        let mut untagged = ours.clone();
+        untagged["lv_name"] = "ff-20261124T180502-data".into();
+        untagged["lv_tags"] = "".into();
+        let mut other = ours.clone();
+        other["lv_name"] = "ff-20261124T180503-data".into();
+        other["origin"] = "xfs".into();
+        lvs.push(untagged);
+        lvs.push(other);
+        let fake = Arc::new(Fake {
+            lvs: v.to_string(),
+            calls: Mutex::default(),
+        });
+        let p =
+            LvmProvider::new(fake.clone(), false).with_mountinfo(super::fixture("mountinfo.txt"));
+        let found = p.list(&volume("20%")).unwrap();
+        let by_name = |n: &str| found.iter().find(|f| f.snapshot.name == n).unwrap();
+        let o = by_name("ff-20261124T180501-data");
+        assert_eq!(o.foreign, None);
+        assert_eq!(o.owner.as_ref().map(|o| o.pid), Some(42));
+        assert!(by_name("ff-20261124T180502-data")
+            .foreign
+            .as_deref()
+            .unwrap()
+            .contains("not tagged"));
+        let f = by_name("ff-20261124T180503-data");
+        assert!(f.foreign.as_deref().unwrap().contains("ffvg/xfs"), "{f:?}");
+        // Its handle names the volume's origin, so remove refuses it.
+        let e = p.remove(&f.snapshot).unwrap_err();
+        assert!(matches!(e, SnapshotError::NotOurs(_)), "{e}");
+        assert!(!fake
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.starts_with("lvremove") || c.starts_with("umount")));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::sys::fs::fsync_dir;
+use super::fs::fsync_dir;
 
 /// Prefix of temporary files; anything with it is an unfinished write.
 pub const TEMP_PREFIX: &str = ".ff-tmp-";
@@ -21,7 +21,7 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Starts writing what will become `dest`.
     pub fn create(dest: &Path) -> io::Result<Self> {
-        let dir = dest.parent().unwrap_or(Path::new("."));
+        let dir = parent_of(dest);
         let tmp = tempfile::Builder::new()
             .prefix(TEMP_PREFIX)
             .permissions(std::fs::Permissions::from_mode(0o600))
@@ -37,19 +37,25 @@ impl AtomicFile {
         self.tmp.as_file_mut()
     }
 
-    /// Flushes, fsyncs, renames into place (never over an existing file) and
-    /// fsyncs the directory.
+    /// Flushes, fsyncs, renames into place (never over an existing file:
+    /// that is an [`io::ErrorKind::AlreadyExists`] error) and fsyncs the
+    /// directory. Errors do not repeat the path: callers name it.
     pub fn commit(mut self) -> io::Result<PathBuf> {
         self.tmp.as_file_mut().flush()?;
         self.tmp.as_file().sync_all()?;
-        self.tmp.persist_noclobber(&self.dest).map_err(|e| {
-            io::Error::new(
-                e.error.kind(),
-                format!("{}: {}", self.dest.display(), e.error),
-            )
-        })?;
-        fsync_dir(self.dest.parent().unwrap_or(Path::new(".")))?;
+        self.tmp
+            .persist_noclobber(&self.dest)
+            .map_err(|e| e.error)?;
+        fsync_dir(parent_of(&self.dest))?;
         Ok(self.dest)
+    }
+}
+
+/// The folder holding `dest` (`.` for a bare file name).
+fn parent_of(dest: &Path) -> &Path {
+    match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     }
 }
 
