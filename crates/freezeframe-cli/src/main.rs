@@ -41,10 +41,25 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            crate::output::note(format_args!("freezeframe: error: {e:#}"));
+            crate::output::note(format_args!("freezeframe: error: {}", render(&e)));
             ExitCode::from(exit::code_for(&e))
         }
     }
+}
+
+/// An error and its causes on one line, each cause once: a cause whose
+/// text the message already holds (most of ours quote their source) is not
+/// repeated.
+fn render(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
 }
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {

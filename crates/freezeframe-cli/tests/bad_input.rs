@@ -296,3 +296,76 @@ fn show_config_prints_effective_defaults() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(again, out);
 }
+
+#[test]
+fn absurd_counts_and_files_in_place_of_folders_are_refused_even_in_a_dry_run() {
+    if !privileged() {
+        return;
+    }
+    let b = bed();
+    let env = Env::new(&b.vol.volume(), &[ct(&b)], "");
+    for args in [
+        &["backup", "--all", "--jobs", "1000000"][..],
+        &["backup", "--all", "--jobs", "1000000", "--dry-run"],
+    ] {
+        expect(
+            &env,
+            args,
+            USAGE,
+            &["--jobs 1000000 is out of range", "1 to 256"],
+        );
+    }
+    // More workers than containers or cores are never started.
+    let (code, out, err) = env.run(&["backup", "--all", "--jobs", "200", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(" 1 job(s)"), "{out}");
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let with = |extra: &str| {
+        std::fs::write(
+            &env.config,
+            text.replace(
+                "freeze_timeout = \"5s\"",
+                &format!("freeze_timeout = \"5s\"\n{extra}"),
+            ),
+        )
+        .unwrap();
+    };
+    with("jobs = 1000000");
+    expect(
+        &env,
+        &["backup", "--all", "--dry-run"],
+        USAGE,
+        &["backup.jobs = 1000000"],
+    );
+    std::fs::write(&env.config, format!("{text}\n[hooks]\ntimeout = \"0s\"\n")).unwrap();
+    expect(
+        &env,
+        &["backup", "--all", "--dry-run"],
+        USAGE,
+        &["hooks.timeout"],
+    );
+    std::fs::write(&env.config, &text).unwrap();
+    // A file where the target or the state dir should be: the dry run says
+    // what the real run would.
+    std::fs::write(&env.target, "not a folder").unwrap();
+    for args in [&["backup", "--all", "--dry-run"][..], &["backup", "--all"]] {
+        expect(
+            &env,
+            args,
+            PRECONDITION,
+            &["target", "is a file, not a folder"],
+        );
+    }
+    std::fs::remove_file(&env.target).unwrap();
+    let _ = std::fs::remove_dir_all(env.state());
+    std::fs::write(env.state(), "not a folder").unwrap();
+    expect(
+        &env,
+        &["backup", "--all", "--dry-run"],
+        PRECONDITION,
+        &["state_dir", "is a file, not a folder"],
+    );
+    std::fs::remove_file(env.state()).unwrap();
+    assert!(!b.cg.is_frozen());
+    assert!(b.vol.snapshot_folder().is_empty());
+}

@@ -16,27 +16,32 @@ impl FromStr for HumanDuration {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("`{s}` is not a duration: write e.g. `500ms`, `10s` or `2m`"))?;
-        let d = match unit.trim() {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
+        let bad = || format!("`{s}` is not a duration: write e.g. `500ms`, `10s`, `2m` or `1h`");
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        let ms_per_unit: u64 = match unit.trim() {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
             other => {
                 return Err(format!(
-                    "`{s}`: unknown unit `{other}`, use `ms`, `s` or `m` (e.g. `10s`)"
+                    "`{s}`: unknown unit `{other}`, use `ms`, `s`, `m` or `h` (e.g. `10s`)"
                 ))
             }
         };
-        Ok(HumanDuration(d))
+        let ms = n
+            .checked_mul(ms_per_unit)
+            .ok_or_else(|| format!("`{s}` is too long a duration"))?;
+        Ok(HumanDuration(Duration::from_millis(ms)))
     }
 }
 
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms.is_multiple_of(60_000) && ms > 0 {
+        if ms.is_multiple_of(3_600_000) && ms > 0 {
+            write!(f, "{}h", ms / 3_600_000)
+        } else if ms.is_multiple_of(60_000) && ms > 0 {
             write!(f, "{}m", ms / 60_000)
         } else if ms.is_multiple_of(1000) {
             write!(f, "{}s", ms / 1000)
@@ -69,6 +74,8 @@ mod tests {
             ("500ms", 500, "500ms"),
             ("10s", 10_000, "10s"),
             ("2m", 120_000, "2m"),
+            ("90m", 5_400_000, "90m"),
+            ("2h", 7_200_000, "2h"),
         ] {
             let d: HumanDuration = text.parse().unwrap();
             assert_eq!(d.0, Duration::from_millis(ms));
@@ -78,8 +85,12 @@ mod tests {
 
     #[test]
     fn rejects_bad_units_with_help() {
-        let e = "10h".parse::<HumanDuration>().unwrap_err();
-        assert!(e.contains("use `ms`, `s` or `m`"), "{e}");
+        let e = "10d".parse::<HumanDuration>().unwrap_err();
+        assert!(e.contains("use `ms`, `s`, `m` or `h`"), "{e}");
         assert!("ten".parse::<HumanDuration>().is_err());
+        let e = format!("{}h", u64::MAX)
+            .parse::<HumanDuration>()
+            .unwrap_err();
+        assert!(e.contains("too long"), "{e}");
     }
 }

@@ -12,6 +12,7 @@ pub use model::{
     HooksConfig, LvmOptions, LxcConfig, Mode, OpenvzConfig, ProviderKind, RuntimeKind,
     SnapshotSize, Strategy, Target, Volume,
 };
+pub use validate::MAX_JOBS;
 
 use std::path::{Path, PathBuf};
 

@@ -12,7 +12,7 @@ use super::HumanDuration;
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
     pub target: Spanned<RawTarget>,
-    pub state_dir: Option<PathBuf>,
+    pub state_dir: Option<Spanned<PathBuf>>,
     #[serde(default)]
     pub backup: RawBackup,
     #[serde(default)]
@@ -63,8 +63,8 @@ pub(super) struct RawBackup {
     pub strategy: Option<Strategy>,
     pub compress: Option<Compression>,
     pub level: Option<Spanned<i32>>,
-    pub jobs: Option<usize>,
-    pub freeze_timeout: Option<HumanDuration>,
+    pub jobs: Option<Spanned<u64>>,
+    pub freeze_timeout: Option<Spanned<HumanDuration>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,7 +104,7 @@ pub(super) struct RawContainer {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct RawHooks {
-    pub timeout: Option<HumanDuration>,
+    pub timeout: Option<Spanned<HumanDuration>>,
     pub job_start: Option<String>,
     pub backup_start: Option<String>,
     pub pre_freeze: Option<String>,

@@ -101,7 +101,7 @@ fn duplicate_ids_are_rejected() {
 
 #[test]
 fn bad_duration_is_explained() {
-    let e = err(&GOOD.replace("\"5s\"", "\"5h\""));
+    let e = err(&GOOD.replace("\"5s\"", "\"5d\""));
     assert!(e.contains("unknown unit"), "{e}");
 }
 
@@ -267,4 +267,46 @@ fn repository_target_mistakes_say_what_to_do() {
         let e = err(&with_target(lines));
         assert!(e.contains(want), "{lines}: {e}");
     }
+}
+
+#[test]
+fn counts_and_durations_are_bounded_with_the_allowed_range() {
+    let e = err(&GOOD.replace("level = 9", "level = 9\njobs = 1000000"));
+    assert!(
+        e.contains("line 8")
+            && e.contains("jobs = 1000000")
+            && e.contains("0 (half the cores) to 256"),
+        "{e}"
+    );
+    let c = parse(
+        &GOOD.replace("level = 9", "level = 9\njobs = 256"),
+        Path::new("x"),
+    )
+    .unwrap();
+    assert_eq!(c.backup.jobs, 256);
+    let e = err(&format!("{GOOD}\n[hooks]\ntimeout = \"0s\"\n"));
+    assert!(
+        e.contains("hooks.timeout = \"0s\" is out of range: allowed 1s to 24h"),
+        "{e}"
+    );
+    for bad in ["\"5ms\"", "\"2h\""] {
+        let e = err(&GOOD.replace("\"5s\"", bad));
+        assert!(
+            e.contains("line 8") && e.contains("allowed 10ms to 1h"),
+            "{bad}: {e}"
+        );
+    }
+    let e = err(&GOOD.replace("\"5s\"", &format!("\"{}m\"", u64::MAX)));
+    assert!(e.contains("too long a duration"), "{e}");
+}
+
+#[test]
+fn a_relative_state_dir_is_rejected_with_its_line() {
+    let e = err(&format!("state_dir = \"state\"\n{GOOD}"));
+    assert!(
+        e.contains("line 1") && e.contains("state_dir `state` must be an absolute path"),
+        "{e}"
+    );
+    let e = err(&format!("state_dir = \"/var/lib/../tmp\"\n{GOOD}"));
+    assert!(e.contains("must not contain `..`"), "{e}");
 }

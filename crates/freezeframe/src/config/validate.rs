@@ -15,8 +15,44 @@ use super::HumanDuration;
 use crate::repo::split::MAX_PARTS;
 use crate::repo::{Location, PasswordSource, RepoSpec, S3Options};
 use crate::sys::HookPhase;
+use toml::Spanned;
 
 type Invalid = (usize, String);
+
+/// Most containers archived at once (`backup.jobs`, `--jobs`).
+pub const MAX_JOBS: usize = 256;
+/// Shortest and longest freeze a window may take before it is undone.
+const FREEZE_TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_millis(10), Duration::from_secs(3600));
+/// Shortest and longest a hook may run before it is killed.
+const HOOK_TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(24 * 3600));
+
+/// A duration key within `range`, or its default.
+fn bounded_duration(
+    text: &str,
+    value: Option<Spanned<HumanDuration>>,
+    key: &str,
+    range: (Duration, Duration),
+    default: Duration,
+) -> Result<HumanDuration, Invalid> {
+    let Some(v) = value else {
+        return Ok(HumanDuration(default));
+    };
+    let line = line_of(text, v.span().start);
+    let d = v.into_inner();
+    if d.0 < range.0 || d.0 > range.1 {
+        return Err((
+            line,
+            format!(
+                "{key} = \"{d}\" is out of range: allowed {} to {}",
+                HumanDuration(range.0),
+                HumanDuration(range.1)
+            ),
+        ));
+    }
+    Ok(d)
+}
 
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
@@ -126,10 +162,18 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
     let rt = raw.target.into_inner();
     let kind = rt.kind.clone().unwrap_or_else(|| "tar".into());
     absolute(&rt.path, "target.path").map_err(|m| (tline, m))?;
-    let state_dir = raw
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/var/lib/freezeframe"));
+    let state_dir = match raw.state_dir {
+        Some(d) => {
+            // A relative state dir would change with the working directory:
+            // two invocations of one config would not share a lock or a
+            // journal.
+            let line = line_of(text, d.span().start);
+            let d = d.into_inner();
+            absolute(&d, "state_dir").map_err(|m| (line, m))?;
+            d
+        }
+        None => PathBuf::from("/var/lib/freezeframe"),
+    };
     let repository = match kind.as_str() {
         "tar" => {
             if rt.repository.is_some()
@@ -166,20 +210,37 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
             )
         })?;
     }
+    let jobs = match raw.backup.jobs {
+        Some(j) => {
+            let line = line_of(text, j.span().start);
+            let j = *j.get_ref();
+            if j > MAX_JOBS as u64 {
+                return Err((
+                    line,
+                    format!(
+                        "backup.jobs = {j} is out of range: allowed 0 (half the cores) to {MAX_JOBS} containers archived at once"
+                    ),
+                ));
+            }
+            j as usize
+        }
+        None => 0,
+    };
+    let freeze_timeout = bounded_duration(
+        text,
+        raw.backup.freeze_timeout,
+        "backup.freeze_timeout",
+        FREEZE_TIMEOUT_RANGE,
+        Duration::from_secs(10),
+    )?;
     let backup = BackupDefaults {
         mode: raw.backup.mode.unwrap_or(Mode::Snapshot),
         strategy: raw.backup.strategy.unwrap_or(Strategy::Group),
         compress,
         level: raw.backup.level.map(|l| l.into_inner()),
-        jobs: raw.backup.jobs.unwrap_or(0),
-        freeze_timeout: raw
-            .backup
-            .freeze_timeout
-            .unwrap_or(HumanDuration(Duration::from_secs(10))),
+        jobs,
+        freeze_timeout,
     };
-    if backup.freeze_timeout.0 < Duration::from_millis(10) {
-        return Err((1, "backup.freeze_timeout must be at least 10ms".into()));
-    }
 
     let mut volumes: Vec<Volume> = Vec::new();
     for v in raw.volumes {
@@ -379,7 +440,13 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
     .filter_map(|(p, c)| c.map(|c| (p, c)))
     .collect();
     let hooks = HooksConfig {
-        timeout: h.timeout.unwrap_or(HumanDuration(Duration::from_secs(60))),
+        timeout: bounded_duration(
+            text,
+            h.timeout,
+            "hooks.timeout",
+            HOOK_TIMEOUT_RANGE,
+            Duration::from_secs(60),
+        )?,
         commands,
     };
 

@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{Compression, Config, Container, ContainerSpec, Mode, Strategy, Volume};
+use crate::config::{
+    Compression, Config, Container, ContainerSpec, Mode, Strategy, Volume, MAX_JOBS,
+};
 use crate::engine::Toolbox;
 use crate::runtime::RuntimeError;
 use crate::snapshot::SnapshotError;
@@ -181,6 +183,14 @@ pub enum PlanError {
     /// No runtime or provider for a configured kind.
     #[error("{0}")]
     Missing(String),
+    /// The state dir cannot hold the journal and the lock.
+    #[error("state_dir {path}: {source} (check state_dir in the config)")]
+    StateDir {
+        /// The state dir.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 impl PlanError {
@@ -193,6 +203,10 @@ impl PlanError {
         ) || matches!(self, PlanError::Runtime(RuntimeError::Unsupported { .. }))
     }
 }
+
+/// Most archive workers per core: archiving is mostly CPU-bound
+/// (compression), with some waiting on reads.
+const JOBS_PER_CORE: usize = 4;
 
 fn cores() -> usize {
     std::thread::available_parallelism()
@@ -257,15 +271,20 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
     compression
         .check_level(level)
         .map_err(|m| PlanError::Usage(format!("--level: {m}")))?;
-    let jobs = match req.jobs.or(Some(config.backup.jobs).filter(|&j| j > 0)) {
-        Some(0) => return Err(PlanError::Usage("--jobs must be at least 1".into())),
+    let cores = cores();
+    let asked = match req.jobs.or(Some(config.backup.jobs).filter(|&j| j > 0)) {
+        Some(j) if !(1..=MAX_JOBS).contains(&j) => {
+            return Err(PlanError::Usage(format!(
+                "--jobs {j} is out of range: allowed 1 to {MAX_JOBS} containers archived at once"
+            )))
+        }
         Some(j) => j,
         // Default: half the cores, at least one.
-        None => (cores() / 2).max(1),
+        None => (cores / 2).max(1),
     };
-    let cores = cores();
-    let busy = jobs.min(selected.len()).max(1);
-    let threads_per_job = (cores / busy).max(1);
+    // No more workers than containers, nor than the cores can keep busy.
+    let jobs = asked.min(selected.len()).min(cores * JOBS_PER_CORE).max(1);
+    let threads_per_job = (cores / jobs).max(1);
 
     let mut volumes: Vec<VolumePlan> = Vec::new();
     for spec in &selected {
@@ -342,9 +361,17 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
         };
         p.check(&v.volume, live)?;
     }
-    if !req.dry_run {
-        Store::new(&config.target.path).check_writable()?;
+    // A dry run checks what the real run would refuse, writing nothing.
+    let store = Store::new(&config.target.path);
+    if req.dry_run {
+        store.check_usable()?;
+    } else {
+        store.check_writable()?;
     }
+    crate::sys::fs::check_dir_usable(&config.state_dir).map_err(|source| PlanError::StateDir {
+        path: config.state_dir.clone(),
+        source,
+    })?;
     Ok(Plan {
         mode,
         strategy: req.strategy.unwrap_or(config.backup.strategy),

@@ -114,7 +114,8 @@ pub fn check_dir_usable(dir: &Path) -> io::Result<()> {
         match std::fs::metadata(p) {
             Ok(m) if m.is_dir() => {
                 return access(p, Access::WRITE_OK | Access::EXEC_OK).map_err(|e| {
-                    io::Error::new(io::Error::from(e).kind(), problem(p, "is not writable"))
+                    let e = io::Error::from(e);
+                    io::Error::new(e.kind(), problem(p, &format!("is not writable: {e}")))
                 });
             }
             Ok(_) => {

@@ -87,6 +87,8 @@ impl Store {
             path: self.root.clone(),
             source,
         };
+        // The same words as a dry run for a file in the way.
+        self.check_usable()?;
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
