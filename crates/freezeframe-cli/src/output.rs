@@ -83,6 +83,9 @@ pub fn summary(m: &Manifest) -> String {
         if let Some(n) = &c.note {
             s.push_str(&format!("{}: note: {n}\n", c.id));
         }
+        for m in &c.mounts {
+            s.push_str(&format!("{}: warning: {}\n", c.id, m.warning()));
+        }
         if let Some(e) = &c.error {
             s.push_str(&format!("{}: error: {e}\n", c.id));
         }

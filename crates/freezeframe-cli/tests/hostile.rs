@@ -71,6 +71,7 @@ fn plant_run(target: &Path, run: &str, tar_bytes: Vec<u8>) {
             }],
             tree: Default::default(),
             repository: None,
+            mounts: vec![],
         }],
         snapshots: vec![],
         warnings: vec![],

@@ -13,34 +13,10 @@ use std::time::Duration;
 
 use common::tree::{assert_same, describe, Node};
 use common::{
-    privileged, require, sh, unique, which, workloads, CgVersion, Ct, Env, LoopBtrfs, TestCgroup,
+    privileged, pw_file, repo_env, require, sh, unique, which, workloads, CgVersion, Ct, Env,
+    LoopBtrfs, TestCgroup,
 };
 use serde_json::Value;
-
-const PASSWORD: &str = "correct horse battery staple";
-
-/// An `Env` whose target is a repository; `location` is the
-/// `target.repository` value, `extra_target` more `[target]` keys/tables.
-fn repo_env(volume: &Path, cts: &[Ct], location: &str, extra_target: &str) -> Env {
-    let env = Env::new(volume, cts, "");
-    let pw = env.dir.path().join("repo.pass");
-    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
-    let text = std::fs::read_to_string(&env.config).unwrap();
-    let head = format!("[target]\npath = \"{}\"\n", env.target.display());
-    assert!(text.contains(&head), "{text}");
-    let target = format!(
-        "{head}kind = \"repository\"\nrepository = \"{location}\"\npassword_file = \"{}\"\n{extra_target}\n",
-        pw.display()
-    );
-    // Tables after [target] must follow its keys: put [target] last.
-    let text = text.replace(&head, "");
-    std::fs::write(&env.config, format!("{text}\n{target}")).unwrap();
-    env
-}
-
-fn pw_file(env: &Env) -> PathBuf {
-    env.dir.path().join("repo.pass")
-}
 
 /// Writes `n` files of `size` bytes of random data under `dir`.
 fn random_files(dir: &Path, prefix: &str, n: usize, size: usize) {

@@ -421,6 +421,50 @@ impl Env {
     }
 }
 
+/// The password of every test repository.
+pub const REPO_PASSWORD: &str = "correct horse battery staple";
+
+/// An `Env` whose target is a repository; `location` is the
+/// `target.repository` value, `extra_target` more `[target]` keys/tables.
+pub fn repo_env(volume: &Path, cts: &[Ct], location: &str, extra_target: &str) -> Env {
+    let env = Env::new(volume, cts, "");
+    std::fs::write(pw_file(&env), format!("{REPO_PASSWORD}\n")).unwrap();
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let head = format!("[target]\npath = \"{}\"\n", env.target.display());
+    assert!(text.contains(&head), "{text}");
+    let target = format!(
+        "{head}kind = \"repository\"\nrepository = \"{location}\"\npassword_file = \"{}\"\n{extra_target}\n",
+        pw_file(&env).display()
+    );
+    // Tables after [target] must follow its keys: put [target] last.
+    let text = text.replace(&head, "");
+    std::fs::write(&env.config, format!("{text}\n{target}")).unwrap();
+    env
+}
+
+/// The password file of a repository `Env`.
+pub fn pw_file(env: &Env) -> PathBuf {
+    env.dir.path().join("repo.pass")
+}
+
+/// An `Env` backing up into a new local repository beside it.
+pub fn local_repo_env(volume: &Path, cts: &[Ct]) -> Env {
+    let env = repo_env(volume, cts, "/REPO", "");
+    let repo = env.dir.path().join("repo");
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        text.replace(
+            "repository = \"/REPO\"",
+            &format!("repository = \"{}\"", repo.display()),
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = env.run(&["init"]);
+    assert_eq!(code, 0, "init: {out}{err}");
+    env
+}
+
 /// The guardian processes a backup `pid` started: its children running
 /// `freezeframe … guardian` (not, say, a `btrfs` or `lvcreate` it runs).
 pub fn guardians(pid: u32) -> Vec<u32> {

@@ -7,17 +7,18 @@
 //! archive stays well-formed and the problem is reported.
 
 use std::collections::HashMap;
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tar::{EntryType, Header};
 
 use super::owners::Owners;
-use super::{acl, sparse, xattr};
+use super::walk::{walk, Entry, Kind, Meta, Visitor};
+use super::{acl, sparse};
 
 /// Largest value of the 7-digit octal uid/gid fields.
 const MAX_ID: u64 = 0o7777777;
@@ -49,14 +50,6 @@ pub fn write_tree<W: Write>(
     out: W,
     progress: &(dyn Fn(u64) -> io::Result<()> + Sync),
 ) -> io::Result<(W, TreeReport)> {
-    let mut w = TreeWriter {
-        builder: tar::Builder::new(out),
-        owners: Owners::load(root),
-        links: HashMap::new(),
-        report: TreeReport::default(),
-        root_dev: std::fs::symlink_metadata(root)?.dev(),
-        progress,
-    };
     let meta = std::fs::symlink_metadata(root)?;
     if !meta.is_dir() {
         return Err(io::Error::new(
@@ -64,47 +57,16 @@ pub fn write_tree<W: Write>(
             format!("{} is not a directory", root.display()),
         ));
     }
+    let mut w = TreeWriter {
+        builder: tar::Builder::new(out),
+        owners: Owners::load(root),
+        links: HashMap::new(),
+        report: TreeReport::default(),
+        root_dev: meta.dev(),
+        progress,
+    };
     // Depth-first, children sorted by name: deterministic archives.
-    let mut stack: Vec<(PathBuf, Vec<u8>)> = vec![(root.to_owned(), b"./".to_vec())];
-    while let Some((path, name)) = stack.pop() {
-        let meta = match std::fs::symlink_metadata(&path) {
-            Ok(m) => m,
-            Err(e) => {
-                w.warn(&name, "vanished or unreadable", &e);
-                continue;
-            }
-        };
-        let is_dir = meta.is_dir();
-        if !w.entry(&path, &name, &meta)? || !is_dir {
-            continue;
-        }
-        if meta.dev() != w.root_dev {
-            w.report.warnings.push(format!(
-                "{}: mount point of another file system, not descended",
-                lossy(&name)
-            ));
-            continue;
-        }
-        let mut children = match std::fs::read_dir(&path) {
-            Ok(rd) => rd
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name())
-                .collect::<Vec<_>>(),
-            Err(e) => {
-                w.warn(&name, "cannot list directory", &e);
-                continue;
-            }
-        };
-        children.sort();
-        for child in children.into_iter().rev() {
-            let mut n = name.clone();
-            if !n.ends_with(b"/") {
-                n.push(b'/');
-            }
-            n.extend_from_slice(child.as_bytes());
-            stack.push((path.join(&child), n));
-        }
-    }
+    walk(root, &mut w)?;
     let mut builder = w.builder;
     builder.finish()?;
     Ok((builder.into_inner()?, w.report))
@@ -124,6 +86,29 @@ struct TreeWriter<'p, W: Write> {
     progress: &'p (dyn Fn(u64) -> io::Result<()> + Sync),
 }
 
+impl<W: Write> Visitor for TreeWriter<'_, W> {
+    fn visit(&mut self, e: &Entry<'_>) -> io::Result<bool> {
+        // The root is `./`, everything else `./a/b`.
+        let name: &[u8] = if e.rel == b"." { b"./" } else { e.rel };
+        let written = self.entry(e, name)?;
+        if !written || !e.meta.is_dir() {
+            return Ok(false);
+        }
+        if e.rel != b"." && (e.meta.dev != self.root_dev || e.meta.mount_root) {
+            self.report.warnings.push(format!(
+                "{}: mount point of another file system, not descended",
+                lossy(name)
+            ));
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn problem(&mut self, rel: &[u8], what: &str, error: &io::Error) {
+        self.warn(rel, what, error);
+    }
+}
+
 impl<W: Write> TreeWriter<'_, W> {
     fn warn(&mut self, name: &[u8], what: &str, e: &dyn std::fmt::Display) {
         self.report.unreadable += 1;
@@ -133,22 +118,19 @@ impl<W: Write> TreeWriter<'_, W> {
     }
 
     /// Writes one entry; returns whether it was written.
-    fn entry(&mut self, path: &Path, name: &[u8], meta: &Metadata) -> io::Result<bool> {
-        let ft = meta.file_type();
-        if ft.is_socket() {
+    fn entry(&mut self, e: &Entry<'_>, name: &[u8]) -> io::Result<bool> {
+        let meta = e.meta;
+        if meta.kind == Kind::Socket {
             self.report.skipped_sockets.push(lossy(name));
             return Ok(false);
         }
         let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
         let mut header = Header::new_ustar();
-        header.set_mode(meta.mode() & 0o7777);
+        header.set_mode(meta.mode);
         set_ids(&mut header, &mut pax, meta, &self.owners)?;
-        header.set_mtime(meta.mtime().max(0) as u64);
-        pax.push((
-            "mtime".into(),
-            pax_time(meta.mtime(), meta.mtime_nsec()).into_bytes(),
-        ));
-        match xattr::read_all(path) {
+        header.set_mtime(meta.mtime.sec.max(0) as u64);
+        pax.push(("mtime".into(), meta.mtime.to_pax().into_bytes()));
+        match e.xattrs() {
             Ok(attrs) => {
                 for (k, v) in attrs {
                     if k == acl::XATTR_ACCESS || k == acl::XATTR_DEFAULT {
@@ -164,16 +146,16 @@ impl<W: Write> TreeWriter<'_, W> {
                     pax.push((format!("SCHILY.xattr.{k}"), v));
                 }
             }
-            Err(e) => {
+            Err(err) => {
                 self.report
                     .warnings
-                    .push(format!("{}: xattrs not read: {e}", lossy(name)));
+                    .push(format!("{}: xattrs not read: {err}", lossy(name)));
             }
         }
 
         // Hardlinks: the second and later names of an inode are link entries.
-        if !ft.is_dir() && meta.nlink() > 1 {
-            if let Some(first) = self.links.get(&(meta.dev(), meta.ino())) {
+        if !meta.is_dir() && meta.nlink > 1 {
+            if let Some(first) = self.links.get(&(meta.dev, meta.ino)) {
                 let first = first.clone();
                 header.set_entry_type(EntryType::Link);
                 header.set_size(0);
@@ -182,49 +164,47 @@ impl<W: Write> TreeWriter<'_, W> {
             }
         }
 
-        if ft.is_dir() {
-            header.set_entry_type(EntryType::Directory);
-            header.set_size(0);
-            self.append(header, pax, name, io::empty())?;
-        } else if ft.is_symlink() {
-            let target = match std::fs::read_link(path) {
-                Ok(t) => t,
-                Err(e) => {
-                    self.warn(name, "cannot read symlink", &e);
+        match meta.kind {
+            Kind::Dir => {
+                header.set_entry_type(EntryType::Directory);
+                header.set_size(0);
+                self.append(header, pax, name, io::empty())?;
+            }
+            Kind::Symlink => {
+                let target = match e.read_link() {
+                    Ok(t) => t,
+                    Err(err) => {
+                        self.warn(name, "cannot read symlink", &err);
+                        return Ok(false);
+                    }
+                };
+                header.set_entry_type(EntryType::Symlink);
+                header.set_size(0);
+                set_link(&mut header, &mut pax, target.as_bytes());
+                self.append(header, pax, name, io::empty())?;
+            }
+            Kind::Fifo | Kind::Char | Kind::Block => {
+                header.set_entry_type(match meta.kind {
+                    Kind::Fifo => EntryType::Fifo,
+                    Kind::Char => EntryType::Char,
+                    _ => EntryType::Block,
+                });
+                header.set_size(0);
+                if meta.kind != Kind::Fifo {
+                    header.set_device_major(rustix::fs::major(meta.rdev))?;
+                    header.set_device_minor(rustix::fs::minor(meta.rdev))?;
+                }
+                self.append(header, pax, name, io::empty())?;
+            }
+            Kind::File => {
+                if !self.regular(e, name, header, pax)? {
                     return Ok(false);
                 }
-            };
-            header.set_entry_type(EntryType::Symlink);
-            header.set_size(0);
-            set_link(&mut header, &mut pax, target.as_os_str().as_bytes());
-            self.append(header, pax, name, io::empty())?;
-        } else if ft.is_fifo() || ft.is_char_device() || ft.is_block_device() {
-            header.set_entry_type(if ft.is_fifo() {
-                EntryType::Fifo
-            } else if ft.is_char_device() {
-                EntryType::Char
-            } else {
-                EntryType::Block
-            });
-            header.set_size(0);
-            if !ft.is_fifo() {
-                let rdev = meta.rdev();
-                header.set_device_major(rustix::fs::major(rdev))?;
-                header.set_device_minor(rustix::fs::minor(rdev))?;
             }
-            self.append(header, pax, name, io::empty())?;
-        } else if ft.is_file() {
-            if !self.regular(path, name, meta, header, pax)? {
-                return Ok(false);
-            }
-        } else {
-            self.report
-                .warnings
-                .push(format!("{}: unknown file type, skipped", lossy(name)));
-            return Ok(false);
+            Kind::Socket => unreachable!("sockets are skipped above"),
         }
-        if !ft.is_dir() && meta.nlink() > 1 {
-            self.links.insert((meta.dev(), meta.ino()), name.to_vec());
+        if !meta.is_dir() && meta.nlink > 1 {
+            self.links.insert((meta.dev, meta.ino), name.to_vec());
         }
         self.report.entries += 1;
         Ok(true)
@@ -232,26 +212,21 @@ impl<W: Write> TreeWriter<'_, W> {
 
     fn regular(
         &mut self,
-        path: &Path,
+        e: &Entry<'_>,
         name: &[u8],
-        meta: &Metadata,
         mut header: Header,
         mut pax: Vec<(String, Vec<u8>)>,
     ) -> io::Result<bool> {
-        let file = match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(path)
-        {
+        let file = match e.open() {
             Ok(f) => f,
-            Err(e) => {
-                self.warn(name, "cannot open", &e);
+            Err(err) => {
+                self.warn(name, "cannot open", &err);
                 return Ok(false);
             }
         };
-        let size = meta.len();
+        let size = e.meta.size;
         header.set_entry_type(EntryType::Regular);
-        let may_be_sparse = meta.blocks() * 512 < size;
+        let may_be_sparse = e.meta.blocks * 512 < size;
         let segments = if may_be_sparse {
             sparse::data_segments(&file, size).unwrap_or(None)
         } else {
@@ -348,10 +323,10 @@ impl<W: Write> TreeWriter<'_, W> {
 fn set_ids(
     header: &mut Header,
     pax: &mut Vec<(String, Vec<u8>)>,
-    meta: &Metadata,
+    meta: &Meta,
     owners: &Owners,
 ) -> io::Result<()> {
-    let (uid, gid) = (meta.uid() as u64, meta.gid() as u64);
+    let (uid, gid) = (u64::from(meta.uid), u64::from(meta.gid));
     // Large values go into the header base-256 (GNU) and into pax records.
     header.set_uid(uid);
     header.set_gid(gid);
@@ -361,10 +336,10 @@ fn set_ids(
     if gid > MAX_ID {
         pax.push(("gid".into(), gid.to_string().into_bytes()));
     }
-    if let Some(u) = owners.user(meta.uid()) {
+    if let Some(u) = owners.user(meta.uid) {
         header.set_username(u)?;
     }
-    if let Some(g) = owners.group(meta.gid()) {
+    if let Some(g) = owners.group(meta.gid) {
         header.set_groupname(g)?;
     }
     Ok(())
@@ -383,16 +358,6 @@ fn set_link(header: &mut Header, pax: &mut Vec<(String, Vec<u8>)>, target: &[u8]
         field[..target.len()].copy_from_slice(target);
     } else {
         pax.push(("linkpath".into(), target.to_vec()));
-    }
-}
-
-/// A pax time: seconds and nanoseconds, e.g. `1700000000.123456789`.
-pub fn pax_time(sec: i64, nsec: i64) -> String {
-    if sec < 0 && nsec > 0 {
-        // -2 s + 0.5 s = -1.5 s
-        format!("-{}.{:09}", -(sec + 1), 1_000_000_000 - nsec)
-    } else {
-        format!("{sec}.{nsec:09}")
     }
 }
 
@@ -485,13 +450,6 @@ impl Read for SparseData<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pax_times() {
-        assert_eq!(pax_time(1_700_000_000, 5), "1700000000.000000005");
-        assert_eq!(pax_time(-2, 500_000_000), "-1.500000000");
-        assert_eq!(pax_time(-2, 0), "-2.000000000");
-    }
 
     #[test]
     fn exact_reader_pads_after_error() {

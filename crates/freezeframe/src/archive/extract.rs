@@ -18,6 +18,7 @@ use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
 use tar::EntryType;
 
 use super::{acl, pax, sparse};
+use crate::sys::time::Timestamp;
 
 /// Extraction failed.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +115,7 @@ pub fn extract(
     let x = Extractor {
         root,
         target: target.to_owned(),
+        last_parent: std::cell::RefCell::new(None),
     };
     let mut report = ExtractReport::default();
     let mut dirs: Vec<DirMeta> = Vec::new();
@@ -320,8 +322,14 @@ pub fn extract(
         let fd = if d.rel.as_os_str().is_empty() {
             rustix::io::dup(&x.root).map_err(|e| io_err(&shown)(errno_io(e)))?
         } else {
-            x.open_dir(&d.rel)
-                .map_err(|_| io_err(&shown)(io::Error::other("directory vanished")))?
+            x.open_dir(&d.rel).map_err(|e| {
+                io_err(&shown)(match e {
+                    ParentError::Io(e) => {
+                        io::Error::new(e.kind(), format!("directory vanished: {e}"))
+                    }
+                    _ => io::Error::other("directory vanished or replaced by a symlink"),
+                })
+            })?
         };
         x.chown(&fd, None, d.uid, d.gid).map_err(io_err(&shown))?;
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(d.mode & 0o7777))
@@ -411,34 +419,12 @@ impl EntryInfo {
     }
 }
 
-/// Parses a pax time (`1700000000.123456789`, possibly negative).
+/// Parses a pax time (`1700000000.123456789`, possibly negative) into
+/// the normalised form `utimensat` takes.
 pub fn parse_pax_time(s: &str) -> Option<Timespec> {
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s),
-    };
-    let (sec, frac) = s.split_once('.').unwrap_or((s, ""));
-    let sec: i64 = sec.parse().ok()?;
-    let mut ns_text: String = frac.chars().take(9).collect();
-    while ns_text.len() < 9 {
-        ns_text.push('0');
-    }
-    let ns: i64 = ns_text.parse().ok()?;
-    Some(if !neg {
-        Timespec {
-            tv_sec: sec,
-            tv_nsec: ns,
-        }
-    } else if ns == 0 {
-        Timespec {
-            tv_sec: -sec,
-            tv_nsec: 0,
-        }
-    } else {
-        Timespec {
-            tv_sec: -sec - 1,
-            tv_nsec: 1_000_000_000 - ns,
-        }
+    Timestamp::parse_pax(s).map(|t| Timespec {
+        tv_sec: t.sec,
+        tv_nsec: i64::from(t.nsec),
     })
 }
 
@@ -476,22 +462,47 @@ enum ParentError {
 struct Extractor {
     root: OwnedFd,
     target: PathBuf,
+    /// The parent folder opened last, by its components: consecutive
+    /// entries mostly share one. Dropped whenever anything is removed.
+    last_parent: std::cell::RefCell<Option<(Vec<std::ffi::OsString>, OwnedFd)>>,
 }
 
 impl Extractor {
-    /// A directory `rel` beneath the target, opened without following any
-    /// symlink.
-    fn open_dir(&self, rel: &Path) -> Result<OwnedFd, rustix::io::Errno> {
-        Self::resolve_in(&self.root, rel)
+    /// A directory `rel` beneath the target, opened one component at a
+    /// time (any depth) without following any symlink.
+    fn open_dir(&self, rel: &Path) -> Result<OwnedFd, ParentError> {
+        let comps: Vec<&OsStr> = rel
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        self.walk_to(&comps, false)
     }
 
     /// Opens (creating as needed) the parent directories, refusing symlinks.
     fn open_parent(&self, parents: &[&OsStr]) -> Result<OwnedFd, ParentError> {
+        if let Some((comps, fd)) = self.last_parent.borrow().as_ref() {
+            if comps.len() == parents.len() && comps.iter().zip(parents).all(|(a, b)| a == b) {
+                return rustix::io::dup(fd).map_err(|e| ParentError::Io(e.into()));
+            }
+        }
+        let fd = self.walk_to(parents, true)?;
+        let keep = rustix::io::dup(&fd).map_err(|e| ParentError::Io(e.into()))?;
+        *self.last_parent.borrow_mut() =
+            Some((parents.iter().map(|c| c.to_os_string()).collect(), keep));
+        Ok(fd)
+    }
+
+    /// Opens `comps` beneath the target one at a time, creating missing
+    /// folders if `create`: any depth, never through a symlink.
+    fn walk_to(&self, comps: &[&OsStr], create: bool) -> Result<OwnedFd, ParentError> {
         let mut fd = rustix::io::dup(&self.root).map_err(|e| ParentError::Io(e.into()))?;
-        for c in parents {
+        for c in comps {
             let next = match Self::resolve_in(&fd, *c) {
                 Ok(f) => f,
-                Err(rustix::io::Errno::NOENT) => {
+                Err(rustix::io::Errno::NOENT) if create => {
                     match rustix::fs::mkdirat(&fd, *c, Mode::from_raw_mode(0o755)) {
                         Ok(()) | Err(rustix::io::Errno::EXIST) => {}
                         Err(e) => return Err(ParentError::Io(e.into())),
@@ -535,6 +546,8 @@ impl Extractor {
                 if is_dir && want_dir {
                     return Ok(());
                 }
+                // The tree changes shape: a cached parent may be what goes.
+                self.last_parent.borrow_mut().take();
                 let flags = if is_dir {
                     AtFlags::REMOVEDIR
                 } else {
@@ -645,6 +658,7 @@ mod tests {
         let t = parse_pax_time("42").unwrap();
         assert_eq!((t.tv_sec, t.tv_nsec), (42, 0));
         assert!(parse_pax_time("x").is_none());
+        assert!(parse_pax_time("-1.-500000000").is_none());
     }
 
     fn tar_with(entries: &[(&str, EntryType, &str, &[u8])]) -> Vec<u8> {

@@ -11,6 +11,7 @@ pub mod owners;
 pub mod parallel;
 pub mod pax;
 pub mod sparse;
+pub mod walk;
 mod xattr;
 
 use std::io::{self, Read, Write};

@@ -2,8 +2,23 @@
 
 use std::ffi::OsStr;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Where the kernel shows this process's open descriptors as folders.
+const PROC_SELF_FD: &str = "/proc/self/fd";
+
+/// All extended attributes of `name` in the folder `dir` (see
+/// [`read_all`]). Linux has no `*at` call for xattrs before 6.13, so the
+/// entry is named through `/proc/self/fd/<dir>/<name>`: a short path
+/// whatever the depth of `dir`, resolved by the kernel from the
+/// descriptor, with `name` itself not followed.
+pub fn read_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Vec<(String, Vec<u8>)>> {
+    let mut p = PathBuf::from(format!("{PROC_SELF_FD}/{}", dir.as_raw_fd()));
+    p.push(name);
+    read_all(&p)
+}
 
 /// All extended attributes of `path` (not following a final symlink), in
 /// name order. A file system without xattr support yields none.

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
@@ -109,13 +109,10 @@ pub(super) fn ms(d: Duration) -> f64 {
 }
 
 fn unix_ns(t: SystemTime) -> i128 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_nanos() as i128,
-        Err(e) => -(e.duration().as_nanos() as i128),
-    }
+    crate::sys::time::Timestamp::from_system(t).as_ns()
 }
 
-fn new_record(ct: &Container) -> ContainerRecord {
+fn new_record(ct: &Container, plan: &Plan) -> ContainerRecord {
     ContainerRecord {
         id: ct.id.to_string(),
         runtime: ct.runtime,
@@ -132,6 +129,7 @@ fn new_record(ct: &Container) -> ContainerRecord {
         files: Vec::new(),
         tree: TreeReport::default(),
         repository: None,
+        mounts: plan.mounts.get(ct.id.as_str()).cloned().unwrap_or_default(),
     }
 }
 
@@ -244,7 +242,7 @@ pub fn execute(
         records: plan
             .volumes
             .iter()
-            .flat_map(|v| v.containers.iter().map(new_record))
+            .flat_map(|v| v.containers.iter().map(|c| new_record(c, plan)))
             .collect(),
         started: HashMap::new(),
         leases: HashMap::new(),

@@ -1,6 +1,7 @@
 //! Planning a backup: which containers, on which volumes, how — and every
 //! check that can fail before anything is frozen.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,7 +12,8 @@ use crate::config::{
 use crate::engine::Toolbox;
 use crate::runtime::RuntimeError;
 use crate::snapshot::SnapshotError;
-use crate::target::{Store, StoreError};
+use crate::sys::mountinfo::{mounts_inside, MountEntry};
+use crate::target::{MountRecord, Store, StoreError};
 
 /// What the operator asked for (command line over config defaults).
 #[derive(Debug, Clone, Default)]
@@ -68,6 +70,8 @@ pub struct Plan {
     pub state_dir: Option<PathBuf>,
     /// Work per volume.
     pub volumes: Vec<VolumePlan>,
+    /// File systems mounted inside each container's private area, by id.
+    pub mounts: BTreeMap<String, Vec<MountRecord>>,
 }
 
 impl Plan {
@@ -119,6 +123,9 @@ impl Plan {
                 );
             }
             for c in &v.containers {
+                for m in self.mounts.get(c.id.as_str()).into_iter().flatten() {
+                    let _ = writeln!(s, "  warning: {}: {}", c.id, m.warning());
+                }
                 let _ = writeln!(
                     s,
                     "  {} ({}{}{}): {} -> {}.{}{}",
@@ -286,6 +293,9 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
     let jobs = asked.min(selected.len()).min(cores * JOBS_PER_CORE).max(1);
     let threads_per_job = (cores / jobs).max(1);
 
+    // Unreadable: no mounts are known, none is warned about.
+    let table = crate::sys::mountinfo::read(&tools.mountinfo).unwrap_or_default();
+    let mut mounts = BTreeMap::new();
     let mut volumes: Vec<VolumePlan> = Vec::new();
     for spec in &selected {
         let runtime = tools
@@ -338,6 +348,10 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
         if c.running {
             runtime.check(c)?;
         }
+        let inside = inner_mounts(&table, c, vol);
+        if !inside.is_empty() {
+            mounts.insert(c.id.to_string(), inside);
+        }
         match volumes.iter_mut().find(|v| v.volume.name == vol.name) {
             Some(v) => v.containers.push(c.clone()),
             None => volumes.push(VolumePlan {
@@ -388,5 +402,24 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
             .map(|r| r.location.describe()),
         state_dir: Some(config.state_dir.clone()),
         volumes,
+        mounts,
     })
+}
+
+/// The mounts on or inside `c`'s private area, except the volume's own
+/// mount when the private area is the whole volume.
+fn inner_mounts(table: &[MountEntry], c: &Container, vol: &Volume) -> Vec<MountRecord> {
+    mounts_inside(table, &c.private)
+        .into_iter()
+        .filter(|m| m.mount_point != vol.path)
+        .map(|m| MountRecord {
+            path: match m.mount_point.strip_prefix(&c.private) {
+                Ok(rel) if rel.as_os_str().is_empty() => ".".into(),
+                Ok(rel) => rel.display().to_string(),
+                Err(_) => m.mount_point.display().to_string(),
+            },
+            fs_type: m.fs_type.clone(),
+            source: m.source.clone(),
+        })
+        .collect()
 }

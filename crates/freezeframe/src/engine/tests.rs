@@ -202,6 +202,7 @@ fn setup(
             volume,
             containers: cts,
         }],
+        mounts: Default::default(),
     };
     std::fs::create_dir(&plan.target).unwrap();
     let runtime = Arc::new(FakeRuntime {

@@ -2,6 +2,7 @@
 //! providers, the clock, hooks, the guardian (watchdog), cancellation and
 //! fault injection. Tests build one from fakes.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,6 +77,9 @@ pub struct Toolbox {
     pub faults: Faults,
     /// The repository of a `repository` target (`None`: archives).
     pub repository: Option<Arc<dyn RepositoryWriter>>,
+    /// The mount table (mountinfo format) mounts inside private areas are
+    /// looked up in.
+    pub mountinfo: PathBuf,
 }
 
 impl Toolbox {
@@ -96,6 +100,7 @@ impl Toolbox {
             cancel: Cancel::new(),
             faults: Faults::none(),
             repository: None,
+            mountinfo: PathBuf::from(crate::sys::mountinfo::SELF_MOUNTINFO),
         }
     }
 

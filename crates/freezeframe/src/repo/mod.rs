@@ -8,6 +8,7 @@
 //! ride along in the same snapshot under the reserved top-level folder
 //! [`RESERVED_DIR`] (see `docs/FORMAT.md`).
 
+mod gomode;
 mod password;
 mod retention;
 mod rustic;

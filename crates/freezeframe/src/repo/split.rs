@@ -11,8 +11,11 @@
 //! parts, largest first on the least loaded, so they all start at once.
 
 use std::collections::HashMap;
-use std::fs;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use crate::archive::walk::{Entry, Kind, Visitor};
 
 /// Files at least this large get a part of their own (shared with other
 /// large files when there are more than `MAX_PARTS - 1`).
@@ -97,25 +100,41 @@ impl Split {
     }
 }
 
-fn walk(dir: &Path, found: &mut impl FnMut(PathBuf, u64)) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let Ok(t) = e.file_type() else { continue };
-        if t.is_dir() {
-            walk(&e.path(), found);
-        } else if t.is_file() {
-            if let Ok(m) = e.metadata() {
-                found(e.path(), m.len());
+/// The regular files below `root` with their sizes, found with the
+/// backup's own walk (any depth; other file systems not descended).
+fn walk(root: &Path, found: &mut impl FnMut(PathBuf, u64)) {
+    struct Sizes<'f, F: FnMut(PathBuf, u64)> {
+        root: &'f Path,
+        dev: Option<u64>,
+        found: &'f mut F,
+    }
+    impl<F: FnMut(PathBuf, u64)> Visitor for Sizes<'_, F> {
+        fn visit(&mut self, e: &Entry<'_>) -> std::io::Result<bool> {
+            let dev = *self.dev.get_or_insert(e.meta.dev);
+            if e.meta.kind == Kind::File {
+                let rel = e.rel.strip_prefix(b"./").unwrap_or(e.rel);
+                (self.found)(self.root.join(OsStr::from_bytes(rel)), e.meta.size);
             }
+            Ok(e.meta.is_dir() && e.meta.dev == dev && !(e.meta.mount_root && e.rel != b"."))
+        }
+        fn problem(&mut self, _: &[u8], _: &str, _: &std::io::Error) {
+            // The backup's own walk reports what cannot be read.
         }
     }
+    let _ = crate::archive::walk::walk(
+        root,
+        &mut Sizes {
+            root,
+            dev: None,
+            found,
+        },
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     const MIB: u64 = 1 << 20;
 

@@ -12,6 +12,7 @@ pub mod hooks;
 pub mod mountinfo;
 pub mod owner;
 pub mod process;
+pub mod time;
 
 pub use cancel::Cancel;
 pub use clock::{Clock, SystemClock};

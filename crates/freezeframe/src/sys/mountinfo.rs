@@ -1,4 +1,5 @@
-//! Parsing `/proc/self/mountinfo`: where cgroup file systems are mounted.
+//! Parsing `/proc/self/mountinfo`: where cgroup file systems are mounted,
+//! and what is mounted inside a container's private area.
 
 use std::path::PathBuf;
 
@@ -11,6 +12,11 @@ pub struct MountEntry {
     pub mount_point: PathBuf,
     /// File system type (`cgroup`, `cgroup2`, `btrfs`, …).
     pub fs_type: String,
+    /// Mount source (a device, `tmpfs`, …).
+    pub source: String,
+    /// The folder of the source file system mounted here (`/` for all of
+    /// it; a bind mount shows the folder it came from).
+    pub root: PathBuf,
     /// Super-block options (for cgroup v1: the controllers, e.g. `rw,freezer`).
     pub super_options: String,
 }
@@ -24,15 +30,18 @@ pub fn parse(text: &str) -> Vec<MountEntry> {
             let mut l = left.split(' ');
             let (maj, min) = l.nth(2)?.split_once(':')?;
             let dev = (maj.parse().ok()?, min.parse().ok()?);
-            let mount_point = l.nth(1)?;
+            let root = l.next()?;
+            let mount_point = l.next()?;
             let mut r = right.split(' ');
             let fs_type = r.next()?.to_owned();
-            let _source = r.next()?;
+            let source = unescape(r.next()?);
             let super_options = r.next().unwrap_or("").to_owned();
             Some(MountEntry {
                 dev,
                 mount_point: PathBuf::from(unescape(mount_point)),
                 fs_type,
+                source,
+                root: PathBuf::from(unescape(root)),
                 super_options,
             })
         })
@@ -60,9 +69,33 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// This process's mount table, as the kernel shows it.
+pub const SELF_MOUNTINFO: &str = "/proc/self/mountinfo";
+
 /// Reads this process's mount table.
 pub fn read_self() -> std::io::Result<Vec<MountEntry>> {
-    Ok(parse(&std::fs::read_to_string("/proc/self/mountinfo")?))
+    read(std::path::Path::new(SELF_MOUNTINFO))
+}
+
+/// Reads a mount table in mountinfo format.
+pub fn read(path: &std::path::Path) -> std::io::Result<Vec<MountEntry>> {
+    Ok(parse(&std::fs::read_to_string(path)?))
+}
+
+/// The mounts on `dir` or inside it, by mount point (a mount hidden by a
+/// later one on the same point is left out). A backup from a snapshot of
+/// the volume holds what is *under* each of them, not what they show.
+pub fn mounts_inside<'e>(entries: &'e [MountEntry], dir: &std::path::Path) -> Vec<&'e MountEntry> {
+    let mut out: Vec<&MountEntry> = Vec::new();
+    for e in entries {
+        if e.mount_point.starts_with(dir) {
+            // Later lines mount over earlier ones at the same point.
+            out.retain(|o| o.mount_point != e.mount_point);
+            out.push(e);
+        }
+    }
+    out.sort_by(|a, b| a.mount_point.cmp(&b.mount_point));
+    out
 }
 
 /// Where cgroup hierarchies are mounted.
@@ -124,5 +157,40 @@ mod tests {
         assert_eq!(e[1].mount_point, PathBuf::from("/mnt/my vol"));
         assert_eq!(e[1].fs_type, "btrfs");
         assert_eq!(e[1].dev, (0, 40));
+        assert_eq!(e[1].source, "/dev/loop3");
+        assert_eq!(e[1].root, PathBuf::from("/"));
+    }
+
+    #[test]
+    fn mounts_inside_a_folder_only_and_the_last_on_each_point() {
+        let table = "\
+50 1 0:40 / /srv/ct rw - btrfs /dev/loop3 rw
+51 50 0:41 / /srv/ct/101/tmp rw - tmpfs tmpfs rw
+52 50 0:40 /101/data /srv/ct/101/mnt/bind rw - btrfs /dev/loop3 rw
+53 50 0:42 / /srv/ct/1010 rw - tmpfs tmpfs rw
+54 51 0:43 / /srv/ct/101/tmp rw - tmpfs other rw
+55 50 0:44 / /srv/ct/101 rw - tmpfs self rw
+";
+        let e = parse(table);
+        let inside = mounts_inside(&e, std::path::Path::new("/srv/ct/101"));
+        let got: Vec<(&str, &str, &str)> = inside
+            .iter()
+            .map(|m| {
+                (
+                    m.mount_point.to_str().unwrap(),
+                    m.fs_type.as_str(),
+                    m.source.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/srv/ct/101", "tmpfs", "self"),
+                ("/srv/ct/101/mnt/bind", "btrfs", "/dev/loop3"),
+                ("/srv/ct/101/tmp", "tmpfs", "other"),
+            ]
+        );
+        assert_eq!(inside[1].root, PathBuf::from("/101/data"));
     }
 }

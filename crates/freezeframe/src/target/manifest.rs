@@ -124,6 +124,35 @@ pub struct ContainerRecord {
     /// The repository snapshot written (`repository` targets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<crate::repo::RepoBackupRecord>,
+    /// File systems mounted inside the private area (their contents are
+    /// not in the backup).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<MountRecord>,
+}
+
+/// A file system mounted inside a container's private area when its backup
+/// was planned. The backup holds what lies *under* the mount point on the
+/// volume, not what the mount showed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountRecord {
+    /// The mount point, relative to the private area (`.`: the private
+    /// area itself).
+    pub path: String,
+    /// File system type (`tmpfs`, `btrfs`, …).
+    pub fs_type: String,
+    /// Mount source (device, `tmpfs`, …).
+    pub source: String,
+}
+
+impl MountRecord {
+    /// The warning a run gives for it.
+    pub fn warning(&self) -> String {
+        format!(
+            "{} is a mount point ({} from {}) inside the private area: the backup holds what \
+             lies under it on the volume, not the mounted file system's contents",
+            self.path, self.fs_type, self.source
+        )
+    }
 }
 
 /// A snapshot the run read from, and how full it got.

@@ -7,6 +7,7 @@ pub mod store;
 
 pub use layout::RunId;
 pub use manifest::{
-    ContainerRecord, FileKind, FileRecord, FreezeWindow, Manifest, Outcome, SnapshotRecord,
+    ContainerRecord, FileKind, FileRecord, FreezeWindow, Manifest, MountRecord, Outcome,
+    SnapshotRecord,
 };
 pub use store::{RunListing, Store, StoreError};

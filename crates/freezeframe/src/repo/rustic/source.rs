@@ -1,27 +1,44 @@
-//! The backup source: rustic's local walker over the snapshot mount,
-//! wrapped so that every file that cannot be opened or read is counted on
-//! our side (rustic_core only logs it and saves the snapshot as if
-//! complete), and so that the container's config file and memory dump are
-//! added under the reserved top-level folder. A source can be one part of a
-//! split container (see `repo::split`): every folder, but only its files.
+//! The backup source: freezeframe's own walk of the snapshot mount
+//! (`archive::walk`: relative to folder descriptors, so a tree of any depth
+//! is read whole, which rustic's path-based walker is not), fed to
+//! rustic_core's archiver as restic nodes. Every file that cannot be
+//! opened or read is counted on our side (rustic_core only logs it and
+//! saves the snapshot as if complete), and the container's config file and
+//! memory dump are added under the reserved top-level folder. A source can
+//! be one part of a split container (see `repo::split`): every folder, but
+//! only its files. Owner names come from the container's own `etc/passwd`
+//! and `etc/group`, as in tar archives.
 
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use crossbeam_channel::{bounded, Receiver, Sender};
 use rustic_core::repofile::{Metadata, Node, NodeType};
 use rustic_core::{
-    ErrorKind, Excludes, LocalSource, LocalSourceFilterOptions, LocalSourceSaveOptions, ReadSource,
-    ReadSourceEntry, ReadSourceOpen, RusticError, RusticResult,
+    ErrorKind, ReadSource, ReadSourceEntry, ReadSourceOpen, RusticError, RusticResult,
 };
 
+use crate::archive::owners::Owners;
+use crate::archive::walk::{walk, Entry, Kind, Visitor};
+use crate::repo::gomode::to_go;
 use crate::repo::split::Split;
 use crate::repo::RESERVED_DIR;
+use crate::sys::time::Timestamp;
 use crate::sys::Cancel;
+
+/// Entries walked ahead of the archiver.
+const WALK_AHEAD: usize = 256;
+/// Paths at least this long are opened while walked (through the folder's
+/// descriptor), not later by path, which `open(2)` would refuse.
+const LONG_PATH: usize = 3800;
 
 /// Go's `os.ModeDir`, as restic stores a directory's mode.
 const GO_MODE_DIR: u32 = 1 << 31;
@@ -67,8 +84,8 @@ pub(super) struct Part {
 
 /// The container's private area (or one part of it) plus the extras.
 pub(super) struct CountingSource {
-    inner: LocalSource,
     root: PathBuf,
+    owners: Arc<Owners>,
     extras: Vec<Extra>,
     findings: Arc<Findings>,
     cancel: Cancel,
@@ -83,15 +100,9 @@ impl CountingSource {
         cancel: Cancel,
         part: Part,
     ) -> RusticResult<Self> {
-        let inner = LocalSource::new(
-            LocalSourceSaveOptions::default(),
-            &Excludes::default(),
-            &LocalSourceFilterOptions::default(),
-            &[root],
-        )?;
         Ok(Self {
-            inner,
             root: root.to_owned(),
+            owners: Arc::new(Owners::load(root)),
             extras,
             findings,
             cancel,
@@ -100,10 +111,19 @@ impl CountingSource {
     }
 }
 
+/// Where a file's content comes from.
+#[derive(Debug)]
+enum Opener {
+    /// Opened by path when the archiver gets to it.
+    Path(PathBuf),
+    /// Opened during the walk (a path too long to open by name).
+    Open(File),
+}
+
 /// How to open one file; counts a failure.
 #[derive(Debug)]
 pub(super) struct CountingOpen {
-    path: PathBuf,
+    opener: Opener,
     rel: String,
     findings: Arc<Findings>,
     cancel: Cancel,
@@ -113,7 +133,11 @@ impl ReadSourceOpen for CountingOpen {
     type Reader = CountingReader;
 
     fn open(self) -> RusticResult<Self::Reader> {
-        match File::open(&self.path) {
+        let opened = match self.opener {
+            Opener::Open(f) => Ok(f),
+            Opener::Path(p) => crate::sys::fs::open_regular(&p),
+        };
+        match opened {
             Ok(file) => Ok(CountingReader {
                 file,
                 rel: self.rel,
@@ -128,7 +152,7 @@ impl ReadSourceOpen for CountingOpen {
                     "Failed to open file `{path}`.",
                     e,
                 )
-                .attach_context("path", self.path.display().to_string()))
+                .attach_context("path", self.rel.clone()))
             }
         }
     }
@@ -169,6 +193,8 @@ impl Read for CountingReader {
     }
 }
 
+type Item = RusticResult<ReadSourceEntry<CountingOpen>>;
+
 impl ReadSource for CountingSource {
     type Open = CountingOpen;
     type Iter = Entries;
@@ -178,32 +204,187 @@ impl ReadSource for CountingSource {
     }
 
     fn entries(&self) -> Self::Iter {
+        let (tx, rx) = bounded(WALK_AHEAD);
+        let mut walker = NodeWalker {
+            root_dev: std::fs::metadata(&self.root).map_or(0, |m| m.dev()),
+            root: self.root.clone(),
+            owners: self.owners.clone(),
+            findings: self.findings.clone(),
+            cancel: self.cancel.clone(),
+            part: self.part.clone(),
+            tx,
+        };
+        std::thread::spawn(move || {
+            if let Err(e) = walk(&walker.root.clone(), &mut walker) {
+                // The archiver stopped listening (dropped the iterator), or
+                // the root itself cannot be read.
+                if e.kind() != io::ErrorKind::BrokenPipe {
+                    walker.findings.unreadable(format!(".: {e}"));
+                    let _ = walker.tx.send(Err(RusticError::with_source(
+                        ErrorKind::InputOutput,
+                        "Failed to walk `{path}`.",
+                        e,
+                    )
+                    .attach_context("path", walker.root.display().to_string())));
+                }
+            }
+        });
         Entries {
-            inner: self.inner.entries(),
+            rx,
             root: self.root.clone(),
             extras: self.extras.clone(),
             injected: self.extras.is_empty(),
             queue: Vec::new(),
             findings: self.findings.clone(),
             cancel: self.cancel.clone(),
-            part: self.part.clone(),
         }
     }
 }
 
-type Inner = <LocalSource as ReadSource>::Iter;
+/// The walk, on its own thread, turning entries into restic nodes.
+struct NodeWalker {
+    root: PathBuf,
+    root_dev: u64,
+    owners: Arc<Owners>,
+    findings: Arc<Findings>,
+    cancel: Cancel,
+    part: Part,
+    tx: Sender<Item>,
+}
+
+fn jiff(t: Timestamp) -> Option<rustic_core::jiff::Timestamp> {
+    rustic_core::jiff::Timestamp::from_nanosecond(t.as_ns()).ok()
+}
+
+impl NodeWalker {
+    fn send(&self, item: Item) -> io::Result<()> {
+        self.tx
+            .send(item)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the archiver stopped"))
+    }
+
+    /// The node rustic_core's own walker would make of `e` (same fields,
+    /// so files are recognised as unchanged across versions), with the
+    /// container's owner names.
+    fn node(&self, e: &Entry<'_>, name: &OsStr) -> io::Result<Node> {
+        let m = e.meta;
+        let hardlinked = m.nlink > 1 && !m.is_dir();
+        // rustic_core does not export its xattr type; its serde form is
+        // restic's: `{"name": …, "value": <base64>}`.
+        let extended_attributes = match e.xattrs() {
+            Ok(x) => serde_json::from_value(serde_json::Value::Array(
+                x.into_iter()
+                    .map(|(name, value)| {
+                        serde_json::json!({ "name": name, "value": BASE64.encode(value) })
+                    })
+                    .collect(),
+            ))
+            .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let meta = Metadata {
+            mode: Some(to_go(m.kind, m.mode)),
+            mtime: jiff(m.mtime),
+            // rustic's default: the access time is not kept (it changes on
+            // every read); the mtime stands in.
+            atime: jiff(m.mtime),
+            ctime: jiff(m.ctime),
+            uid: Some(m.uid),
+            gid: Some(m.gid),
+            user: self.owners.user(m.uid).map(str::to_owned),
+            group: self.owners.group(m.gid).map(str::to_owned),
+            inode: m.ino,
+            device_id: if hardlinked { m.dev } else { 0 },
+            size: if m.is_dir() { 0 } else { m.size },
+            links: if m.is_dir() { 0 } else { m.nlink },
+            extended_attributes,
+        };
+        let node_type = match m.kind {
+            Kind::Dir => NodeType::Dir,
+            Kind::File => NodeType::File,
+            Kind::Symlink => NodeType::from_link(Path::new(&e.read_link()?)),
+            Kind::Block => NodeType::Dev { device: m.rdev },
+            Kind::Char => NodeType::Chardev { device: m.rdev },
+            Kind::Fifo => NodeType::Fifo,
+            Kind::Socket => NodeType::Socket,
+        };
+        Ok(Node::new_node(name, node_type, meta))
+    }
+}
+
+impl Visitor for NodeWalker {
+    fn visit(&mut self, e: &Entry<'_>) -> io::Result<bool> {
+        if self.cancel.check().is_err() {
+            self.findings.cancelled.store(true, Ordering::SeqCst);
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "run cancelled"));
+        }
+        if e.rel == b"." {
+            // The root is the snapshot's top tree itself, not an entry in it.
+            return Ok(true);
+        }
+        let rel = &e.rel[2..];
+        let path = self.root.join(OsStr::from_bytes(rel));
+        if rel == RESERVED_DIR.as_bytes() {
+            self.findings.reserved_clash.store(true, Ordering::SeqCst);
+            return Ok(false);
+        }
+        if !e.meta.is_dir() && self.part.split.part_of(&path) != self.part.index {
+            return Ok(false);
+        }
+        let name = e.name();
+        let shown = String::from_utf8_lossy(rel).into_owned();
+        let node = match self.node(e, name) {
+            Ok(n) => n,
+            Err(err) => {
+                if self.part.index == 0 {
+                    self.findings.unreadable(format!("{shown}: {err}"));
+                }
+                return Ok(false);
+            }
+        };
+        let open = match e.meta.kind {
+            Kind::File if path.as_os_str().len() >= LONG_PATH => match e.open() {
+                Ok(f) => Some(Opener::Open(f)),
+                Err(err) => {
+                    self.findings.unreadable(format!("{shown}: {err}"));
+                    return Ok(false);
+                }
+            },
+            Kind::File => Some(Opener::Path(path.clone())),
+            _ => None,
+        };
+        let open = open.map(|opener| CountingOpen {
+            opener,
+            rel: shown,
+            findings: self.findings.clone(),
+            cancel: self.cancel.clone(),
+        });
+        self.send(Ok(ReadSourceEntry { path, node, open }))?;
+        // Other file systems mounted inside are not descended (as in tar
+        // archives): the snapshot holds only its own volume.
+        Ok(e.meta.dev == self.root_dev && !e.meta.mount_root)
+    }
+
+    fn problem(&mut self, rel: &[u8], what: &str, error: &io::Error) {
+        // Every part sees a folder that cannot be listed; part 0 reports it.
+        if self.part.index == 0 {
+            let rel = rel.strip_prefix(b"./").unwrap_or(rel);
+            self.findings
+                .unreadable(format!("{}: {what}: {error}", String::from_utf8_lossy(rel)));
+        }
+    }
+}
 
 /// The walk, in path order, with the reserved folder put in its place.
 pub(super) struct Entries {
-    inner: Inner,
+    rx: Receiver<Item>,
     root: PathBuf,
     extras: Vec<Extra>,
     injected: bool,
     /// Entries to hand out before reading on (reversed).
-    queue: Vec<RusticResult<ReadSourceEntry<CountingOpen>>>,
+    queue: Vec<Item>,
     findings: Arc<Findings>,
     cancel: Cancel,
-    part: Part,
 }
 
 fn meta(mode: u32, size: u64) -> Metadata {
@@ -218,17 +399,8 @@ fn meta(mode: u32, size: u64) -> Metadata {
 }
 
 impl Entries {
-    fn open_for(&self, path: &Path, rel: String) -> CountingOpen {
-        CountingOpen {
-            path: path.to_owned(),
-            rel,
-            findings: self.findings.clone(),
-            cancel: self.cancel.clone(),
-        }
-    }
-
     /// The reserved folder and its files, in order.
-    fn extras(&self) -> Vec<RusticResult<ReadSourceEntry<CountingOpen>>> {
+    fn extras(&self) -> Vec<Item> {
         let dir = self.root.join(RESERVED_DIR);
         let mut out = vec![Ok(ReadSourceEntry {
             path: dir.clone(),
@@ -247,7 +419,12 @@ impl Entries {
                 Ok(m) => out.push(Ok(ReadSourceEntry {
                     path: dir.join(e.name),
                     node: Node::new_node(OsStr::new(e.name), NodeType::File, meta(0o600, m.len())),
-                    open: Some(self.open_for(&e.path, rel)),
+                    open: Some(CountingOpen {
+                        opener: Opener::Path(e.path.clone()),
+                        rel,
+                        findings: self.findings.clone(),
+                        cancel: self.cancel.clone(),
+                    }),
                 })),
                 Err(err) => {
                     self.findings
@@ -266,65 +443,37 @@ impl Entries {
 }
 
 impl Iterator for Entries {
-    type Item = RusticResult<ReadSourceEntry<CountingOpen>>;
+    type Item = Item;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if self.cancel.check().is_err() {
-                // Stop walking: the snapshot being written is thrown away.
-                self.findings.cancelled.store(true, Ordering::SeqCst);
+        if self.cancel.check().is_err() {
+            // Stop walking: the snapshot being written is thrown away.
+            self.findings.cancelled.store(true, Ordering::SeqCst);
+            return None;
+        }
+        if let Some(e) = self.queue.pop() {
+            return Some(e);
+        }
+        let item = match self.rx.recv() {
+            Err(_) => {
+                if !self.injected {
+                    self.injected = true;
+                    self.queue = self.extras();
+                    return self.queue.pop();
+                }
                 return None;
             }
-            if let Some(e) = self.queue.pop() {
-                return Some(e);
-            }
-            let item = match self.inner.next() {
-                None => {
-                    if !self.injected {
-                        self.injected = true;
-                        self.queue = self.extras();
-                        return self.queue.pop();
-                    }
-                    return None;
-                }
-                Some(Err(e)) => {
-                    // A folder that cannot be listed: its contents are
-                    // missing. Every part sees it; part 0 reports it.
-                    if self.part.index == 0 {
-                        self.findings.unreadable(format!("{e}"));
-                    }
-                    return Some(Err(e));
-                }
-                Some(Ok(entry)) => entry,
-            };
-            let top = self.top(&item.path).map(|t| t.as_bytes().to_vec());
-            if top.as_deref() == Some(RESERVED_DIR.as_bytes()) {
-                self.findings.reserved_clash.store(true, Ordering::SeqCst);
-                continue;
-            }
-            if !item.node.is_dir() && self.part.split.part_of(&item.path) != self.part.index {
-                continue;
-            }
-            let rel = item
-                .path
-                .strip_prefix(&self.root)
-                .unwrap_or(&item.path)
-                .display()
-                .to_string();
-            let open = item.open.as_ref().map(|_| self.open_for(&item.path, rel));
-            let converted = ReadSourceEntry {
-                path: item.path,
-                node: item.node,
-                open,
-            };
-            if !self.injected && top.as_deref().is_some_and(|t| t > RESERVED_DIR.as_bytes()) {
-                self.injected = true;
-                let mut q = vec![Ok(converted)];
-                q.extend(self.extras());
-                self.queue = q;
-                return self.queue.pop();
-            }
-            return Some(Ok(converted));
+            Ok(Err(e)) => return Some(Err(e)),
+            Ok(Ok(entry)) => entry,
+        };
+        let top = self.top(&item.path).map(|t| t.as_bytes().to_vec());
+        if !self.injected && top.as_deref().is_some_and(|t| t > RESERVED_DIR.as_bytes()) {
+            self.injected = true;
+            let mut q = vec![Ok(item)];
+            q.extend(self.extras());
+            self.queue = q;
+            return self.queue.pop();
         }
+        Some(Ok(item))
     }
 }

@@ -11,17 +11,15 @@ use std::os::unix::ffi::OsStrExt;
 use rustic_core::repofile::{Node, NodeType};
 use rustic_core::{IndexedFull, Repository, TreeId};
 
-use crate::archive::create::pax_time;
+use crate::repo::gomode::posix_mode;
 use crate::repo::RESERVED_DIR;
+use crate::sys::time::Timestamp;
 use crate::sys::Cancel;
 
 /// Longest name the ustar `name` field holds.
 const NAME_LEN: usize = 100;
 /// Largest size (and id) an octal ustar field holds.
 const MAX_OCTAL: u64 = 0o77777777777;
-const GO_SETUID: u32 = 1 << 23;
-const GO_SETGID: u32 = 1 << 22;
-const GO_STICKY: u32 = 1 << 20;
 
 /// What the stream held.
 #[derive(Debug, Default, Clone, Copy)]
@@ -43,21 +41,6 @@ pub(super) enum StreamError {
     /// The repository could not be read, or holds something impossible.
     #[error("{0}")]
     Repository(String),
-}
-
-/// POSIX permission bits from the Go `FileMode` restic stores.
-pub(super) fn posix_mode(go: u32) -> u32 {
-    let mut m = go & 0o777;
-    if go & GO_SETUID != 0 {
-        m |= 0o4000;
-    }
-    if go & GO_SETGID != 0 {
-        m |= 0o2000;
-    }
-    if go & GO_STICKY != 0 {
-        m |= 0o1000;
-    }
-    m
 }
 
 /// Linux `dev_t` → (major, minor).
@@ -150,11 +133,10 @@ impl<S: IndexedFull, W: Write> Writer<'_, S, W> {
             pax.push(("gid".into(), gid.to_string().into_bytes()));
         }
         if let Some(t) = meta.mtime {
-            h.set_mtime(u64::try_from(t.as_second()).unwrap_or(0));
-            pax.push((
-                "mtime".into(),
-                pax_time(t.as_second(), i64::from(t.subsec_nanosecond())).into_bytes(),
-            ));
+            // jiff gives a negative fraction before 1970 (-1 s, -0.5 s).
+            let t = Timestamp::new(t.as_second(), i64::from(t.subsec_nanosecond()));
+            h.set_mtime(u64::try_from(t.sec).unwrap_or(0));
+            pax.push(("mtime".into(), t.to_pax().into_bytes()));
         }
         for x in &meta.extended_attributes {
             pax.push((
@@ -282,14 +264,6 @@ pub(super) fn write_tree<S: IndexedFull>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_modes() {
-        assert_eq!(posix_mode(0o755), 0o755);
-        assert_eq!(posix_mode((1 << 31) | 0o700), 0o700);
-        assert_eq!(posix_mode(GO_SETUID | 0o755), 0o4755);
-        assert_eq!(posix_mode(GO_STICKY | GO_SETGID | 0o777), 0o3777);
-    }
 
     #[test]
     fn device_numbers() {
