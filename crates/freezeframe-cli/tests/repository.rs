@@ -622,6 +622,20 @@ fn prune_keeps_exactly_the_retained_snapshots() {
     let (code, out, err) = env.run(&["prune", "--keep-last", "1", "--container", "a", "--dry-run"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(decisions(&out), (1, 1), "{out}");
+    // A policy that keeps nothing, or an unknown container, is a usage
+    // error, and nothing is forgotten.
+    for args in [
+        &["prune", "--keep-last", "0"][..],
+        &["prune", "--keep-last", "0", "--keep-daily", "0"],
+    ] {
+        let (code, _, err) = env.run(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains("keeps nothing"), "{err}");
+    }
+    let (code, _, err) = env.run(&["prune", "--keep-last", "1", "--container", "nosuch"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown container `nosuch`"), "{err}");
+    assert_eq!(snapshots(&env).len(), 6, "nothing was forgotten");
     restic(
         &env,
         env.dir.path().join("repo").to_str().unwrap(),

@@ -23,7 +23,24 @@ pub fn run(config: &Config, args: &PruneArgs) -> Result<u8> {
         )
         .into());
     }
+    if !keep.keeps_something() {
+        return Err(UsageError(
+            "this policy keeps nothing (every --keep-* is 0) and would forget every snapshot; give at least one rule a number above 0".into(),
+        )
+        .into());
+    }
     let repo = crate::commands::repository::open(config, "prune")?;
+    if !args.containers.is_empty() {
+        let snaps = repo.snapshots(None)?;
+        for id in &args.containers {
+            if config.container(id).is_none() && !snaps.iter().any(|s| &s.container == id) {
+                return Err(UsageError(format!(
+                    "unknown container `{id}`: it is not configured and has no snapshots in the repository (see `freezeframe list`)"
+                ))
+                .into());
+            }
+        }
+    }
     let cancel = crate::signals::install()?;
     let (_lock, takeover) =
         HostLock::acquire(&config.state_dir, "prune", args.lock_wait.0, &cancel)?;

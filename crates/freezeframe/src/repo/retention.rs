@@ -32,4 +32,40 @@ impl Retention {
         .iter()
         .any(Option::is_some)
     }
+
+    /// Whether the policy keeps anything at all: some rule is above 0.
+    /// `--keep-last 0` alone would forget every snapshot.
+    pub fn keeps_something(&self) -> bool {
+        [
+            self.last,
+            self.daily,
+            self.weekly,
+            self.monthly,
+            self.yearly,
+        ]
+        .iter()
+        .any(|r| r.is_some_and(|n| n > 0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_of_zeros_keeps_nothing() {
+        assert!(!Retention::default().is_set());
+        let zero = Retention {
+            last: Some(0),
+            daily: Some(0),
+            ..Default::default()
+        };
+        assert!(zero.is_set() && !zero.keeps_something());
+        let some = Retention {
+            last: Some(0),
+            weekly: Some(1),
+            ..Default::default()
+        };
+        assert!(some.keeps_something());
+    }
 }
