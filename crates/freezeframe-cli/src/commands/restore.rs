@@ -2,8 +2,9 @@
 
 use anyhow::Result;
 use freezeframe::config::Config;
-use freezeframe::engine::{restore, restore_from_repository, RestoreRequest};
-use freezeframe::target::Store;
+use freezeframe::engine::{restore, restore_from_repository, RestoreError, RestoreRequest};
+use freezeframe::repo::RepoError;
+use freezeframe::target::{Store, StoreError};
 
 use crate::cli::RestoreArgs;
 use crate::exit::{self, UsageError};
@@ -13,10 +14,14 @@ use freezeframe::sys::Faults;
 
 /// Restores one container into a folder.
 pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
+    // Absolute: `<to>.conf` and `<to>.dump` go beside it, whatever the
+    // working directory does meanwhile.
+    let to = std::path::absolute(&args.to)
+        .map_err(|e| UsageError(format!("--to {}: {e}", args.to.display())))?;
     let req = RestoreRequest {
         id: args.id.clone(),
         run: args.run.clone(),
-        to: args.to.clone(),
+        to: to.clone(),
         force: args.force,
     };
     let cancel = crate::signals::install()?;
@@ -36,8 +41,15 @@ pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
     let r = match result {
         Err(e) if cancel.signal().is_some() => {
             let sig = cancel.signal().unwrap_or(2);
-            crate::output::note(format_args!("freezeframe: restore interrupted by signal {sig}: {e}; what was written stays inside {}", args.to.display()));
+            crate::output::note(format_args!("freezeframe: restore interrupted by signal {sig}: {e}; what was written stays inside {}", to.display()));
             return Ok(exit::signal(sig));
+        }
+        Err(e) if config.container(&args.id).is_none() && nothing_found(&e) => {
+            return Err(UsageError(format!(
+                "unknown container `{}`: it is not configured and the target holds no backup of it (see `freezeframe list`)",
+                args.id
+            ))
+            .into())
         }
         r => r?,
     };
@@ -45,10 +57,19 @@ pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
         "restored {} from run {} into {}: {} entries, {}",
         args.id,
         r.run,
-        args.to.display(),
+        to.display(),
         r.extract.entries,
         size(r.extract.bytes)
     );
+    if let Some(missing) = &r.partial {
+        crate::output::note(format_args!(
+            "freezeframe: warning: the backup in run {} is partial: what could not be read when it was taken is missing or zero-filled:",
+            r.run
+        ));
+        for m in missing {
+            crate::output::note(format_args!("  {m}"));
+        }
+    }
     if let Some(c) = &r.config {
         println!("config written to {}", c.display());
     }
@@ -79,9 +100,18 @@ pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
     for w in &r.extract.warnings {
         crate::output::note(format_args!("warning: {w}"));
     }
-    Ok(if r.extract.warnings.is_empty() {
+    Ok(if r.extract.warnings.is_empty() && r.partial.is_none() {
         exit::OK
     } else {
         exit::PARTIAL
     })
+}
+
+/// Whether a restore failed because nothing of the container was found.
+fn nothing_found(e: &RestoreError) -> bool {
+    matches!(
+        e,
+        RestoreError::Store(StoreError::NoBackup { .. })
+            | RestoreError::Repository(RepoError::NotFound { .. })
+    )
 }

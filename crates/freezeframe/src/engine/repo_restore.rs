@@ -7,8 +7,8 @@
 use std::io::Write;
 
 use super::restore::{
-    after_entry, check_destination, config_destination, dest_err, sibling, write_beside,
-    RestoreError,
+    after_entry, check_destination, check_sibling, config_destination, dest_err, sibling,
+    write_beside, RestoreError,
 };
 use super::{RestoreRequest, RestoreResult};
 use crate::archive::extract::extract;
@@ -36,9 +36,11 @@ pub fn restore_from_repository(
     let to = &req.to;
     let create = check_destination(req)?;
     let conf_dest = config_destination(to);
-    if conf_dest.exists() && !req.force {
-        return Err(dest_err(&conf_dest, "exists: remove it or pass --force"));
-    }
+    let dump_dest = sibling(to, ".dump");
+    // Whether the snapshot holds a config or a dump is known only once it
+    // is read: both places must be free before anything is written.
+    check_sibling(&conf_dest, req.force)?;
+    check_sibling(&dump_dest, req.force)?;
     if create {
         std::fs::create_dir_all(to).map_err(|e| dest_err(to, format!("cannot create: {e}")))?;
     }
@@ -81,12 +83,14 @@ pub fn restore_from_repository(
     }
     let mut dump = None;
     if restored.has_dump {
-        let d = sibling(to, ".dump");
-        write_beside(&d, req.force, |out| Ok(repo.write_dump(&found, out)?))?;
-        dump = Some(d);
+        write_beside(&dump_dest, req.force, |out| {
+            Ok(repo.write_dump(&found, out)?)
+        })?;
+        dump = Some(dump_dest);
     }
     Ok(RestoreResult {
         run: found.run.clone().unwrap_or_else(|| found.id.clone()),
+        partial: found.partial.then(|| found.missing.clone()),
         extract: report,
         config,
         dump,

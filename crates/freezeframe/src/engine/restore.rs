@@ -7,7 +7,7 @@ use crate::archive::hashing::hash_file;
 use crate::archive::{extract_archive, ExtractError, ExtractReport};
 use crate::sys::atomic;
 use crate::sys::{Cancel, Faults};
-use crate::target::manifest::FileKind;
+use crate::target::manifest::{FileKind, Outcome};
 use crate::target::{Store, StoreError};
 
 /// What to restore where.
@@ -28,6 +28,10 @@ pub struct RestoreRequest {
 pub struct RestoreResult {
     /// Run restored from.
     pub run: String,
+    /// The backup was partial: what could not be read when it was taken
+    /// (missing or zero-filled in the restored tree). Only a backup named
+    /// with `--run` is restored when partial.
+    pub partial: Option<Vec<String>>,
     /// Extraction details.
     pub extract: ExtractReport,
     /// Where the config file was written.
@@ -98,9 +102,11 @@ pub fn restore(
     let to = &req.to;
     let create = check_destination(req)?;
     let conf_dest = config_destination(to);
-    let config = rec.files.iter().find(|f| f.kind == FileKind::Config);
-    if config.is_some() && conf_dest.exists() && !req.force {
-        return Err(dest_err(&conf_dest, "exists: remove it or pass --force"));
+    let dump_dest = sibling(to, ".dump");
+    for (kind, dest) in [(FileKind::Config, &conf_dest), (FileKind::Dump, &dump_dest)] {
+        if rec.files.iter().any(|f| f.kind == kind) {
+            check_sibling(dest, req.force)?;
+        }
     }
     // Check every file before writing anything.
     for f in &rec.files {
@@ -149,13 +155,38 @@ pub fn restore(
         Ok(Some(dest))
     };
     let written = beside(FileKind::Config, conf_dest)?;
-    let dump = beside(FileKind::Dump, sibling(to, ".dump"))?;
+    let dump = beside(FileKind::Dump, dump_dest)?;
     Ok(RestoreResult {
         run: run.id.to_string(),
+        partial: (rec.result == Outcome::Partial).then(|| rec.tree.warnings.clone()),
         extract,
         config: written,
         dump,
     })
+}
+
+/// Checks, before anything is written and without following a symlink,
+/// that a file beside the restored folder (`<to>.conf`, `<to>.dump`) may
+/// be written: nothing is there, or `force` and it is not a folder (a
+/// symlink is replaced, never written through).
+pub(super) fn check_sibling(dest: &Path, force: bool) -> Result<(), RestoreError> {
+    match std::fs::symlink_metadata(dest) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(dest_err(dest, e.to_string())),
+        Ok(m) if m.is_dir() => Err(dest_err(
+            dest,
+            "is a folder: remove it or restore elsewhere",
+        )),
+        Ok(m) if !force => Err(dest_err(
+            dest,
+            if m.file_type().is_symlink() {
+                "exists (a symlink): remove it or pass --force (it is replaced, not followed)"
+            } else {
+                "exists: remove it or pass --force"
+            },
+        )),
+        Ok(_) => Ok(()),
+    }
 }
 
 /// Checks the destination folder is new, or empty (or `force`), and its
@@ -205,7 +236,8 @@ pub(super) fn write_beside(
     force: bool,
     fill: impl FnOnce(&mut std::fs::File) -> Result<(), RestoreError>,
 ) -> Result<(), RestoreError> {
-    if force && dest.exists() {
+    // A symlink is removed, not followed (`exists` would follow it).
+    if force && std::fs::symlink_metadata(dest).is_ok() {
         std::fs::remove_file(dest).map_err(|e| dest_err(dest, e.to_string()))?;
     }
     let mut out = atomic::AtomicFile::create(dest).map_err(|e| dest_err(dest, e.to_string()))?;

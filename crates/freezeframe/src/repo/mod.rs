@@ -211,6 +211,9 @@ pub struct SnapshotInfo {
     pub tags: Vec<String>,
     /// Whether some files could not be read when it was taken.
     pub partial: bool,
+    /// What could not be read, as its description records it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
     /// Files and bytes it holds.
     pub files: u64,
     /// Bytes of file data it holds.

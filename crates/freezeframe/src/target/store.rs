@@ -176,7 +176,9 @@ impl Store {
             .ok_or_else(|| StoreError::NoSuchRun(name.to_owned()))
     }
 
-    /// The newest good (or partial) backup of container `id`, in `run` if given.
+    /// The backup of container `id` to restore: the newest complete (`ok`)
+    /// one, or the one in `run` if given (which may be partial; the caller
+    /// warns of what is missing).
     pub fn find_backup(
         &self,
         id: &str,
@@ -196,20 +198,29 @@ impl Store {
             }
             None => self.list()?,
         };
+        let named = run.is_some();
+        let mut newest_partial: Option<String> = None;
         for r in candidates.into_iter().rev() {
             let Ok(m) = &r.manifest else { continue };
-            if let Some(c) = m.container(id) {
-                if c.result != Outcome::Failed {
-                    let c = c.clone();
-                    return Ok((r, c));
+            let Some(c) = m.container(id) else { continue };
+            match c.result {
+                Outcome::Ok => return Ok((r.clone(), c.clone())),
+                Outcome::Partial if named => return Ok((r.clone(), c.clone())),
+                Outcome::Partial => {
+                    newest_partial.get_or_insert_with(|| r.id.to_string());
                 }
+                Outcome::Failed => {}
             }
         }
         Err(StoreError::NoBackup {
             id: id.to_owned(),
-            scope: run
-                .map(|r| format!("in run {r}"))
-                .unwrap_or_else(|| "in any complete run".into()),
+            scope: match (run, newest_partial) {
+                (Some(r), _) => format!("in run {r}"),
+                (None, Some(p)) => format!(
+                    "that is complete: only partial ones (the newest in run {p}); name it with --run {p} to restore it anyway"
+                ),
+                (None, None) => "in any complete run".into(),
+            },
         })
     }
 

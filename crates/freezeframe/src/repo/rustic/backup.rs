@@ -25,6 +25,11 @@ use crate::repo::split::Split;
 use crate::repo::{ContainerBackup, RepoBackupRecord, RepoError, PARTIAL_TAG, RESERVED_DIR, TAG};
 use crate::sys::Cancel;
 
+/// Lines of a partial snapshot's description naming what could not be read.
+pub(super) const MISSING_PREFIX: &str = "missing: ";
+/// Most such lines (the run's manifest lists them all).
+const MAX_MISSING_LINES: usize = 100;
+
 /// The tag of the temporary per-part snapshots.
 pub(super) const PART_TAG: &str = "freezeframe-part";
 
@@ -131,7 +136,7 @@ impl Repo {
         unreadable.sort();
         unreadable.dedup();
 
-        let merged = self.merge(repo, req, &parts, parent.as_ref(), !unreadable.is_empty());
+        let merged = self.merge(repo, req, &parts, parent.as_ref(), &unreadable);
         let snap = match merged {
             Ok(s) => s,
             Err(e) => return give_up(e),
@@ -241,7 +246,7 @@ impl Repo {
         req: &ContainerBackup<'_>,
         parts: &[SnapshotFile],
         parent: Option<&SnapshotFile>,
-        partial: bool,
+        unreadable: &[String],
     ) -> Result<SnapshotFile, RepoError> {
         let first = parts
             .first()
@@ -257,12 +262,29 @@ impl Repo {
                 .map_err(|e| self.err("merging the parts", e))?
         };
         let mut opts = snapshot_options(req, TAG).map_err(|e| self.err("tagging", e))?;
-        if partial {
+        if !unreadable.is_empty() {
             opts = opts
                 .add_tags(PARTIAL_TAG)
                 .map_err(|e| self.err("tagging", e))?;
         }
         let mut snap = opts.to_snapshot().map_err(|e| self.err("preparing", e))?;
+        if !unreadable.is_empty() {
+            // What is missing travels with the snapshot: a restore of it
+            // says so without the run's manifest.
+            let mut d = snap.description.take().unwrap_or_default();
+            for u in unreadable.iter().take(MAX_MISSING_LINES) {
+                d.push('\n');
+                d.push_str(MISSING_PREFIX);
+                d.push_str(&u.replace('\n', "\\n"));
+            }
+            if unreadable.len() > MAX_MISSING_LINES {
+                d.push_str(&format!(
+                    "\n{MISSING_PREFIX}… {} more (see the run's manifest)",
+                    unreadable.len() - MAX_MISSING_LINES
+                ));
+            }
+            snap.description = Some(d);
+        }
         snap.time = parts
             .iter()
             .map(|p| p.time.clone())

@@ -260,12 +260,25 @@ impl Repo {
             message: m,
         };
         match sel.which {
-            None => mine.into_iter().next_back().ok_or_else(|| {
-                not_found(format!(
-                    "no snapshot of container {}; `freezeframe list` shows what there is",
-                    sel.container
-                ))
-            }),
+            // The newest complete one; a partial one only when named.
+            None => {
+                let partial = |s: &SnapshotFile| s.tags.contains(PARTIAL_TAG);
+                let newest_partial = mine.iter().rev().find(|s| partial(s)).map(info);
+                mine.into_iter().rev().find(|s| !partial(s)).ok_or_else(|| {
+                    not_found(match newest_partial {
+                        Some(p) => format!(
+                            "container {} has only partial snapshots (the newest: {} of run {}); name one with --run to restore it anyway",
+                            sel.container,
+                            &p.id[..8.min(p.id.len())],
+                            p.run.as_deref().unwrap_or("?")
+                        ),
+                        None => format!(
+                            "no snapshot of container {}; `freezeframe list` shows what there is",
+                            sel.container
+                        ),
+                    })
+                })
+            }
             Some(w) => {
                 let run_tag = format!("run:{w}");
                 let hits: Vec<SnapshotFile> = mine
@@ -514,6 +527,13 @@ fn info(s: &SnapshotFile) -> SnapshotInfo {
             .iter()
             .find_map(|t| t.strip_prefix("run:").map(str::to_owned)),
         partial: tags.iter().any(|t| t == PARTIAL_TAG),
+        missing: s
+            .description
+            .as_deref()
+            .unwrap_or("")
+            .lines()
+            .filter_map(|l| l.strip_prefix(backup::MISSING_PREFIX).map(str::to_owned))
+            .collect(),
         tags,
         files: sum.total_files_processed,
         bytes: sum.total_bytes_processed,
