@@ -235,3 +235,181 @@ fn restore_refuses_non_empty_target_and_corrupt_archives() {
         "{out}"
     );
 }
+
+/// Runs the binary, failing the test if it has not ended within `limit`
+/// (it is then killed by PID).
+fn run_within(env: &Env, args: &[&str], limit: std::time::Duration) -> (i32, String, String) {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("freezeframe"))
+        .args(args)
+        .env("FREEZEFRAME_CONFIG", &env.config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > limit {
+            common::kill9(child.id());
+            let _ = child.wait();
+            panic!("{args:?} did not end within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn edit_manifest(target: &Path, run: &str, f: impl FnOnce(&mut serde_json::Value)) {
+    let p = target.join(run).join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    f(&mut m);
+    std::fs::write(&p, serde_json::to_vec(&m).unwrap()).unwrap();
+}
+
+#[test]
+fn hostile_manifests_and_run_folders_are_refused_promptly() {
+    if !require("root", common::sh("id -u").trim() == "0") {
+        return;
+    }
+    let env = Env::new(Path::new("/nonexistent-volume"), &[], "");
+    let tar = || {
+        let mut b = tar::Builder::new(Vec::new());
+        entry(&mut b, "./", EntryType::Directory, "", b"");
+        entry(&mut b, "./f", EntryType::Regular, "", b"data");
+        b.into_inner().unwrap()
+    };
+    let second = std::time::Duration::from_secs(5);
+    // A file name that leaves the run folder, with a matching checksum.
+    let outside = std::fs::read("/etc/hostname").unwrap();
+    let r1 = "2026-01-01T000001Z-h";
+    plant_run(&env.target, r1, tar());
+    edit_manifest(&env.target, r1, |m| {
+        let f = &mut m["containers"][0]["files"][0];
+        f["name"] = "../../../../../../../etc/hostname".into();
+        f["size"] = outside.len().into();
+        f["blake3"] = blake3::hash(&outside).to_hex().to_string().into();
+    });
+    // An id that is a path, and an id listed twice.
+    let r2 = "2026-01-01T000002Z-h";
+    plant_run(&env.target, r2, tar());
+    edit_manifest(&env.target, r2, |m| {
+        m["containers"][0]["id"] = "../../evil".into()
+    });
+    let r3 = "2026-01-01T000003Z-h";
+    plant_run(&env.target, r3, tar());
+    edit_manifest(&env.target, r3, |m| {
+        let c = m["containers"][0].clone();
+        m["containers"].as_array_mut().unwrap().push(c);
+    });
+    // A FIFO and a symlink to /dev/zero in place of the manifest.
+    let r4 = "2026-01-01T000004Z-h";
+    plant_run(&env.target, r4, tar());
+    let m4 = env.target.join(r4).join("manifest.json");
+    std::fs::remove_file(&m4).unwrap();
+    common::sh(&format!("mkfifo {}", m4.display()));
+    let r5 = "2026-01-01T000005Z-h";
+    plant_run(&env.target, r5, tar());
+    let m5 = env.target.join(r5).join("manifest.json");
+    std::fs::remove_file(&m5).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &m5).unwrap();
+    // A good manifest whose archive is a symlink to /dev/zero.
+    let r6 = "2026-01-01T000006Z-h";
+    plant_run(&env.target, r6, tar());
+    let a6 = env.target.join(r6).join("ct.tar.zst");
+    std::fs::remove_file(&a6).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &a6).unwrap();
+
+    let (code, out, err) = run_within(&env, &["list", "--json"], second);
+    assert_eq!(code, 0, "{out}{err}");
+    let runs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let problem = |run: &str| -> String {
+        let r = runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["run"] == run)
+            .unwrap();
+        assert_eq!(r["complete"], false, "{run}: {r}");
+        r["problem"].as_str().unwrap().to_owned()
+    };
+    assert!(
+        problem(r1).contains("not a file a run writes"),
+        "{}",
+        problem(r1)
+    );
+    assert!(
+        problem(r2).contains("not a valid container id"),
+        "{}",
+        problem(r2)
+    );
+    assert!(problem(r3).contains("listed twice"), "{}", problem(r3));
+    assert!(problem(r4).contains("FIFO"), "{}", problem(r4));
+    assert!(problem(r5).contains("symlink"), "{}", problem(r5));
+
+    let (code, out, _) = run_within(&env, &["verify"], second);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("symlink, not a regular file"),
+        "the archive of {r6}: {out}"
+    );
+
+    let to = env.dir.path().join("restored");
+    for run in [r1, r2, r3, r4, r5, r6] {
+        let (code, out, err) = run_within(
+            &env,
+            &["restore", "ct", "--run", run, "--to", to.to_str().unwrap()],
+            second,
+        );
+        assert_eq!(code, 1, "{run}: {out}{err}");
+        assert!(!to.exists(), "{run}: nothing restored");
+    }
+}
+
+#[test]
+fn sigterm_stops_a_restore_within_a_second() {
+    if !require("root", common::sh("id -u").trim() == "0") {
+        return;
+    }
+    let env = Env::new(Path::new("/nonexistent-volume"), &[], "");
+    let mut b = tar::Builder::new(Vec::new());
+    entry(&mut b, "./", EntryType::Directory, "", b"");
+    for i in 0..3 {
+        entry(&mut b, &format!("./f{i}"), EntryType::Regular, "", b"data");
+    }
+    let run = "2026-01-01T000000Z-h";
+    plant_run(&env.target, run, b.into_inner().unwrap());
+    let to = env.dir.path().join("restored");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("freezeframe"))
+        .args(["restore", "ct", "--to", to.to_str().unwrap()])
+        .env("FREEZEFRAME_CONFIG", &env.config)
+        .env("FREEZEFRAME_FAULT", "mid-restore:hang=60s")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !to.join("f0").exists() {
+        assert!(t.elapsed().as_secs() < 20, "the restore never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    common::sh(&format!("kill -TERM {}", child.id()));
+    let t = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_millis(1500),
+            "still running 1.5 s after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -42,6 +42,9 @@ pub fn run(config: &Config, args: &PruneArgs) -> Result<u8> {
         }
     }
     let cancel = crate::signals::install()?;
+    // rustic's prune does not look at `cancel`; stopping it anywhere is
+    // safe (two-phase: nothing referenced is deleted before it is marked).
+    crate::signals::exit_after(&cancel, std::time::Duration::ZERO, "prune");
     let (_lock, takeover) =
         HostLock::acquire(&config.state_dir, "prune", args.lock_wait.0, &cancel)?;
     if let Some(w) = takeover {

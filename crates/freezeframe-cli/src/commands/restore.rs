@@ -25,6 +25,8 @@ pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
         force: args.force,
     };
     let cancel = crate::signals::install()?;
+    // The extractor stops at the next entry; this bounds one huge entry.
+    crate::signals::exit_after(&cancel, std::time::Duration::from_secs(1), "restore");
     let faults = Faults::from_env().map_err(UsageError)?;
     let (_lock, takeover) =
         HostLock::acquire(&config.state_dir, "restore", args.lock_wait.0, &cancel)?;

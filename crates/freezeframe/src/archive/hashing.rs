@@ -73,9 +73,10 @@ impl<W: Write> Write for CountingWriter<W> {
     }
 }
 
-/// BLAKE3 of a whole file, read in large chunks.
+/// BLAKE3 of a whole regular file (never through a symlink, never a FIFO
+/// or device: see [`crate::sys::fs::open_regular`]), read in large chunks.
 pub fn hash_file(path: &std::path::Path) -> io::Result<(String, u64)> {
-    let mut f = std::fs::File::open(path)?;
+    let mut f = crate::sys::fs::open_regular(path)?;
     let mut h = blake3::Hasher::new();
     let n = io::copy(&mut f, &mut h)?;
     Ok((h.finalize().to_hex().to_string(), n))

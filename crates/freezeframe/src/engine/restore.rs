@@ -110,6 +110,12 @@ pub fn restore(
     }
     // Check every file before writing anything.
     for f in &rec.files {
+        cancel.check().map_err(|e| {
+            RestoreError::Extract(ExtractError::Io {
+                path: f.name.clone(),
+                source: e,
+            })
+        })?;
         let path = run.path.join(&f.name);
         let (hash, size) = hash_file(&path).map_err(|e| RestoreError::Corrupt {
             path: path.clone(),
@@ -137,7 +143,7 @@ pub fn restore(
         std::fs::create_dir_all(to).map_err(|e| dest_err(to, format!("cannot create: {e}")))?;
     }
     let apath = run.path.join(&archive.name);
-    let file = std::fs::File::open(&apath).map_err(|e| RestoreError::Corrupt {
+    let file = crate::sys::fs::open_regular(&apath).map_err(|e| RestoreError::Corrupt {
         path: apath.clone(),
         problem: e.to_string(),
     })?;
@@ -148,7 +154,8 @@ pub fn restore(
         };
         let src = run.path.join(&f.name);
         write_beside(&dest, req.force, |out| {
-            let mut input = std::fs::File::open(&src).map_err(|e| dest_err(&src, e.to_string()))?;
+            let mut input =
+                crate::sys::fs::open_regular(&src).map_err(|e| dest_err(&src, e.to_string()))?;
             std::io::copy(&mut input, out).map_err(|e| dest_err(&dest, e.to_string()))?;
             Ok(())
         })?;

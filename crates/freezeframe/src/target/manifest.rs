@@ -12,6 +12,10 @@ use crate::config::{Compression, Mode, RuntimeKind, Strategy};
 /// Version of the manifest format. Bump on incompatible changes.
 pub const MANIFEST_VERSION: u32 = 1;
 
+/// Largest manifest read (a run of hundreds of containers with thousands
+/// of warnings is a few MiB).
+pub const MAX_MANIFEST: u64 = 64 << 20;
+
 /// The result of one container's backup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -205,9 +209,13 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Reads and parses a manifest file.
+    /// Reads, parses and checks a manifest file: a regular file (no
+    /// symlink, FIFO or device) of at most [`MAX_MANIFEST`] bytes, whose
+    /// every container id and file name is one a run can hold
+    /// ([`Manifest::check`]).
     pub fn read(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = crate::sys::fs::read_regular(path, MAX_MANIFEST)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         let m: Manifest = serde_json::from_slice(&text)
             .map_err(|e| format!("{}: not a valid manifest: {e}", path.display()))?;
         if m.version != MANIFEST_VERSION {
@@ -217,7 +225,44 @@ impl Manifest {
                 m.version
             ));
         }
+        m.check()
+            .map_err(|e| format!("{}: not a valid manifest: {e}", path.display()))?;
         Ok(m)
+    }
+
+    /// Checks what the manifest names, as the config checks ids: every
+    /// container id valid and listed once, and every file one this run
+    /// writes for that container (`<id>.tar.zst`, `<id>.conf`, …), a plain
+    /// name inside the run folder.
+    pub fn check(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.containers {
+            let id = crate::config::ContainerId::new(&c.id)?;
+            if !seen.insert(c.id.as_str()) {
+                return Err(format!("container `{id}` is listed twice"));
+            }
+            for f in &c.files {
+                let expected = match f.kind {
+                    FileKind::Archive => [
+                        Compression::Zstd,
+                        Compression::Bzip2,
+                        Compression::Gzip,
+                        Compression::None,
+                    ]
+                    .iter()
+                    .any(|c| f.name == crate::target::layout::archive_name(&id, *c)),
+                    FileKind::Config => f.name == crate::target::layout::config_name(&id),
+                    FileKind::Dump => f.name == crate::target::layout::dump_name(&id),
+                };
+                if !expected {
+                    return Err(format!(
+                        "container `{id}` names the file {:?} ({:?}), which is not a file a run writes for it",
+                        f.name, f.kind
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The run's result judged by its containers alone: `failed` if every

@@ -156,8 +156,19 @@ impl Store {
                 let id = RunId::parse(e.file_name().to_str()?)?;
                 let path = e.path();
                 let mpath = path.join(MANIFEST_NAME);
-                let manifest = if mpath.exists() {
-                    Manifest::read(&mpath)
+                // Not `exists`: a symlink planted there is refused, not followed.
+                let manifest = if std::fs::symlink_metadata(&mpath).is_ok() {
+                    Manifest::read(&mpath).and_then(|m| {
+                        if m.run == id.as_str() {
+                            Ok(m)
+                        } else {
+                            Err(format!(
+                                "{}: the manifest is of run {:?}, not of this folder",
+                                mpath.display(),
+                                m.run
+                            ))
+                        }
+                    })
                 } else {
                     Err("incomplete: no manifest".into())
                 };
@@ -242,7 +253,7 @@ impl Store {
             Ok(_) => {}
         }
         if f.kind == FileKind::Archive {
-            let r = std::fs::File::open(&path).and_then(crate::archive::decode_to_end);
+            let r = crate::sys::fs::open_regular(&path).and_then(crate::archive::decode_to_end);
             if let Err(e) = r {
                 return Some(format!("archive does not decode to the end: {e}"));
             }
