@@ -274,3 +274,45 @@ fn a_killed_runs_snapshot_is_swept_from_another_state_dir_once_its_maker_is_gone
     assert_eq!(code, 0, "{out}{err}");
     drop(b.cgs);
 }
+
+#[test]
+fn verify_and_list_report_a_run_being_written_as_in_progress_not_damage() {
+    if !privileged() {
+        return;
+    }
+    let (b, cts) = bed(&["a"]);
+    let env = Env::new(&b.vol.volume(), &cts, "");
+    env.backup_json(&["--all"]);
+    let mut a = spawn(&env, &["backup", "--all"], "mid-archive:hang=30s");
+    wait_for_snapshot(&b.vol, &mut a);
+    let (code, out, err) = env.run(&["verify"]);
+    assert_eq!(code, 0, "a run in progress is not damage: {out}{err}");
+    assert!(
+        out.contains("in progress: being written by run") && out.contains("1 run(s) in progress"),
+        "{out}"
+    );
+    let (code, out, _) = env.run(&["list"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("RUNNING") && !out.contains("INCOMPLETE"),
+        "{out}"
+    );
+    // Once its writer is gone, the same folder is incomplete: damage.
+    kill9(a.id());
+    a.wait().unwrap();
+    let t = Instant::now();
+    // The guardian removes it; until then verify calls it incomplete.
+    loop {
+        let (code, out, _) = env.run(&["verify"]);
+        if code == 0 && !out.contains("in progress") {
+            break;
+        }
+        assert!(code == 1 && out.contains("incomplete"), "{out}");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the guardian never cleaned up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(b.cgs);
+}

@@ -29,9 +29,11 @@ pub fn run(config: &Config, args: &ListArgs) -> Result<u8> {
                         "bytes_in": c.bytes_in, "bytes_out": c.bytes_out,
                     })).collect::<Vec<_>>(),
                 }),
-                Err(e) => {
-                    json!({"run": r.id.as_str(), "path": r.path, "complete": false, "problem": e})
-                }
+                Err(e) => match &r.in_progress {
+                    Some(o) => json!({"run": r.id.as_str(), "path": r.path, "complete": false,
+                        "in_progress": true, "pid": o.pid}),
+                    None => json!({"run": r.id.as_str(), "path": r.path, "complete": false, "problem": e}),
+                },
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -62,12 +64,21 @@ pub fn run(config: &Config, args: &ListArgs) -> Result<u8> {
                     cts.join(" ")
                 );
             }
-            Err(e) => println!(
-                "{:<40} {:<10} {:>10}  {e}",
-                r.id.as_str(),
-                "INCOMPLETE",
-                "-"
-            ),
+            Err(e) => match &r.in_progress {
+                Some(o) => println!(
+                    "{:<40} {:<10} {:>10}  being written by PID {}",
+                    r.id.as_str(),
+                    "RUNNING",
+                    "-",
+                    o.pid
+                ),
+                None => println!(
+                    "{:<40} {:<10} {:>10}  {e}",
+                    r.id.as_str(),
+                    "INCOMPLETE",
+                    "-"
+                ),
+            },
         }
     }
     Ok(exit::OK)

@@ -20,6 +20,7 @@ pub fn run(config: &Config, args: &VerifyArgs) -> Result<u8> {
     }
     let checks = Store::new(&config.target.path).verify(&args.runs)?;
     let bad = checks.iter().filter(|c| c.problem.is_some()).count();
+    let running = checks.iter().filter(|c| c.in_progress.is_some()).count();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&checks)?);
     } else {
@@ -29,12 +30,21 @@ pub fn run(config: &Config, args: &VerifyArgs) -> Result<u8> {
             } else {
                 format!("{}/{}", c.container, c.file)
             };
-            match &c.problem {
-                None => println!("ok      {}  {what}", c.run),
-                Some(p) => println!("BAD     {}  {what}: {p}", c.run),
+            match (&c.problem, &c.in_progress) {
+                (_, Some(note)) => println!("running {}: {note}; not checked", c.run),
+                (None, None) => println!("ok      {}  {what}", c.run),
+                (Some(p), None) => println!("BAD     {}  {what}: {p}", c.run),
             }
         }
-        println!("{} checked, {bad} bad", checks.len());
+        let running = if running > 0 {
+            format!(", {running} run(s) in progress")
+        } else {
+            String::new()
+        };
+        println!(
+            "{} checked, {bad} bad{running}",
+            checks.len() - checks.iter().filter(|c| c.in_progress.is_some()).count()
+        );
     }
     Ok(if bad == 0 { exit::OK } else { exit::FAILURE })
 }

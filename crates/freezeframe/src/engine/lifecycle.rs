@@ -211,12 +211,16 @@ pub fn execute(
     let clock: &dyn Clock = tools.clock.as_ref();
     let started_wall = clock.wall();
     let store = Store::new(&plan.target);
-    let (run_id, dir) = store.create_run(DateTime::<Utc>::from(started_wall), &tools.host)?;
+    let state_dir = plan.state_dir.clone().unwrap_or_default();
+    let (run_id, dir) =
+        store.create_run(DateTime::<Utc>::from(started_wall), &tools.host, |r| {
+            Owner::me(&state_dir, r.as_str())
+        })?;
     let journal = match &plan.state_dir {
         Some(d) => match Journal::open(d, run_id.as_str()) {
             Ok(j) => Some(Arc::new(j)),
             Err(e) => {
-                let _ = std::fs::remove_dir(&dir);
+                let _ = super::cleanup::remove_incomplete_run(&dir);
                 return Err(e.into());
             }
         },
@@ -226,7 +230,7 @@ pub fn execute(
     let run_dir_token = match cleanup.register(Undo::RunDir(dir.clone())) {
         Ok(t) => t,
         Err(e) => {
-            let _ = std::fs::remove_dir(&dir);
+            let _ = super::cleanup::remove_incomplete_run(&dir);
             return Err(e.into());
         }
     };
@@ -249,10 +253,7 @@ pub fn execute(
         warnings: Vec::new(),
         queued_hooks: Vec::new(),
         watch: &watch,
-        owner: Owner::me(
-            plan.state_dir.as_deref().unwrap_or(Path::new("")),
-            run_id.as_str(),
-        ),
+        owner: Owner::me(&state_dir, run_id.as_str()),
     };
     let job_start = run.hook(HookPhase::JobStart, None, None);
     let ctx = WorkerCtx {
@@ -347,6 +348,7 @@ pub fn execute(
     })?;
     // The manifest exists: the run folder is complete, nothing to undo.
     run.cleanup.done(run_dir_token);
+    let _ = std::fs::remove_file(dir.join(crate::target::layout::RUN_OWNER_NAME));
     let failures = run.cleanup.unwind();
     debug_assert!(failures.is_empty(), "{failures:?}");
     run.end_hooks(&manifest.containers_outcome().to_string());

@@ -10,6 +10,11 @@ use crate::config::{Compression, ContainerId};
 /// File name of the manifest, the last file of every complete run.
 pub const MANIFEST_NAME: &str = "manifest.json";
 
+/// File name of the record of the process writing a run (removed once the
+/// manifest is written): a run folder without a manifest whose writer
+/// still runs is in progress, not damaged.
+pub const RUN_OWNER_NAME: &str = ".ff-owner";
+
 /// Identifies one run: its start time (UTC, to the second) and host.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RunId(String);

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use super::layout::{RunId, MANIFEST_NAME};
+use super::layout::{RunId, MANIFEST_NAME, RUN_OWNER_NAME};
 use super::manifest::{ContainerRecord, FileKind, FileRecord, Manifest, Outcome};
 use crate::archive::hashing::hash_file;
+use crate::sys::Owner;
 
 /// A target operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +50,8 @@ pub struct RunListing {
     pub path: PathBuf,
     /// Its manifest; `Err` when missing (incomplete run) or unreadable.
     pub manifest: Result<Manifest, String>,
+    /// The process still writing it (no manifest yet, its writer alive).
+    pub in_progress: Option<Owner>,
 }
 
 /// Result of checking one file.
@@ -62,6 +65,9 @@ pub struct FileCheck {
     pub file: String,
     /// `None` if good, else what is wrong.
     pub problem: Option<String>,
+    /// The run is still being written (not checked, not damaged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_progress: Option<String>,
 }
 
 /// A tar target folder.
@@ -110,17 +116,29 @@ impl Store {
         })
     }
 
-    /// Creates the folder of a new run started at `at` on `host`.
+    /// Creates the folder of a new run started at `at` on `host`, with the
+    /// record of the process writing it (`owner(run)`).
     pub fn create_run(
         &self,
         at: DateTime<Utc>,
         host: &str,
+        owner: impl Fn(&RunId) -> Owner,
     ) -> Result<(RunId, PathBuf), StoreError> {
         for seq in 1..100 {
             let id = RunId::new(at, host, seq);
             let path = self.root.join(id.as_str());
             match std::fs::DirBuilder::new().mode(0o700).create(&path) {
                 Ok(()) => {
+                    let fail = |source| StoreError::Target {
+                        path: path.clone(),
+                        source,
+                    };
+                    if let Err(e) =
+                        crate::sys::atomic::write(&path.join(RUN_OWNER_NAME), &owner(&id).to_json())
+                    {
+                        let _ = std::fs::remove_dir(&path);
+                        return Err(fail(e));
+                    }
                     crate::sys::fs::fsync_dir(&self.root).map_err(|source| StoreError::Target {
                         path: self.root.clone(),
                         source,
@@ -172,7 +190,22 @@ impl Store {
                 } else {
                     Err("incomplete: no manifest".into())
                 };
-                Some(RunListing { id, path, manifest })
+                let in_progress = match &manifest {
+                    Ok(_) => None,
+                    Err(_) => crate::sys::fs::read_regular(
+                        &path.join(RUN_OWNER_NAME),
+                        crate::sys::owner::MAX_OWNER_RECORD,
+                    )
+                    .ok()
+                    .and_then(|b| Owner::from_json(&b))
+                    .filter(Owner::alive),
+                };
+                Some(RunListing {
+                    id,
+                    path,
+                    manifest,
+                    in_progress,
+                })
             })
             .collect();
         runs.sort_by(|a, b| a.id.cmp(&b.id));
@@ -281,11 +314,16 @@ impl Store {
             let m = match &r.manifest {
                 Ok(m) => m,
                 Err(e) => {
+                    let in_progress = r
+                        .in_progress
+                        .as_ref()
+                        .map(|o| format!("in progress: being written by {}", o.describe()));
                     out.push(FileCheck {
                         run: r.id.to_string(),
                         container: String::new(),
                         file: MANIFEST_NAME.into(),
-                        problem: Some(e.clone()),
+                        problem: in_progress.is_none().then(|| e.clone()),
+                        in_progress,
                     });
                     continue;
                 }
@@ -300,6 +338,7 @@ impl Store {
                             "backup failed: {}",
                             c.error.as_deref().unwrap_or("no reason recorded")
                         )),
+                        in_progress: None,
                     });
                     continue;
                 }
@@ -309,6 +348,7 @@ impl Store {
                         container: c.id.clone(),
                         file: f.name.clone(),
                         problem: Self::check_file(&r.path, f),
+                        in_progress: None,
                     });
                 }
             }
