@@ -10,9 +10,10 @@ use freezeframe::config::{Compression, HumanDuration, Mode, Strategy, DEFAULT_CO
 #[derive(Debug, Parser)]
 #[command(name = "freezeframe", version, after_help = crate::exit::HELP)]
 pub struct Cli {
-    /// Config file.
-    #[arg(long, global = true, env = "FREEZEFRAME_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
-    pub config: PathBuf,
+    /// Config file [default: $FREEZEFRAME_CONFIG if set and not empty, else
+    /// /etc/freezeframe/freezeframe.toml].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
     /// More log output (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -20,6 +21,25 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// Where the config is read from: `--config`, else `FREEZEFRAME_CONFIG` (an
+/// empty one counts as unset), else [`DEFAULT_CONFIG_PATH`].
+impl Cli {
+    /// The config file to read.
+    pub fn config_path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .or_else(|| {
+                std::env::var_os(CONFIG_ENV)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+    }
+}
+
+/// The environment variable naming the config file.
+pub const CONFIG_ENV: &str = "FREEZEFRAME_CONFIG";
 
 /// The commands.
 #[derive(Debug, Subcommand)]

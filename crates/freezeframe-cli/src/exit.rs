@@ -95,6 +95,6 @@ fn repo_code(e: &RepoError) -> u8 {
         RepoError::NotFound { .. } | RepoError::Invalid(_) => USAGE,
         RepoError::Password(_) | RepoError::Open { .. } => PRECONDITION,
         RepoError::Interrupted => signal(2),
-        RepoError::Repository { .. } => FAILURE,
+        RepoError::Repository { .. } | RepoError::StreamClosed(_) => FAILURE,
     }
 }

@@ -66,9 +66,10 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     if let Command::Debug(d) = &cli.command {
         return commands::debug::run(&d.what);
     }
-    let config = freezeframe::config::load(&cli.config)?;
+    let config_path = cli.config_path();
+    let config = freezeframe::config::load(&config_path)?;
     match &cli.command {
-        Command::Backup(a) => commands::backup::run(&config, &cli.config, a),
+        Command::Backup(a) => commands::backup::run(&config, &config_path, a),
         Command::Recover(a) => commands::recover::run(&config, a),
         Command::ListContainers(a) => commands::list_containers::run(&config, a),
         Command::Guardian(a) => guardian::run(&config, a.parent),

@@ -369,3 +369,36 @@ fn absurd_counts_and_files_in_place_of_folders_are_refused_even_in_a_dry_run() {
     assert!(!b.cg.is_frozen());
     assert!(b.vol.snapshot_folder().is_empty());
 }
+
+#[test]
+fn an_empty_config_variable_counts_as_unset() {
+    if !privileged() {
+        return;
+    }
+    let b = bed();
+    let env = Env::new(&b.vol.volume(), &[ct(&b)], "");
+    let out = env
+        .cmd()
+        .env("FREEZEFRAME_CONFIG", "")
+        .args(["--config", env.config.to_str().unwrap(), "show-config"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = env
+        .cmd()
+        .env("FREEZEFRAME_CONFIG", "")
+        .arg("show-config")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(USAGE), "{err}");
+    assert!(
+        err.contains("/etc/freezeframe/freezeframe.toml"),
+        "the default: {err}"
+    );
+}

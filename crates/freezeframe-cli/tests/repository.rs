@@ -544,6 +544,11 @@ fn restore_into_a_full_file_system_fails_cleanly() {
         err.contains("No space left") || err.contains("os error 28"),
         "the error says why: {err}"
     );
+    assert_eq!(
+        err.matches("os error 28").count(),
+        1,
+        "the cause once: {err}"
+    );
     // Nothing outside the destination folder.
     let entries: Vec<String> = std::fs::read_dir(&small)
         .unwrap()
@@ -734,4 +739,44 @@ fn sigterm_while_reading_leaves_no_snapshot_and_nothing_frozen() {
     assert_eq!(files, 0, "no part snapshot is left either");
     let (code, out, verr) = env.run(&["verify"]);
     assert_eq!(code, 0, "the repository stays consistent: {out}\n{verr}");
+}
+
+#[test]
+fn a_damaged_pack_is_named_with_the_file_it_breaks() {
+    if !privileged() {
+        return;
+    }
+    let vol = LoopBtrfs::new("1G");
+    let private = vol.volume().join("app");
+    random_files(&private.join("data"), "b", 3, 3 << 20);
+    let (env, cg) = one_container(&vol, "app", &private);
+    env.backup_json(&["app"]);
+    // Damage every data pack in its middle (tree packs are small).
+    let packs = sh(&format!(
+        "find {}/data -type f -size +1M",
+        env.dir.path().join("repo").display()
+    ));
+    let packs: Vec<&str> = packs.lines().collect();
+    assert!(!packs.is_empty());
+    for p in &packs {
+        let mut b = std::fs::read(p).unwrap();
+        let mid = b.len() / 2;
+        for x in &mut b[mid..mid + 64] {
+            *x ^= 0xff;
+        }
+        std::fs::write(p, b).unwrap();
+    }
+    let to = env.dir.path().join("restored");
+    let (code, out, err) = env.run(&["restore", "app", "--to", to.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    let named = packs.iter().any(|p| {
+        let id = Path::new(p).file_name().unwrap().to_str().unwrap();
+        err.contains(&format!("pack {id}"))
+    });
+    assert!(
+        named && err.contains("data/b") && err.contains("data blob"),
+        "the pack and the file are named: {err}"
+    );
+    assert!(!err.contains("unexpected EOF"), "{err}");
+    drop(cg);
 }

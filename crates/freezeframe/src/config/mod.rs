@@ -64,13 +64,29 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let raw: raw::RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
         path: path.to_owned(),
-        message: e.to_string().trim_end().to_owned(),
+        message: shorten(e.to_string().trim_end()),
     })?;
     validate::validate(raw, text).map_err(|(line, message)| ConfigError::Invalid {
         path: path.to_owned(),
         line,
-        message,
+        message: shorten(&message),
     })
+}
+
+/// Longest line of a config error: the parser quotes the line at fault,
+/// and a value may be megabytes long.
+const MAX_MESSAGE_LINE: usize = 240;
+
+/// Cuts every line of `message` to [`MAX_MESSAGE_LINE`] characters.
+fn shorten(message: &str) -> String {
+    message
+        .lines()
+        .map(|l| match l.char_indices().nth(MAX_MESSAGE_LINE) {
+            Some((cut, _)) => format!("{} … ({} more bytes)", &l[..cut], l.len() - cut),
+            None => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The effective config as TOML (what `show-config` prints).

@@ -310,3 +310,17 @@ fn a_relative_state_dir_is_rejected_with_its_line() {
     let e = err(&format!("state_dir = \"/var/lib/../tmp\"\n{GOOD}"));
     assert!(e.contains("must not contain `..`"), "{e}");
 }
+
+#[test]
+fn a_huge_value_is_not_echoed_whole() {
+    let long = "x".repeat(5_000_000);
+    for text in [
+        GOOD.replace("id = \"101\"", &format!("id = \"{long}\"")),
+        GOOD.replace("compress = \"bzip2\"", &format!("compress = \"{long}\"")),
+        format!("{GOOD}\nbogus = \"{long}\"\n"),
+    ] {
+        let e = err(&text);
+        assert!(e.len() < 2_000, "{} bytes: {}", e.len(), &e[..300]);
+        assert!(e.contains("more bytes"), "{e}");
+    }
+}

@@ -69,6 +69,9 @@ pub fn restore_from_repository(
         ))
     })?;
     let (report, restored) = match (extracted, streamed) {
+        // The repository could not be read: the extractor then only saw
+        // the stream end early; the reader's error names the cause.
+        (_, Err(e)) if !e.is_consumer_gone() => return Err(e.into()),
         (Err(e), _) => return Err(e.into()),
         (Ok(_), Err(e)) => return Err(e.into()),
         (Ok(r), Ok(restored)) => (r, restored),

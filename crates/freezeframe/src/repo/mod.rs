@@ -143,6 +143,17 @@ pub enum RepoError {
     /// The run was cancelled.
     #[error("interrupted")]
     Interrupted,
+    /// The side reading a restore stream stopped (its own error says why).
+    #[error("the restore stream was closed: {0}")]
+    StreamClosed(String),
+}
+
+impl RepoError {
+    /// Whether this only says that the reader of a stream went away (so
+    /// the reader's own error is the cause to report).
+    pub fn is_consumer_gone(&self) -> bool {
+        matches!(self, RepoError::StreamClosed(_))
+    }
 }
 
 /// One container to back up into the repository.

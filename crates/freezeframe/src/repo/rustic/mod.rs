@@ -327,8 +327,10 @@ impl Repo {
         let snap = self.load(snapshot)?;
         self.with_indexed(|repo| {
             let (config, has_dump) = reserved(repo, &snap, &self.location)?;
-            tar_stream::write_tree(repo, snap.tree, out, cancel)
-                .map_err(|e| self.err(format!("restoring snapshot {}", snapshot.id), e))?;
+            tar_stream::write_tree(repo, snap.tree, out, cancel).map_err(|e| match e {
+                tar_stream::StreamError::Write(w) => RepoError::StreamClosed(w.to_string()),
+                e => self.err(format!("restoring snapshot {}", snapshot.id), e),
+            })?;
             Ok(super::RestoredSnapshot { config, has_dump })
         })
     }

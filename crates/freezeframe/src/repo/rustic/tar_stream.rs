@@ -8,8 +8,8 @@
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 
-use rustic_core::repofile::{Node, NodeType};
-use rustic_core::{IndexedFull, Repository, TreeId};
+use rustic_core::repofile::{BlobType, IndexFile, Node, NodeType};
+use rustic_core::{BlobId, IndexedFull, Repository, TreeId};
 
 use crate::repo::gomode::posix_mode;
 use crate::repo::RESERVED_DIR;
@@ -74,6 +74,8 @@ struct Writer<'r, S, W: Write> {
 struct Exact<'w, W: Write> {
     inner: &'w mut W,
     left: u64,
+    /// Writing to the consumer failed (it stopped reading).
+    write_failed: Option<io::ErrorKind>,
 }
 
 impl<W: Write> Write for Exact<'_, W> {
@@ -84,7 +86,10 @@ impl<W: Write> Write for Exact<'_, W> {
                 "file content longer than its recorded size",
             ));
         }
-        let n = self.inner.write(buf)?;
+        let n = self
+            .inner
+            .write(buf)
+            .inspect_err(|e| self.write_failed = Some(e.kind()))?;
         self.left -= n as u64;
         Ok(n)
     }
@@ -216,12 +221,24 @@ impl<S: IndexedFull, W: Write> Writer<'_, S, W> {
     fn content(&mut self, node: &Node, path: &[u8]) -> Result<(), StreamError> {
         let size = node.meta.size;
         let inner = self.out.get_mut();
-        let mut exact = Exact { inner, left: size };
+        let mut exact = Exact {
+            inner,
+            left: size,
+            write_failed: None,
+        };
         if let Err(e) = self.repo.dump(node, &mut exact) {
-            // A write error of ours (the consumer stopped) is the cause to report.
-            return Err(StreamError::Repository(format!(
-                "reading {}: {e}",
-                String::from_utf8_lossy(path)
+            if let Some(kind) = exact.write_failed {
+                // The consumer stopped: its error is the one to report.
+                return Err(StreamError::Write(io::Error::new(
+                    kind,
+                    "the extractor stopped reading",
+                )));
+            }
+            return Err(StreamError::Repository(damaged_content(
+                self.repo,
+                node,
+                &String::from_utf8_lossy(path),
+                &e.to_string(),
             )));
         }
         if exact.left != 0 {
@@ -236,6 +253,46 @@ impl<S: IndexedFull, W: Write> Writer<'_, S, W> {
         self.stats.bytes += size;
         Ok(())
     }
+}
+
+/// What to say of a file whose content could not be read: which of its
+/// blobs failed, and the pack that holds it (from the index files).
+fn damaged_content<S: IndexedFull>(
+    repo: &Repository<S>,
+    node: &Node,
+    path: &str,
+    err: &str,
+) -> String {
+    let content = node.content.as_deref().unwrap_or(&[]);
+    let failing = content.iter().enumerate().find_map(|(i, id)| {
+        repo.get_blob_cached(&BlobId::from(**id), BlobType::Data)
+            .err()
+            .map(|e| (i, *id, e.to_string()))
+    });
+    let Some((i, id, why)) = failing else {
+        return format!("reading {path}: {err}; the repository is damaged (run `freezeframe verify --read-data`)");
+    };
+    let pack = find_pack(repo, &BlobId::from(*id))
+        .map(|p| format!("pack {p}"))
+        .unwrap_or_else(|| "a pack no index names".into());
+    format!(
+        "reading {path}: its data blob {} of {} ({}) in {pack} cannot be read: {why}; the repository is damaged (run `freezeframe verify --read-data`)",
+        i + 1,
+        content.len(),
+        id.to_hex().to_string()
+    )
+}
+
+/// The pack the index files place blob `id` in.
+fn find_pack<S: IndexedFull>(repo: &Repository<S>, id: &BlobId) -> Option<String> {
+    repo.stream_files::<IndexFile>().ok()?.find_map(|r| {
+        let (_, index) = r.ok()?;
+        index
+            .packs
+            .iter()
+            .find(|p| p.blobs.iter().any(|b| b.id == *id))
+            .map(|p| p.id.to_hex().to_string())
+    })
 }
 
 fn inner_write_zeros(w: &mut impl Write, n: u64) -> io::Result<()> {
