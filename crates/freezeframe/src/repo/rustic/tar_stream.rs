@@ -279,7 +279,7 @@ fn damaged_content<S: IndexedFull>(
         "reading {path}: its data blob {} of {} ({}) in {pack} cannot be read: {why}; the repository is damaged (run `freezeframe verify --read-data`)",
         i + 1,
         content.len(),
-        id.to_hex().to_string()
+        &*id.to_hex()
     )
 }
 
