@@ -4,8 +4,9 @@
 # loop-backed btrfs volume, then measures, in one run and on the same data:
 #   - archive throughput: freezeframe zstd vs `tar -c | zstd -T0 -3`,
 #     freezeframe bzip2 vs the classic `tar -cf` then `bzip2 -9`;
-#   - the freeze window (p50, max) for 1, 3 and 10 containers while a SQLite
-#     writer commits, and for the big container itself.
+#   - the freeze window (p50, max) for 1, 10 and 100 containers frozen in
+#     one `group` window while a SQLite writer commits in one of them, and
+#     for the big container itself.
 # Prints a Markdown table (see docs/BENCHMARKS.md). Not a test: it checks
 # nothing, it measures.  usage: sudo bash bench/run.sh [SIZE_GIB]
 set -euo pipefail
@@ -40,9 +41,9 @@ conf="$work/freezeframe.toml"
     printf 'state_dir = "%s"\n\n' "$work/state"
     printf '[target]\npath = "%s"\n\n[[volume]]\nname = "bench"\npath = "%s"\nprovider = "btrfs"\n' "$work/backups" "$work/mnt/ct"
     printf '\n[[container]]\nid = "big"\ncgroup = "%s/big"\nprivate = "%s"\n' "$cgbase" "$big"
-    for i in $(seq 1 10); do
+    for i in $(seq 1 100); do
         mkdir -p "$work/mnt/ct/s$i"
-        head -c 1M /dev/urandom > "$work/mnt/ct/s$i/data"
+        head -c 64K /dev/urandom > "$work/mnt/ct/s$i/data"
         if [ "$i" = 1 ]; then
             start "s$i" python3 "$repo/scripts/workloads/sqlite_writer.py" "$work/mnt/ct/s1/db.sqlite"
         else
@@ -65,8 +66,8 @@ measure tar_classic sh -c "tar -cf '$work/out/ref.tar' -C '$work/mnt/ref/big' . 
 measure ff_bzip2 "$ff" backup big --compress bzip2 --level 9 --json >> "$results"
 cp "$(ls -d "$work"/backups/*/ | tail -n1)manifest.json" "$work/out/ff_bzip2.json"
 
-# freeze windows with the writer active: 1, 3 and 10 containers, 7 runs each
-for n in 1 3 10; do
+# freeze windows with the writer active: 1, 10 and 100 containers, 7 runs each
+for n in 1 10 100; do
     ids=$(seq -f "s%g" 1 "$n" | tr '\n' ' ')
     for r in $(seq 1 7); do
         "$ff" backup $ids --json > "$work/out/freeze-$n-$r.json"
@@ -101,7 +102,7 @@ print()
 print(f"Freeze window of the {gib:.1f} GiB container itself: {ffz['freeze_ms']:.1f} ms (zstd run), {ffb['freeze_ms']:.1f} ms (bzip2 run).\n")
 print("| containers frozen together (SQLite writer active in one) | runs | p50 freeze ms | max freeze ms |")
 print("|---|---:|---:|---:|")
-for n in (1, 3, 10):
+for n in (1, 10, 100):
     ms = []
     for f in glob.glob(os.path.join(out, f"freeze-{n}-*.json")):
         ms += [c["freeze_ms"] for c in json.load(open(f))["containers"]]

@@ -18,6 +18,7 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use super::cleanup::{Cleanup, Token, Undo};
 use super::plan::Plan;
+use super::rest::rest_all;
 use super::watch::Watch;
 use super::worker::{worker, Archived, Job, JobDone, WorkerCtx};
 use super::Toolbox;
@@ -638,19 +639,24 @@ impl Run<'_> {
             return None;
         }
         let window_t0 = clock.mono();
-        // (container, undo token, mono at request, wall at request, wall when frozen)
+        for (ct, _, _) in &ready {
+            self.observer.phase(ct.id.as_str(), &Phase::Freezing);
+        }
+        // Every container of the window at once, with half the window to
+        // come to rest: one that does not is thawed and fails alone, and
+        // the snapshot of the others still fits in the deadline.
+        let (t0, w0) = (clock.mono(), clock.wall());
+        let rested = rest_all(&ready, timeout / 2);
         let mut frozen: Vec<Frozen> = Vec::new();
-        for ((ct, rt, q), token) in ready.into_iter().zip(tokens) {
+        for (((ct, _, q), token), r) in ready.into_iter().zip(tokens).zip(rested) {
             let id = ct.id.to_string();
-            self.observer.phase(&id, &Phase::Freezing);
-            let (t0, w0) = (clock.mono(), clock.wall());
-            match rt.quiesce(&ct, &q, timeout) {
-                Ok(()) => frozen.push(Frozen {
+            match r {
+                Ok(after) => frozen.push(Frozen {
                     ct: ct.clone(),
                     token,
                     t0,
                     requested: w0,
-                    confirmed: clock.wall(),
+                    confirmed: w0 + after,
                     dump: q.dump.clone(),
                 }),
                 Err(e) => {

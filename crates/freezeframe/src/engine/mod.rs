@@ -7,6 +7,7 @@ pub mod lifecycle;
 pub mod plan;
 pub mod recover;
 pub mod repo_restore;
+mod rest;
 pub mod restore;
 pub mod toolbox;
 pub mod watch;

@@ -55,6 +55,8 @@ impl Runtime for FakeRuntime {
     fn quiesce(&self, ct: &Container, _: &Quiesced, timeout: Duration) -> Result<(), RuntimeError> {
         self.log.lock().unwrap().push(format!("freeze {}", ct.id));
         if self.fail_freeze == Some(ct.id.as_str()) {
+            // Never comes to rest: the whole budget passes.
+            std::thread::sleep(timeout);
             return Err(RuntimeError::FreezeTimeout {
                 id: ct.id.to_string(),
                 timeout,
@@ -240,10 +242,14 @@ fn files(dir: &Path) -> Vec<String> {
 fn group_freezes_all_then_snapshots_then_thaws_in_reverse() {
     let (b, plan, tools) = setup(&["a", "b"], None, false, false, Strategy::Group);
     let r = execute(&plan, &tools, &SilentObserver).unwrap();
-    assert_eq!(
-        &events(&b)[..6],
-        ["sync v", "freeze a", "freeze b", "snapshot", "thaw b", "thaw a"]
-    );
+    let ev = events(&b);
+    // Both freezes are asked for at once (in either order), then the
+    // snapshot, then the thaws in reverse.
+    let mut freezes = ev[1..3].to_vec();
+    freezes.sort();
+    assert_eq!(ev[0], "sync v");
+    assert_eq!(freezes, ["freeze a", "freeze b"]);
+    assert_eq!(&ev[3..6], ["snapshot", "thaw b", "thaw a"]);
     assert_eq!(events(&b).last().unwrap(), "remove");
     assert!(r
         .manifest
@@ -286,6 +292,21 @@ fn a_failed_freeze_fails_only_that_container() {
     assert_eq!(by("c").result, Outcome::Ok);
     assert_eq!(by("b").result, Outcome::Failed);
     assert!(by("b").error.unwrap().contains("freeze failed"));
+    // b used half the window; a and c were not held past it, and their
+    // snapshot was kept, not discarded with b's failure.
+    let budget = Duration::from_millis(500);
+    for id in ["a", "c"] {
+        let w = by(id).window.unwrap();
+        assert!(
+            w.frozen_ns - w.requested_ns < budget.as_nanos() as i128,
+            "{id} was confirmed frozen early: {w:?}"
+        );
+    }
+    assert!(
+        by("b").error.unwrap().contains("not frozen within"),
+        "{:?}",
+        by("b").error
+    );
     assert!(
         events(&b).contains(&"thaw b".to_string()),
         "a failed freeze is undone"

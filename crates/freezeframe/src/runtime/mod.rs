@@ -77,7 +77,7 @@ pub enum RuntimeError {
         source: std::io::Error,
     },
     /// The freezer did not report frozen in time; the freeze was undone.
-    #[error("container {id}: not frozen within the freeze timeout of {timeout:?} ({path} still says `{state}`); it was thawed again")]
+    #[error("container {id}: not frozen within {} ms, its share of backup.freeze_timeout ({path} still says `{state}`); it was thawed again", timeout.as_millis())]
     FreezeTimeout {
         /// Container id.
         id: String,
@@ -136,6 +136,18 @@ pub trait Runtime: Send + Sync {
     fn plan_quiesce(&self, ct: &Container, mode: Mode) -> Result<Quiesced, RuntimeError>;
     /// Brings the container to rest; on any error it is left running.
     fn quiesce(&self, ct: &Container, q: &Quiesced, timeout: Duration) -> Result<(), RuntimeError>;
+    /// Brings every container of `batch` to rest at once, each within
+    /// `budget`: one that is not is left running and fails alone, the
+    /// others stay at rest. Returns, per container in order, how long
+    /// after the start it was confirmed at rest. The default runs
+    /// [`Runtime::quiesce`] for each on a thread of its own.
+    fn quiesce_all(
+        &self,
+        batch: &[(&Container, &Quiesced)],
+        budget: Duration,
+    ) -> Vec<Result<Duration, RuntimeError>> {
+        quiesce_each(self, batch, budget)
+    }
     /// Lets it run again. Resuming a running container is not an error.
     fn resume(&self, ct: &Container, q: &Quiesced) -> Result<(), RuntimeError>;
     /// A durable reference, written to the journal, from which
@@ -144,4 +156,38 @@ pub trait Runtime: Send + Sync {
     /// Resumes what `handle` refers to; a container that no longer exists
     /// needs nothing.
     fn resume_handle(&self, handle: &str) -> Result<(), RuntimeError>;
+}
+
+/// [`Runtime::quiesce`] for each container of `batch` at once, each on a
+/// thread of its own within what is left of `budget` (the default of
+/// [`Runtime::quiesce_all`], for runtimes whose commands block).
+pub fn quiesce_each<R: Runtime + ?Sized>(
+    rt: &R,
+    batch: &[(&Container, &Quiesced)],
+    budget: Duration,
+) -> Vec<Result<Duration, RuntimeError>> {
+    let t0 = std::time::Instant::now();
+    std::thread::scope(|s| {
+        let running: Vec<_> = batch
+            .iter()
+            .map(|(c, q)| {
+                s.spawn(move || {
+                    let left = budget.saturating_sub(t0.elapsed());
+                    rt.quiesce(c, q, left).map(|()| t0.elapsed())
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .zip(batch)
+            .map(|(h, (c, _))| {
+                h.join().unwrap_or_else(|_| {
+                    Err(RuntimeError::Invalid {
+                        id: c.id.to_string(),
+                        message: "bringing it to rest panicked".into(),
+                    })
+                })
+            })
+            .collect()
+    })
 }

@@ -153,6 +153,30 @@ impl Freezer {
         }
     }
 
+    /// Asks the kernel to freeze (first half of [`freeze_all`]).
+    fn request(&self) -> Result<(), RuntimeError> {
+        let (on, _) = self.values();
+        self.write(&self.control_file(), on)
+    }
+
+    /// Whether the freeze asked for is done; `Err(state)` with what the
+    /// state file says while it is not (v1: asks again, as the kernel can
+    /// stall in `FREEZING`).
+    fn confirmed(&self) -> Result<Result<(), String>, RuntimeError> {
+        let state = self.read(&self.state_file())?;
+        let frozen = match self.version {
+            FreezerVersion::V2 => v2_events_frozen(&state) == Some(true),
+            FreezerVersion::V1 => v1_step(&state) == V1Step::Done,
+        };
+        if frozen {
+            return Ok(Ok(()));
+        }
+        if self.version == FreezerVersion::V1 {
+            self.request()?;
+        }
+        Ok(Err(state.trim().replace('\n', ", ")))
+    }
+
     fn values(&self) -> (&'static str, &'static str) {
         match self.version {
             FreezerVersion::V1 => ("FROZEN", "THAWED"),
@@ -178,6 +202,69 @@ impl Freezer {
             FreezerVersion::V1 => state.trim() != "THAWED",
         })
     }
+}
+
+/// Freezes every cgroup of `freezers` at once: the freeze of each is asked
+/// for first, then all are waited on together, so that the last one asked
+/// is not frozen longer than the first. Each not frozen within `budget` is
+/// thawed again and fails alone; the others stay frozen. Returns, per
+/// freezer in order, how long after the start it was confirmed.
+pub fn freeze_all(freezers: &[Freezer], budget: Duration) -> Vec<Result<Duration, RuntimeError>> {
+    let t0 = Instant::now();
+    let deadline = t0 + budget;
+    let mut out: Vec<Option<Result<Duration, RuntimeError>>> = freezers
+        .iter()
+        .map(|f| f.request().err().map(Err))
+        .collect();
+    let mut last_state: Vec<String> = vec![String::new(); freezers.len()];
+    let mut pause = Duration::from_micros(50);
+    loop {
+        let mut pending = false;
+        for (i, f) in freezers.iter().enumerate() {
+            if out[i].is_some() {
+                continue;
+            }
+            match f.confirmed() {
+                Ok(Ok(())) => out[i] = Some(Ok(t0.elapsed())),
+                Ok(Err(state)) => {
+                    last_state[i] = state;
+                    pending = true;
+                }
+                Err(e) => out[i] = Some(Err(e)),
+            }
+        }
+        if !pending {
+            break;
+        }
+        if Instant::now() >= deadline {
+            for (i, f) in freezers.iter().enumerate() {
+                if out[i].is_none() {
+                    out[i] = Some(Err(RuntimeError::FreezeTimeout {
+                        id: f.id.clone(),
+                        timeout: budget,
+                        path: f.state_file(),
+                        state: std::mem::take(&mut last_state[i]),
+                    }));
+                }
+            }
+            break;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(1));
+    }
+    let out: Vec<Result<Duration, RuntimeError>> = out
+        .into_iter()
+        .map(|r| r.expect("every freezer has a result"))
+        .collect();
+    // Never left frozen by a failure here.
+    for (f, r) in freezers.iter().zip(&out) {
+        if r.is_err() {
+            if let Err(e) = f.thaw() {
+                tracing::error!(container = %f.id, error = %e, "thaw after failed freeze failed");
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -222,7 +309,7 @@ mod tests {
         let (d, f) = fake_v2();
         let err = f.freeze(Duration::from_millis(40)).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("40ms"), "{msg}");
+        assert!(msg.contains("40 ms"), "{msg}");
         assert!(msg.contains("frozen 0"), "{msg}");
         // never left frozen
         assert_eq!(
@@ -255,6 +342,48 @@ mod tests {
         assert_eq!(v2_events_frozen("populated 1\nfrozen 1\n"), Some(true));
         assert_eq!(v2_events_frozen("populated 0\nfrozen 0\n"), Some(false));
         assert_eq!(v2_events_frozen("populated 0\n"), None);
+    }
+
+    #[test]
+    fn freeze_all_asks_every_cgroup_first_and_fails_only_the_stuck_one() {
+        let (da, a) = fake_v2();
+        let (db, b) = fake_v2();
+        let (_dc, c) = fake_v2();
+        // a and b are confirmed by the "kernel" once both were asked; c never.
+        let (ea, eb) = (
+            da.path().join("cgroup.events"),
+            db.path().join("cgroup.events"),
+        );
+        let (fa, fb) = (
+            da.path().join("cgroup.freeze"),
+            db.path().join("cgroup.freeze"),
+        );
+        let kernel = std::thread::spawn(move || {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(5) {
+                let asked = |p: &std::path::Path| fs::read_to_string(p).unwrap().trim() == "1";
+                if asked(&fa) && asked(&fb) {
+                    fs::write(&ea, "populated 1\nfrozen 1\n").unwrap();
+                    fs::write(&eb, "populated 1\nfrozen 1\n").unwrap();
+                    return true;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            false
+        });
+        let r = freeze_all(
+            &[a.clone(), b.clone(), c.clone()],
+            Duration::from_millis(300),
+        );
+        assert!(
+            kernel.join().unwrap(),
+            "both were asked before either was confirmed"
+        );
+        assert!(r[0].is_ok() && r[1].is_ok(), "{r:?}");
+        let e = r[2].as_ref().unwrap_err().to_string();
+        assert!(e.contains("300 ms") && e.contains("frozen 0"), "{e}");
+        assert!(a.is_frozen().unwrap() && b.is_frozen().unwrap());
+        assert!(!c.is_frozen().unwrap(), "the stuck one was thawed");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 mod freezer;
 
-pub use freezer::{Freezer, FreezerVersion};
+pub use freezer::{freeze_all, Freezer, FreezerVersion};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,6 +69,30 @@ impl CgroupRuntime {
                     .join(" and ")
             },
         })
+    }
+}
+
+impl CgroupRuntime {
+    /// Freezes the cgroups of `cts` at once ([`freeze_all`]); a container
+    /// whose cgroup cannot be found fails alone.
+    pub fn freeze_batch<'c>(
+        &self,
+        cts: impl Iterator<Item = &'c Container>,
+        budget: Duration,
+    ) -> Vec<Result<Duration, RuntimeError>> {
+        let found: Vec<Result<Freezer, RuntimeError>> = cts.map(|c| self.freezer(c)).collect();
+        let freezers: Vec<Freezer> = found
+            .iter()
+            .filter_map(|f| f.as_ref().ok().cloned())
+            .collect();
+        let mut frozen = freeze_all(&freezers, budget).into_iter();
+        found
+            .into_iter()
+            .map(|f| match f {
+                Ok(_) => frozen.next().expect("one result per freezer"),
+                Err(e) => Err(e),
+            })
+            .collect()
     }
 }
 
@@ -146,6 +170,14 @@ impl Runtime for CgroupRuntime {
         timeout: Duration,
     ) -> Result<(), RuntimeError> {
         self.freezer(ct)?.freeze(timeout)
+    }
+
+    fn quiesce_all(
+        &self,
+        batch: &[(&Container, &Quiesced)],
+        budget: Duration,
+    ) -> Vec<Result<Duration, RuntimeError>> {
+        self.freeze_batch(batch.iter().map(|(c, _)| *c), budget)
     }
 
     fn resume(&self, ct: &Container, _q: &Quiesced) -> Result<(), RuntimeError> {

@@ -232,6 +232,37 @@ impl Runtime for OpenvzRuntime {
         }
     }
 
+    fn quiesce_all(
+        &self,
+        batch: &[(&Container, &Quiesced)],
+        budget: Duration,
+    ) -> Vec<Result<Duration, RuntimeError>> {
+        // Containers frozen through their cgroup are frozen together; the
+        // ones `vzctl` brings to rest run beside them.
+        let (frozen, commanded): (Vec<usize>, Vec<usize>) = (0..batch.len())
+            .partition(|&i| quiesce_cmd(batch[i].0.id.as_str(), batch[i].1).is_none());
+        let by_cmd: Vec<(&Container, &Quiesced)> = commanded.iter().map(|&i| batch[i]).collect();
+        let (by_cgroup, by_cmd) = std::thread::scope(|s| {
+            let cmds = s.spawn(|| crate::runtime::quiesce_each(self, &by_cmd, budget));
+            let cgroups = self
+                .cgroups
+                .freeze_batch(frozen.iter().map(|&i| batch[i].0), budget);
+            let cmds = cmds.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (cgroups, cmds)
+        });
+        let mut out: Vec<Option<Result<Duration, RuntimeError>>> =
+            (0..batch.len()).map(|_| None).collect();
+        for (i, r) in frozen.into_iter().zip(by_cgroup) {
+            out[i] = Some(r);
+        }
+        for (i, r) in commanded.into_iter().zip(by_cmd) {
+            out[i] = Some(r);
+        }
+        out.into_iter()
+            .map(|r| r.expect("every container has a result"))
+            .collect()
+    }
+
     fn resume(&self, ct: &Container, q: &Quiesced) -> Result<(), RuntimeError> {
         let id = ct.id.as_str();
         match resume_cmd(id, q.mode, q.dump.as_deref()) {
