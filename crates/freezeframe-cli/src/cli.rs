@@ -48,21 +48,26 @@ pub enum Command {
     Backup(BackupArgs),
     /// List runs in the target (repository targets: the snapshots).
     List(ListArgs),
-    /// Restore a container's private area (and config) into a folder.
+    /// Restore a container's private area (and config) into a folder, or
+    /// only some paths of it (`--include`).
     Restore(RestoreArgs),
+    /// List what a backup holds, like `tar -tv`.
+    Ls(LsArgs),
+    /// Write one file of a backup to standard output.
+    Cat(CatArgs),
     /// Re-read archives and check their checksums and that they decode
     /// (repository targets: check the repository).
     Verify(VerifyArgs),
     /// Create the repository of a `repository` target.
     Init,
-    /// Forget repository snapshots by a retention policy (per container)
-    /// and prune unreferenced data, in two phases.
+    /// Apply a retention policy per container: remove the backups it does
+    /// not keep (tar: their files; repository: forget the snapshots and
+    /// prune unreferenced data, in two phases).
     Prune(PruneArgs),
     /// Print the effective configuration.
     ShowConfig,
     /// Show what each configured runtime sees: id, state, private area,
     /// volume and the snapshot provider that would be used.
-    #[command(alias = "ls")]
     ListContainers(ListArgs),
     /// Undo what an interrupted run left: thaw, remove snapshots and
     /// incomplete runs, release a stale lock. Safe to run any time.
@@ -137,6 +142,9 @@ pub struct BackupArgs {
     /// Wait this long for the host lock held by another run (e.g. `5m`).
     #[arg(long, default_value = "0s")]
     pub lock_wait: HumanDuration,
+    /// After the run, apply the `[retention]` policy of the config.
+    #[arg(long)]
+    pub prune: bool,
 }
 
 /// `list`.
@@ -164,8 +172,12 @@ pub struct RestoreArgs {
     pub force: bool,
     /// Also bring the container back from its memory dump (OpenVZ
     /// checkpoints): `vzctl restore ID --dumpfile <DIR>.dump`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "include")]
     pub with_memory: bool,
+    /// Restore only this path of the backup (and the folders on its way);
+    /// may be given more than once. Config and dump are then not restored.
+    #[arg(long, value_name = "PATH")]
+    pub include: Vec<std::ffi::OsString>,
     /// Wait this long for the host lock (e.g. `5m`).
     #[arg(long, default_value = "0s")]
     pub lock_wait: HumanDuration,
@@ -188,22 +200,54 @@ pub struct VerifyArgs {
     pub read_data_subset: Option<String>,
 }
 
-/// `prune`.
+/// `ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Container id.
+    pub id: String,
+    /// Only this path and what is below it.
+    pub path: Option<std::ffi::OsString>,
+    /// Run (or repository snapshot id) to look into (default: the newest
+    /// complete backup).
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `cat`.
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    /// Container id.
+    pub id: String,
+    /// The file, as `ls` shows it.
+    pub path: std::ffi::OsString,
+    /// Run (or repository snapshot id) to read from (default: the newest
+    /// complete backup).
+    #[arg(long)]
+    pub run: Option<String>,
+}
+
+/// `prune`. Without any `--keep-*`, the `[retention]` of the config applies.
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    /// Keep the newest N snapshots of each container.
+    /// Keep the newest N backups of each container.
     #[arg(long, value_name = "N")]
     pub keep_last: Option<u32>,
-    /// Keep the newest snapshot of each of the last N days.
+    /// Keep the newest backup of each of the last N hours.
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u32>,
+    /// Keep the newest backup of each of the last N days.
     #[arg(long, value_name = "N")]
     pub keep_daily: Option<u32>,
-    /// Keep the newest snapshot of each of the last N weeks.
+    /// Keep the newest backup of each of the last N weeks.
     #[arg(long, value_name = "N")]
     pub keep_weekly: Option<u32>,
-    /// Keep the newest snapshot of each of the last N months.
+    /// Keep the newest backup of each of the last N months.
     #[arg(long, value_name = "N")]
     pub keep_monthly: Option<u32>,
-    /// Keep the newest snapshot of each of the last N years.
+    /// Keep the newest backup of each of the last N years.
     #[arg(long, value_name = "N")]
     pub keep_yearly: Option<u32>,
     /// Only these containers (default: all).

@@ -1,10 +1,9 @@
 //! Exit codes, and which error maps to which.
 
 use freezeframe::config::ConfigError;
-use freezeframe::engine::{ExecError, PlanError, RestoreError};
-use freezeframe::repo::RepoError;
+use freezeframe::engine::{ExecError, PlanError};
 use freezeframe::state::{JournalError, LockError};
-use freezeframe::target::StoreError;
+use freezeframe::target::{RepoError, RestoreError, StoreError, TargetError};
 
 /// Everything worked.
 pub const OK: u8 = 0;
@@ -70,24 +69,49 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         return USAGE;
     }
     if let Some(e) = err.downcast_ref::<StoreError>() {
-        return match e {
-            StoreError::NoSuchRun(_) => USAGE,
-            StoreError::Target { .. } => PRECONDITION,
-            _ => FAILURE,
-        };
+        return store_code(e);
     }
     if let Some(e) = err.downcast_ref::<RestoreError>() {
-        return match e {
-            RestoreError::Destination { .. } => USAGE,
-            RestoreError::Store(StoreError::NoSuchRun(_)) => USAGE,
-            RestoreError::Repository(e) => repo_code(e),
-            _ => FAILURE,
-        };
+        return restore_code(e);
     }
     if let Some(e) = err.downcast_ref::<RepoError>() {
         return repo_code(e);
     }
+    if let Some(e) = err.downcast_ref::<TargetError>() {
+        return match e {
+            TargetError::Store(e) => store_code(e),
+            TargetError::Repository(e) => repo_code(e),
+            TargetError::Restore(e) => restore_code(e),
+            TargetError::Usage(_) | TargetError::NotFound(_) => USAGE,
+            TargetError::Interrupted => signal(2),
+            TargetError::Io { .. } => FAILURE,
+        };
+    }
+    if err
+        .downcast_ref::<freezeframe::runtime::RuntimeError>()
+        .is_some()
+    {
+        return FAILURE;
+    }
     FAILURE
+}
+
+fn store_code(e: &StoreError) -> u8 {
+    match e {
+        StoreError::NoSuchRun(_) => USAGE,
+        StoreError::Target { .. } => PRECONDITION,
+        _ => FAILURE,
+    }
+}
+
+fn restore_code(e: &RestoreError) -> u8 {
+    match e {
+        RestoreError::Destination { .. } => USAGE,
+        RestoreError::Store(e) => store_code(e),
+        RestoreError::Repository(e) => repo_code(e),
+        RestoreError::Extract(freezeframe::archive::ExtractError::Selection(_)) => USAGE,
+        _ => FAILURE,
+    }
 }
 
 fn repo_code(e: &RepoError) -> u8 {

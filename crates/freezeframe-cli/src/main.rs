@@ -76,6 +76,8 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Debug(d) => commands::debug::run(&d.what),
         Command::List(a) => commands::list::run(&config, a),
         Command::Restore(a) => commands::restore::run(&config, a),
+        Command::Ls(a) => commands::ls::run(&config, a),
+        Command::Cat(a) => commands::cat::run(&config, a),
         Command::Verify(a) => commands::verify::run(&config, a),
         Command::ShowConfig => commands::show_config::run(&config),
         Command::Init => commands::init::run(&config),

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use freezeframe::engine::{Observer, Phase};
 use freezeframe::target::manifest::{Manifest, Outcome};
+use freezeframe::target::Report;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Writes a line to stderr. Unlike `eprintln!` it does not panic when
@@ -14,19 +15,27 @@ pub fn note(line: impl std::fmt::Display) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-/// `1.5 GiB`, `300 MiB`, `12 B`.
-pub fn size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
+pub use freezeframe::target::report::size;
+
+/// Prints a command's report: JSON with `--json`, else its text.
+pub fn print_report(r: &dyn Report, json: bool) -> anyhow::Result<()> {
+    if json {
+        print_text(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&r.to_json())?
+        ))
     } else {
-        format!("{v:.1} {}", UNITS[u])
+        print_text(&r.to_text())
+    }
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+pub fn print_text(s: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
     }
 }
 

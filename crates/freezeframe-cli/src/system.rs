@@ -8,6 +8,12 @@ use freezeframe::runtime::{CgroupRuntime, LxcRuntime, OpenvzRuntime};
 use freezeframe::snapshot::{BtrfsProvider, LvmProvider};
 use freezeframe::sys::mountinfo::{cgroup_mounts, read_self, CgroupMounts};
 use freezeframe::sys::{host_name, ShellHooks, SystemClock, SystemRunner};
+use freezeframe::target::Target;
+
+/// The configured target, opened (a repository's password is read now).
+pub fn target(config: &Config) -> anyhow::Result<Arc<dyn Target>> {
+    Ok(freezeframe::target::open(&config.target, &SystemRunner)?)
+}
 
 /// The toolbox for this host and config (no cancellation, faults or
 /// guardian: the commands that need them add them).

@@ -357,7 +357,7 @@ fn list_containers_with_both_vzlist_formats() {
         assert!(r103["private"].as_str().unwrap().ends_with("private/103"));
         assert_eq!(rows.iter().filter(|r| r["runtime"] == "openvz").count(), 3);
     }
-    let (code, out, _) = vz.run(&["ls"]);
+    let (code, out, _) = vz.run(&["list-containers"]);
     assert_eq!(code, 0);
     assert!(
         out.contains("RUNTIME") && out.contains("101") && out.contains("running"),

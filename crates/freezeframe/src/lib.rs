@@ -8,7 +8,6 @@
 pub mod archive;
 pub mod config;
 pub mod engine;
-pub mod repo;
 pub mod runtime;
 pub mod snapshot;
 pub mod state;

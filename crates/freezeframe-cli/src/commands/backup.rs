@@ -20,11 +20,14 @@ pub fn run(config: &Config, config_path: &Path, args: &BackupArgs) -> Result<u8>
     let mut tools = crate::system::toolbox(config);
     tools.cancel = crate::signals::install()?;
     tools.faults = Faults::from_env().map_err(UsageError)?;
-    if config.target.repository.is_some() {
-        // Opened (password checked) before anything is frozen.
-        let repo = crate::commands::repository::open(config, "backup")?;
-        tools.repository = Some(Arc::new(repo));
+    if args.prune && config.retention.is_none() {
+        return Err(UsageError(
+            "--prune applies the config's [retention] policy, and this config has none".into(),
+        )
+        .into());
     }
+    // Opened (a repository's password checked) before anything is frozen.
+    let target = crate::system::target(config)?;
     let req = BackupRequest {
         ids: args.ids.clone(),
         all: args.all,
@@ -57,7 +60,7 @@ pub fn run(config: &Config, config_path: &Path, args: &BackupArgs) -> Result<u8>
     })?);
     tools.watchdog = guardian.clone();
     let progress = Progress::new(args.json);
-    let result = execute(&plan, &tools, &progress);
+    let result = execute(&plan, &tools, target.as_ref(), &progress);
     progress.finish();
     guardian.finish();
     // Nothing left pending: start the next run with an empty journal.
@@ -80,7 +83,18 @@ pub fn run(config: &Config, config_path: &Path, args: &BackupArgs) -> Result<u8>
         println!("run {} -> {}", result.run, result.dir.display());
         print!("{}", summary(&result.manifest));
     }
-    Ok(match overall(&result.manifest) {
+    let outcome = overall(&result.manifest);
+    if args.prune && outcome != Outcome::Failed {
+        let keep = config.retention.unwrap_or_default();
+        match crate::commands::prune::apply(target.as_ref(), keep, &[], false, &tools.faults) {
+            Ok(report) if args.json => crate::output::note(format_args!("{}", report.to_json())),
+            Ok(report) => print!("{}", report.to_text()),
+            Err(e) => crate::output::note(format_args!(
+                "freezeframe: warning: the backup is done, but pruning by [retention] failed: {e:#}"
+            )),
+        }
+    }
+    Ok(match outcome {
         Outcome::Ok => exit::OK,
         Outcome::Partial => exit::PARTIAL,
         Outcome::Failed => exit::FAILURE,

@@ -2,19 +2,19 @@
 
 use anyhow::Result;
 use freezeframe::config::Config;
-use freezeframe::repo::Repo;
+use freezeframe::sys::SystemRunner;
 
 use crate::exit;
 
 /// Creates the repository; refuses if one is there.
 pub fn run(config: &Config) -> Result<u8> {
-    let spec = crate::commands::repository::spec(config, "init")?;
-    let r = Repo::init(spec)?;
-    println!(
-        "created repository {} at {}",
-        r.id,
-        spec.location.describe()
-    );
+    let r = freezeframe::target::init(&config.target, &SystemRunner)?;
+    let location = config
+        .target
+        .repository()
+        .map(|r| r.location.describe())
+        .unwrap_or_default();
+    println!("created repository {} at {location}", r.id);
     match r.conditional_writes {
         Some(true) => println!("the store honours conditional writes (If-None-Match)"),
         Some(false) => crate::output::note(format_args!(

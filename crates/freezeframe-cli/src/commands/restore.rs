@@ -2,27 +2,33 @@
 
 use anyhow::Result;
 use freezeframe::config::Config;
-use freezeframe::engine::{restore, restore_from_repository, RestoreError, RestoreRequest};
-use freezeframe::repo::RepoError;
-use freezeframe::target::{Store, StoreError};
+use freezeframe::state::HostLock;
+use freezeframe::sys::Faults;
+use freezeframe::target::{
+    BrowsePath, RepoError, RestoreError, RestoreRequest, StoreError, TargetError,
+};
 
 use crate::cli::RestoreArgs;
 use crate::exit::{self, UsageError};
 use crate::output::size;
-use freezeframe::state::HostLock;
-use freezeframe::sys::Faults;
 
-/// Restores one container into a folder.
+/// Restores one container (or some of its paths) into a folder.
 pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
     // Absolute: `<to>.conf` and `<to>.dump` go beside it, whatever the
     // working directory does meanwhile.
     let to = std::path::absolute(&args.to)
         .map_err(|e| UsageError(format!("--to {}: {e}", args.to.display())))?;
+    let include = args
+        .include
+        .iter()
+        .map(|p| BrowsePath::parse(p).map_err(UsageError))
+        .collect::<Result<Vec<_>, _>>()?;
     let req = RestoreRequest {
         id: args.id.clone(),
         run: args.run.clone(),
         to: to.clone(),
         force: args.force,
+        include,
     };
     let cancel = crate::signals::install()?;
     // The extractor stops at the next entry; this bounds one huge entry.
@@ -33,14 +39,8 @@ pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
     if let Some(w) = takeover {
         crate::output::note(format_args!("freezeframe: warning: {w}"));
     }
-    let result = match &config.target.repository {
-        Some(_) => {
-            let repo = crate::commands::repository::open(config, "restore")?;
-            restore_from_repository(&repo, &req, &faults, &cancel)
-        }
-        None => restore(&Store::new(&config.target.path), &req, &faults, &cancel),
-    };
-    let r = match result {
+    let target = crate::system::target(config)?;
+    let r = match target.restore(&req, &faults, &cancel) {
         Err(e) if cancel.signal().is_some() => {
             let sig = cancel.signal().unwrap_or(2);
             crate::output::note(format_args!("freezeframe: restore interrupted by signal {sig}: {e}; what was written stays inside {}", to.display()));
@@ -86,16 +86,22 @@ pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
             ))
             .into());
         };
-        let cmd = freezeframe::runtime::openvz::resume_cmd(
-            &args.id,
-            freezeframe::config::Mode::Checkpoint,
-            Some(d),
-        )
-        .ok_or_else(|| anyhow::anyhow!("no restore command"))?;
-        use freezeframe::sys::CommandRunner;
-        freezeframe::sys::SystemRunner.run(&cmd)?;
+        let kind = config
+            .container(&args.id)
+            .map(|c| c.runtime)
+            .ok_or_else(|| {
+                UsageError(format!(
+                    "--with-memory: container {} is not configured, so its runtime is unknown",
+                    args.id
+                ))
+            })?;
+        let tools = crate::system::toolbox(config);
+        let rt = tools
+            .runtime(kind)
+            .ok_or_else(|| anyhow::anyhow!("no {kind} runtime"))?;
+        let how = rt.restore_memory(&args.id, d)?;
         println!(
-            "container {} restored from its memory dump ({cmd})",
+            "container {} restored from its memory dump ({how})",
             args.id
         );
     }
@@ -110,10 +116,12 @@ pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
 }
 
 /// Whether a restore failed because nothing of the container was found.
-fn nothing_found(e: &RestoreError) -> bool {
+fn nothing_found(e: &TargetError) -> bool {
     matches!(
         e,
-        RestoreError::Store(StoreError::NoBackup { .. })
-            | RestoreError::Repository(RepoError::NotFound { .. })
+        TargetError::Store(StoreError::NoBackup { .. })
+            | TargetError::Repository(RepoError::NotFound { .. })
+            | TargetError::Restore(RestoreError::Store(StoreError::NoBackup { .. }))
+            | TargetError::Restore(RestoreError::Repository(RepoError::NotFound { .. }))
     )
 }

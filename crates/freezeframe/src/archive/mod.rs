@@ -10,6 +10,7 @@ pub mod hashing;
 pub mod owners;
 pub mod parallel;
 pub mod pax;
+pub mod read;
 pub mod sparse;
 pub mod walk;
 mod xattr;

@@ -1,16 +1,22 @@
 //! Configuration: a TOML file parsed into raw serde types ([`raw`]), then
 //! validated into the model the rest of the crate uses ([`model`]).
 
-pub mod duration;
 pub mod model;
 mod raw;
+mod retention;
+mod target;
 mod validate;
 
-pub use duration::HumanDuration;
+pub use crate::sys::duration::HumanDuration;
 pub use model::{
     BackupDefaults, CgroupRoots, Compression, Config, Container, ContainerId, ContainerSpec,
     HooksConfig, LvmOptions, LxcConfig, Mode, OpenvzConfig, ProviderKind, RuntimeKind,
-    SnapshotSize, Strategy, Target, Volume,
+    SnapshotSize, Strategy, Volume,
+};
+pub use retention::Retention;
+pub use target::{
+    Location, PasswordSource, RepositoryConfig, S3Options, TargetConfig, DEFAULT_COMPRESSION,
+    MAX_PARTS,
 };
 pub use validate::MAX_JOBS;
 

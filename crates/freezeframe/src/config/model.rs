@@ -309,20 +309,6 @@ impl fmt::Display for RuntimeKind {
     }
 }
 
-/// Where runs are written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Target {
-    /// Kind of target: `tar` (archives in a dated folder per run) or
-    /// `repository` (a restic-format repository).
-    pub kind: String,
-    /// Folder holding one sub-folder per run: the archives (`tar`), or the
-    /// run reports only (`repository`).
-    pub path: PathBuf,
-    /// The repository (kind `repository` only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub repository: Option<crate::repo::RepoSpec>,
-}
-
 /// Defaults for `backup`, each overridable on the command line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BackupDefaults {
@@ -453,7 +439,7 @@ pub struct HooksConfig {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
     /// Where runs go.
-    pub target: Target,
+    pub target: super::TargetConfig,
     /// Journal, lock and other state.
     pub state_dir: PathBuf,
     /// Backup defaults.
@@ -466,6 +452,9 @@ pub struct Config {
     pub lxc: LxcConfig,
     /// Hooks.
     pub hooks: HooksConfig,
+    /// The keep policy of `prune` and `backup --prune`, if configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<super::Retention>,
     /// Volumes.
     #[serde(rename = "volume")]
     pub volumes: Vec<Volume>,

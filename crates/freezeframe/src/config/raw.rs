@@ -23,6 +23,7 @@ pub(super) struct RawConfig {
     pub openvz: RawOpenvz,
     #[serde(default)]
     pub lxc: RawLxc,
+    pub retention: Option<Spanned<super::Retention>>,
     #[serde(default, rename = "volume")]
     pub volumes: Vec<Spanned<RawVolume>>,
     #[serde(default, rename = "container")]

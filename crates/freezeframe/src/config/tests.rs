@@ -180,18 +180,16 @@ fn repository_target_local_and_s3() {
         Path::new("x"),
     )
     .unwrap();
-    let r = c.target.repository.unwrap();
+    let r = c.target.repository().cloned().unwrap();
     assert_eq!(
         r.location,
-        crate::repo::Location::Local {
+        crate::config::Location::Local {
             path: "/srv/repo".into()
         }
     );
-    assert_eq!(
-        r.cache_dir.as_deref(),
-        Some(Path::new("/var/lib/freezeframe/repo-cache"))
-    );
-    assert_eq!(r.max_parts, None);
+    assert_eq!(r.cache_dir, Path::new("/var/lib/freezeframe/repo-cache"));
+    assert_eq!(r.max_parts, MAX_PARTS, "the default is applied here");
+    assert_eq!(r.compression, DEFAULT_COMPRESSION);
     let c = parse(
         &with_target(
             "kind = \"repository\"\nrepository = \"/srv/repo\"\npassword_env = \"PW\"\nmax_parts = 1",
@@ -199,7 +197,7 @@ fn repository_target_local_and_s3() {
         Path::new("x"),
     )
     .unwrap();
-    assert_eq!(c.target.repository.unwrap().max_parts, Some(1));
+    assert_eq!(c.target.repository().cloned().unwrap().max_parts, 1);
 
     let c = parse(
         &with_target(
@@ -208,9 +206,9 @@ fn repository_target_local_and_s3() {
         Path::new("x"),
     )
     .unwrap();
-    let r = c.target.repository.as_ref().unwrap();
+    let r = c.target.repository().unwrap();
     match &r.location {
-        crate::repo::Location::S3(s) => {
+        crate::config::Location::S3(s) => {
             assert_eq!((s.region.as_str(), s.root.as_str()), ("us-east-1", "/"));
         }
         other => panic!("{other:?}"),

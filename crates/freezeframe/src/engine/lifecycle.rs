@@ -5,7 +5,8 @@
 //!
 //! Hooks never run inside a freeze window; a signal stops the run at the
 //! next step boundary (or inside an archive) and unwinds everything. The
-//! archive workers live in `worker.rs`.
+//! freeze window's steps live in `window.rs`, the archive workers in
+//! `worker.rs`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,52 +18,21 @@ use chrono::{DateTime, Utc};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use super::cleanup::{Cleanup, Token, Undo};
+use super::observer::{Observer, Phase};
 use super::plan::Plan;
-use super::rest::rest_all;
 use super::watch::Watch;
+use super::window::Rested;
 use super::worker::{worker, Archived, Job, JobDone, WorkerCtx};
 use super::Toolbox;
 use crate::archive::{ArchiveOptions, TreeReport};
-use crate::config::{Container, HumanDuration, Strategy, Volume};
-use crate::runtime::Quiesced;
-use crate::snapshot::{Snapshot, SnapshotError, SnapshotProvider};
+use crate::config::{Container, Strategy, Volume};
+use crate::snapshot::Snapshot;
 use crate::state::Journal;
 use crate::sys::atomic;
 use crate::sys::{Clock, HookEnv, HookPhase, Owner};
 use crate::target::layout::MANIFEST_NAME;
-use crate::target::manifest::{
-    ContainerRecord, FreezeWindow, Manifest, Outcome, Timings, MANIFEST_VERSION,
-};
-use crate::target::{RunId, Store, StoreError};
-
-/// A container's progress, reported to the [`Observer`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Phase {
-    /// About to freeze.
-    Freezing,
-    /// Thawed again after `freeze_ms`.
-    Thawed {
-        /// The freeze window.
-        freeze_ms: f64,
-    },
-    /// Archiving from the snapshot.
-    Archiving,
-    /// Done.
-    Finished(Outcome),
-}
-
-/// Watches a run (progress bars, logs). Called from several threads.
-pub trait Observer: Send + Sync {
-    /// A container entered `phase`.
-    fn phase(&self, _container: &str, _phase: &Phase) {}
-    /// `n` more bytes of file data were read.
-    fn bytes(&self, _n: u64) {}
-}
-
-/// An observer that ignores everything.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SilentObserver;
-impl Observer for SilentObserver {}
+use crate::target::manifest::{ContainerRecord, Manifest, Outcome, Timings, MANIFEST_VERSION};
+use crate::target::{RunId, StoreError, Target};
 
 /// A finished run.
 #[derive(Debug, Clone)]
@@ -100,16 +70,13 @@ pub enum ExecError {
         /// The signal number.
         signal: usize,
     },
-    /// The plan writes into a repository the toolbox does not have open.
-    #[error("the target is repository {0}, but it was not opened; nothing was frozen")]
-    NoRepository(String),
 }
 
 pub(super) fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
 }
 
-fn unix_ns(t: SystemTime) -> i128 {
+pub(super) fn unix_ns(t: SystemTime) -> i128 {
     crate::sys::time::Timestamp::from_system(t).as_ns()
 }
 
@@ -134,68 +101,31 @@ fn new_record(ct: &Container, plan: &Plan) -> ContainerRecord {
     }
 }
 
-/// Name of the snapshot of a freeze window: the first of the run's
-/// candidates that nothing on the volume has taken yet.
-fn snapshot_name(
-    provider: &dyn SnapshotProvider,
-    run: &RunId,
-    volume: &Volume,
-    strategy: Strategy,
-    ct: &Container,
-) -> Result<String, SnapshotError> {
-    let per_container = (strategy == Strategy::Each).then_some(&ct.id);
-    let short = run.short();
-    for name in crate::snapshot::candidates(&short, &volume.name, per_container) {
-        if !provider.exists(volume, &name)? {
-            return Ok(name);
-        }
-    }
-    Err(SnapshotError::Taken(crate::snapshot::snapshot_name(
-        &short,
-        &volume.name,
-        per_container,
-    )))
-}
-
-/// A container brought to rest in a window, and the dump it left.
-struct Rested {
-    ct: Container,
-    dump: Option<PathBuf>,
-}
-
-/// A container at rest in the current window: its undo token, when the
-/// freeze was requested (monotonic and wall) and confirmed, its dump.
-struct Frozen {
-    ct: Container,
-    token: Token,
-    t0: Duration,
-    requested: SystemTime,
-    confirmed: SystemTime,
-    dump: Option<PathBuf>,
-}
-
+/// A snapshot in use, and how many of its containers are still archived
+/// from it.
 struct Lease {
     remaining: usize,
     token: Token,
 }
 
-struct Run<'a> {
-    plan: &'a Plan,
-    tools: &'a Toolbox,
-    observer: &'a dyn Observer,
-    cleanup: Cleanup,
-    run: RunId,
+/// A run under way.
+pub(super) struct Run<'a> {
+    pub(super) plan: &'a Plan,
+    pub(super) tools: &'a Toolbox,
+    pub(super) observer: &'a dyn Observer,
+    pub(super) cleanup: Cleanup,
+    pub(super) run: RunId,
     dir: PathBuf,
     records: Vec<ContainerRecord>,
-    started: HashMap<String, Duration>,
+    pub(super) started: HashMap<String, Duration>,
     leases: HashMap<String, Lease>,
-    warnings: Vec<String>,
+    pub(super) warnings: Vec<String>,
     /// Per-container end hooks, run outside freeze windows.
     queued_hooks: Vec<(HookPhase, String)>,
     /// Live snapshots, polled while they are read.
-    watch: &'a Watch,
+    pub(super) watch: &'a Watch,
     /// This run, as recorded beside each snapshot it makes.
-    owner: Owner,
+    pub(super) owner: Owner,
 }
 
 /// Carries out `plan`. Every freeze and snapshot is journaled and
@@ -204,14 +134,12 @@ struct Run<'a> {
 pub fn execute(
     plan: &Plan,
     tools: &Toolbox,
+    target: &dyn Target,
     observer: &dyn Observer,
 ) -> Result<RunResult, ExecError> {
-    if let (Some(r), None) = (&plan.repository, &tools.repository) {
-        return Err(ExecError::NoRepository(r.clone()));
-    }
     let clock: &dyn Clock = tools.clock.as_ref();
     let started_wall = clock.wall();
-    let store = Store::new(&plan.target);
+    let store = target.runs();
     let state_dir = plan.state_dir.clone().unwrap_or_default();
     let (run_id, dir) =
         store.create_run(DateTime::<Utc>::from(started_wall), &tools.host, |r| {
@@ -259,19 +187,18 @@ pub fn execute(
     let job_start = run.hook(HookPhase::JobStart, None, None);
     let ctx = WorkerCtx {
         dir: &dir,
-        opts: ArchiveOptions {
+        writer: target.writer(ArchiveOptions {
             compression: plan.compression,
             level: plan.level,
             threads: plan.threads_per_job,
-        },
+        }),
         observer,
         clock,
         cancel: &tools.cancel,
         faults: &tools.faults,
         mid_archive_hit: AtomicBool::new(false),
         watch: &watch,
-        repository: tools.repository.as_deref(),
-        run: run_id.as_str(),
+        run: &run_id,
         host: &tools.host,
     };
     match job_start {
@@ -362,7 +289,7 @@ pub fn execute(
 }
 
 impl Run<'_> {
-    fn hook(
+    pub(super) fn hook(
         &self,
         phase: HookPhase,
         container: Option<&str>,
@@ -378,7 +305,12 @@ impl Run<'_> {
     }
 
     /// Runs a hook whose failure is only a warning.
-    fn hook_warn(&mut self, phase: HookPhase, container: Option<&str>, result: Option<&str>) {
+    pub(super) fn hook_warn(
+        &mut self,
+        phase: HookPhase,
+        container: Option<&str>,
+        result: Option<&str>,
+    ) {
         if let Err(e) = self.hook(phase, container, result) {
             tracing::warn!("{e}");
             self.warnings.push(e);
@@ -406,7 +338,7 @@ impl Run<'_> {
         self.hook_warn(HookPhase::Finally, None, Some(result));
     }
 
-    fn record(&mut self, id: &str) -> &mut ContainerRecord {
+    pub(super) fn record(&mut self, id: &str) -> &mut ContainerRecord {
         let i = self
             .records
             .iter()
@@ -418,7 +350,7 @@ impl Run<'_> {
         &mut self.records[i]
     }
 
-    fn fail(&mut self, id: &str, error: String) {
+    pub(super) fn fail(&mut self, id: &str, error: String) {
         tracing::error!(container = id, %error, "backup failed");
         let total = self.elapsed_for(id);
         let r = self.record(id);
@@ -546,240 +478,6 @@ impl Run<'_> {
         }
     }
 
-    /// One freeze window: journal, freeze `cts`, snapshot, thaw. Returns the
-    /// snapshot and the containers to archive from it.
-    fn window(
-        &mut self,
-        vol: &Volume,
-        cts: &[Container],
-        provider: &Arc<dyn SnapshotProvider>,
-    ) -> Option<(Snapshot, Token, Vec<Rested>)> {
-        let clock = self.tools.clock.clone();
-        let (cancel, faults) = (&self.tools.cancel, &self.tools.faults);
-        let timeout = self.plan.freeze_timeout;
-        // Hooks first, all of them: none may run while a container is frozen.
-        let mut ready: Vec<(Container, Arc<dyn crate::runtime::Runtime>, Quiesced)> = Vec::new();
-        for ct in cts {
-            let id = ct.id.to_string();
-            self.started.insert(id.clone(), clock.mono());
-            let Some(rt) = self.tools.runtime(ct.runtime).cloned() else {
-                self.fail(&id, format!("no {} runtime", ct.runtime));
-                continue;
-            };
-            let q = match rt.plan_quiesce(ct, self.plan.mode) {
-                Ok(q) => q,
-                Err(e) => {
-                    self.fail(&id, format!("not frozen: {e}"));
-                    continue;
-                }
-            };
-            {
-                let r = self.record(&id);
-                r.mode = Some(q.mode);
-                r.note = q.note.clone();
-            }
-            let hooks = self
-                .hook(HookPhase::BackupStart, Some(&id), None)
-                .and_then(|_| self.hook(HookPhase::PreFreeze, Some(&id), None));
-            match hooks {
-                Ok(()) => ready.push((ct.clone(), rt, q)),
-                Err(e) => self.fail(&id, format!("not frozen: {e}")),
-            }
-        }
-        if ready.is_empty() {
-            return None;
-        }
-        let handle = snapshot_name(
-            provider.as_ref(),
-            &self.run,
-            vol,
-            self.plan.strategy,
-            &ready[0].0,
-        )
-        .and_then(|name| provider.handle(vol, &name));
-        let handle = match handle {
-            Ok(h) => h,
-            Err(e) => {
-                for (c, _, _) in &ready {
-                    self.fail(c.id.as_str(), format!("not frozen: {e}"));
-                }
-                return None;
-            }
-        };
-        let name = handle.name.clone();
-        let mut undos: Vec<Undo> = ready
-            .iter()
-            .map(|(c, rt, q)| Undo::Resume(rt.clone(), c.clone(), q.clone()))
-            .collect();
-        undos.push(Undo::RemoveSnapshot(provider.clone(), handle));
-        let tokens = match self.cleanup.register_all(undos) {
-            Ok(t) => t,
-            Err(e) => {
-                for (c, _, _) in &ready {
-                    self.fail(
-                        c.id.as_str(),
-                        format!("not frozen: cannot journal the freeze: {e}"),
-                    );
-                }
-                return None;
-            }
-        };
-        let stoken = tokens[ready.len()];
-        faults.hit("after-journal-freeze", cancel);
-        if let Err(e) = self.tools.watchdog.window_open(timeout) {
-            for (c, _, _) in &ready {
-                self.fail(
-                    c.id.as_str(),
-                    format!("not frozen: the guardian is not running: {e}"),
-                );
-            }
-            for t in tokens {
-                self.cleanup.done(t);
-            }
-            return None;
-        }
-        let window_t0 = clock.mono();
-        for (ct, _, _) in &ready {
-            self.observer.phase(ct.id.as_str(), &Phase::Freezing);
-        }
-        // Every container of the window at once, with half the window to
-        // come to rest: one that does not is thawed and fails alone, and
-        // the snapshot of the others still fits in the deadline.
-        let (t0, w0) = (clock.mono(), clock.wall());
-        let rested = rest_all(&ready, timeout / 2);
-        let mut frozen: Vec<Frozen> = Vec::new();
-        for (((ct, _, q), token), r) in ready.into_iter().zip(tokens).zip(rested) {
-            let id = ct.id.to_string();
-            match r {
-                Ok(after) => frozen.push(Frozen {
-                    ct: ct.clone(),
-                    token,
-                    t0,
-                    requested: w0,
-                    confirmed: w0 + after,
-                    dump: q.dump.clone(),
-                }),
-                Err(e) => {
-                    // `freeze` thaws on failure; thaw once more to be sure.
-                    if let Err(te) = self.cleanup.undo_now(token) {
-                        self.warnings.push(te);
-                    }
-                    self.fail(&id, format!("freeze failed: {e}"));
-                }
-            }
-        }
-        let created = if frozen.is_empty() {
-            None
-        } else {
-            faults.hit("after-freeze", cancel);
-            let s0 = clock.mono();
-            let c = provider.create(vol, &name, &self.owner);
-            let snapshot_ms = ms(clock.mono().saturating_sub(s0));
-            faults.hit("after-snapshot", cancel);
-            Some((c, snapshot_ms))
-        };
-        let mut ok = Vec::new();
-        let mut thawed_ids = Vec::new();
-        for Frozen {
-            ct,
-            token,
-            t0,
-            requested: w0,
-            confirmed: wf,
-            dump,
-        } in frozen.into_iter().rev()
-        {
-            let id = ct.id.to_string();
-            let wt = clock.wall();
-            let mut thawed = self.cleanup.undo_now(token);
-            for _ in 0..3 {
-                if thawed.is_ok() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-                thawed = self.cleanup.undo_now(token);
-            }
-            let (t1, w1) = (clock.mono(), clock.wall());
-            let freeze_ms = ms(t1.saturating_sub(t0));
-            let snapshot_ms = created.as_ref().map(|c| c.1);
-            {
-                let r = self.record(&id);
-                r.freeze_ms = Some(freeze_ms);
-                r.timings.freeze_ms = Some(freeze_ms);
-                r.timings.snapshot_ms = snapshot_ms;
-                r.window = Some(FreezeWindow {
-                    requested_ns: unix_ns(w0),
-                    frozen_ns: unix_ns(wf),
-                    thaw_ns: unix_ns(wt),
-                    thawed_ns: unix_ns(w1),
-                });
-            }
-            self.observer.phase(&id, &Phase::Thawed { freeze_ms });
-            match thawed {
-                Ok(()) => {
-                    ok.push(Rested { ct, dump });
-                    thawed_ids.push(id);
-                }
-                Err(e) => self.fail(
-                    &id,
-                    format!("THAW FAILED, the container may still be frozen: {e}"),
-                ),
-            }
-        }
-        self.tools.watchdog.window_closed();
-        let window = clock.mono().saturating_sub(window_t0);
-        ok.reverse();
-        for id in thawed_ids.iter().rev() {
-            self.hook_warn(HookPhase::PostThaw, Some(id), None);
-        }
-        faults.hit("after-thaw", cancel);
-        let discard = |this: &mut Self, why: &dyn Fn(&str) -> String| {
-            if let Err(re) = this.cleanup.undo_now(stoken) {
-                this.warnings.push(re);
-            }
-            for Rested { ct, .. } in &ok {
-                this.fail(ct.id.as_str(), why(ct.id.as_str()));
-            }
-        };
-        match created {
-            None => {
-                discard(self, &|_| String::new());
-                None
-            }
-            Some((Err(e), _)) => {
-                let msg = format!("snapshot failed: {e}");
-                discard(self, &|_| msg.clone());
-                None
-            }
-            Some((Ok(_), _)) if window > timeout => {
-                let msg = format!(
-                    "the freeze window took {:.0} ms, past the freeze_timeout deadline of {}: the guardian thawed the \
-                     container at the deadline, so the snapshot may be inconsistent and was discarded \
-                     (raise backup.freeze_timeout or find what stalled)",
-                    ms(window),
-                    HumanDuration(timeout)
-                );
-                discard(self, &|_| msg.clone());
-                None
-            }
-            Some((Ok(snap), _)) if !ok.is_empty() => match provider.activate(&snap) {
-                Ok(()) => {
-                    self.watch.add(&snap, provider.clone(), vol);
-                    Some((snap, stoken, ok))
-                }
-                Err(e) => {
-                    let msg = format!("snapshot {} could not be mounted: {e}", snap.name);
-                    discard(self, &|_| msg.clone());
-                    None
-                }
-            },
-            Some((Ok(_), _)) => {
-                discard(self, &|_| String::new());
-                None
-            }
-        }
-    }
-
     fn release(&mut self, snap: &str) {
         let Some(lease) = self.leases.get_mut(snap) else {
             return;
@@ -802,6 +500,7 @@ impl Run<'_> {
                 files,
                 tree,
                 repository,
+                bytes_out,
             }) => {
                 let outcome = if tree.unreadable > 0 {
                     Outcome::Partial
@@ -812,10 +511,7 @@ impl Run<'_> {
                 r.result = outcome;
                 r.error = None;
                 r.bytes_in = tree.bytes_read;
-                r.bytes_out = match &repository {
-                    Some(rec) => rec.bytes_added_packed,
-                    None => files.iter().map(|f| f.size).sum(),
-                };
+                r.bytes_out = bytes_out;
                 r.repository = repository;
                 r.files = files;
                 r.tree = tree;

@@ -376,7 +376,7 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
         p.check(&v.volume, live)?;
     }
     // A dry run checks what the real run would refuse, writing nothing.
-    let store = Store::new(&config.target.path);
+    let store = Store::new(config.target.path());
     if req.dry_run {
         store.check_usable()?;
     } else {
@@ -394,10 +394,10 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
         jobs,
         threads_per_job,
         freeze_timeout: config.freeze_timeout(),
-        target: config.target.path.clone(),
+        target: config.target.path().to_owned(),
         repository: config
             .target
-            .repository
+            .repository()
             .as_ref()
             .map(|r| r.location.describe()),
         state_dir: Some(config.state_dir.clone()),

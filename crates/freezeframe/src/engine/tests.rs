@@ -138,6 +138,11 @@ impl SnapshotProvider for FakeProvider {
     }
 }
 
+/// A tar target at the plan's target folder.
+fn target(plan: &Plan) -> crate::target::tar::TarTarget {
+    crate::target::tar::TarTarget::new(&plan.target)
+}
+
 /// Each monotonic reading is 1 ms after the previous one.
 struct StepClock(AtomicU64);
 impl Clock for StepClock {
@@ -241,7 +246,7 @@ fn files(dir: &Path) -> Vec<String> {
 #[test]
 fn group_freezes_all_then_snapshots_then_thaws_in_reverse() {
     let (b, plan, tools) = setup(&["a", "b"], None, false, false, Strategy::Group);
-    let r = execute(&plan, &tools, &SilentObserver).unwrap();
+    let r = execute(&plan, &tools, &target(&plan), &SilentObserver).unwrap();
     let ev = events(&b);
     // Both freezes are asked for at once (in either order), then the
     // snapshot, then the thaws in reverse.
@@ -269,7 +274,7 @@ fn group_freezes_all_then_snapshots_then_thaws_in_reverse() {
 #[test]
 fn each_takes_one_window_and_one_snapshot_per_container() {
     let (b, plan, tools) = setup(&["a", "b", "c"], None, false, false, Strategy::Each);
-    let r = execute(&plan, &tools, &SilentObserver).unwrap();
+    let r = execute(&plan, &tools, &target(&plan), &SilentObserver).unwrap();
     let ev = events(&b);
     for id in ["a", "b", "c"] {
         let f = ev
@@ -286,7 +291,7 @@ fn each_takes_one_window_and_one_snapshot_per_container() {
 #[test]
 fn a_failed_freeze_fails_only_that_container() {
     let (b, plan, tools) = setup(&["a", "b", "c"], Some("b"), false, false, Strategy::Group);
-    let r = execute(&plan, &tools, &SilentObserver).unwrap();
+    let r = execute(&plan, &tools, &target(&plan), &SilentObserver).unwrap();
     let by = |id: &str| r.manifest.container(id).unwrap().clone();
     assert_eq!(by("a").result, Outcome::Ok);
     assert_eq!(by("c").result, Outcome::Ok);
@@ -317,7 +322,7 @@ fn a_failed_freeze_fails_only_that_container() {
 #[test]
 fn a_failed_snapshot_thaws_everyone_and_writes_no_archive() {
     let (b, plan, tools) = setup(&["a", "b"], None, true, false, Strategy::Group);
-    let r = execute(&plan, &tools, &SilentObserver).unwrap();
+    let r = execute(&plan, &tools, &target(&plan), &SilentObserver).unwrap();
     assert!(r
         .manifest
         .containers
@@ -345,7 +350,7 @@ fn a_failed_snapshot_thaws_everyone_and_writes_no_archive() {
 #[test]
 fn an_invalid_snapshot_is_never_reported_good() {
     let (_b, plan, tools) = setup(&["a"], None, false, true, Strategy::Group);
-    let r = execute(&plan, &tools, &SilentObserver).unwrap();
+    let r = execute(&plan, &tools, &target(&plan), &SilentObserver).unwrap();
     let c = &r.manifest.containers[0];
     assert_eq!(c.result, Outcome::Failed);
     assert!(
@@ -406,7 +411,7 @@ fn a_panic_inside_a_window_unwinds_and_thaws_instead_of_hanging() {
     let (tx, rx) = std::sync::mpsc::channel();
     let t = std::thread::spawn(move || {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            execute(&plan, &tools, &SilentObserver)
+            execute(&plan, &tools, &target(&plan), &SilentObserver)
         }));
         let _ = tx.send(r.is_err());
     });

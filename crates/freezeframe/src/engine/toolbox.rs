@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{ProviderKind, RuntimeKind};
-use crate::repo::{ContainerBackup, Repo, RepoBackupRecord};
 use crate::runtime::Runtime;
 use crate::snapshot::SnapshotProvider;
 use crate::sys::{Cancel, Clock, Faults, Hooks, NoHooks};
@@ -19,31 +18,6 @@ pub trait Watchdog: Send + Sync {
     fn window_open(&self, timeout: Duration) -> Result<(), String>;
     /// The window closed (everything thawed).
     fn window_closed(&self);
-}
-
-/// Writes container backups into a repository (the `repository` target).
-pub trait RepositoryWriter: Send + Sync {
-    /// Backs up one container as one snapshot; `Err` says why it failed.
-    fn backup(
-        &self,
-        req: &ContainerBackup<'_>,
-        cancel: &Cancel,
-    ) -> Result<RepoBackupRecord, String>;
-    /// Removes a snapshot this run wrote (its source turned out invalid).
-    fn discard(&self, snapshot: &str) -> Result<(), String>;
-}
-
-impl RepositoryWriter for Repo {
-    fn backup(
-        &self,
-        req: &ContainerBackup<'_>,
-        cancel: &Cancel,
-    ) -> Result<RepoBackupRecord, String> {
-        Repo::backup(self, req, cancel).map_err(|e| e.to_string())
-    }
-    fn discard(&self, snapshot: &str) -> Result<(), String> {
-        Repo::discard(self, snapshot).map_err(|e| e.to_string())
-    }
 }
 
 /// No watchdog (tests with fakes, dry runs).
@@ -75,8 +49,6 @@ pub struct Toolbox {
     pub cancel: Cancel,
     /// Fault injection (testing aid).
     pub faults: Faults,
-    /// The repository of a `repository` target (`None`: archives).
-    pub repository: Option<Arc<dyn RepositoryWriter>>,
     /// The mount table (mountinfo format) mounts inside private areas are
     /// looked up in.
     pub mountinfo: PathBuf,
@@ -99,7 +71,6 @@ impl Toolbox {
             watchdog: Arc::new(NoWatchdog),
             cancel: Cancel::new(),
             faults: Faults::none(),
-            repository: None,
             mountinfo: PathBuf::from(crate::sys::mountinfo::SELF_MOUNTINFO),
         }
     }

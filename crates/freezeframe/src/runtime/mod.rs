@@ -156,6 +156,18 @@ pub trait Runtime: Send + Sync {
     /// Resumes what `handle` refers to; a container that no longer exists
     /// needs nothing.
     fn resume_handle(&self, handle: &str) -> Result<(), RuntimeError>;
+    /// Brings container `id` back from a memory dump a checkpoint wrote
+    /// (`restore --with-memory`); runtimes without checkpoints refuse.
+    fn restore_memory(&self, id: &str, dump: &std::path::Path) -> Result<String, RuntimeError> {
+        let _ = dump;
+        Err(RuntimeError::Invalid {
+            id: id.to_owned(),
+            message: format!(
+                "the {} runtime takes no memory checkpoints: restore the files only",
+                self.kind()
+            ),
+        })
+    }
 }
 
 /// [`Runtime::quiesce`] for each container of `batch` at once, each on a

@@ -59,6 +59,17 @@ fn parent_of(dest: &Path) -> &Path {
     }
 }
 
+/// Replaces `dest` (which may exist) with `data` atomically: readers see
+/// the old content or the new, never a mix or nothing.
+pub fn replace(dest: &Path, data: &[u8]) -> io::Result<()> {
+    let mut f = AtomicFile::create(dest)?;
+    f.file().write_all(data)?;
+    f.tmp.as_file_mut().flush()?;
+    f.tmp.as_file().sync_all()?;
+    f.tmp.persist(&f.dest).map_err(|e| e.error)?;
+    fsync_dir(parent_of(dest))
+}
+
 /// Writes `data` to `dest` atomically.
 pub fn write(dest: &Path, data: &[u8]) -> io::Result<PathBuf> {
     let mut f = AtomicFile::create(dest)?;

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use super::cancel::Cancel;
-use crate::config::HumanDuration;
+use super::duration::HumanDuration;
 
 /// The environment variable read once at start.
 pub const FAULT_ENV: &str = "FREEZEFRAME_FAULT";
@@ -42,6 +42,10 @@ pub const FAULT_POINTS: &[(&str, &str)] = &[
         "archives committed and snapshots removed, no manifest yet",
     ),
     ("mid-restore", "a restore has extracted its first entry"),
+    (
+        "mid-prune",
+        "prune rewrote a run's manifest; the files it dropped are not yet removed",
+    ),
 ];
 
 /// What to do at the armed point.

@@ -127,7 +127,7 @@ pub struct ContainerRecord {
     pub tree: TreeReport,
     /// The repository snapshot written (`repository` targets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repository: Option<crate::repo::RepoBackupRecord>,
+    pub repository: Option<crate::target::repository::RepoBackupRecord>,
     /// File systems mounted inside the private area (their contents are
     /// not in the backup).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -310,6 +310,16 @@ impl Runtime for OpenvzRuntime {
             },
         }
     }
+
+    fn restore_memory(&self, id: &str, dump: &Path) -> Result<String, RuntimeError> {
+        let cmd =
+            resume_cmd(id, Mode::Checkpoint, Some(dump)).ok_or_else(|| RuntimeError::Invalid {
+                id: id.to_owned(),
+                message: "no restore command".into(),
+            })?;
+        self.runner.run(&cmd).map_err(|e| cmd_err(id, e))?;
+        Ok(cmd.to_string())
+    }
 }
 
 #[cfg(test)]

@@ -152,6 +152,23 @@ impl BtrfsProvider {
     }
 }
 
+/// Writes the owner record: created exclusively (that claims the name), in
+/// place rather than through a temporary file, so a kill leaves nothing
+/// but the record itself — which the journaled removal of the snapshot
+/// takes away, and which the sweep, finding no snapshot beside it, ignores.
+fn write_owner(record: &Path, owner: &Owner) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(record)?;
+    f.write_all(&owner.to_json())?;
+    f.sync_all()?;
+    crate::sys::fs::fsync_dir(record.parent().unwrap_or(Path::new(".")))
+}
+
 impl SnapshotProvider for BtrfsProvider {
     fn kind(&self) -> ProviderKind {
         ProviderKind::Btrfs
@@ -231,8 +248,7 @@ impl SnapshotProvider for BtrfsProvider {
         }
         let snap = self.handle(volume, name)?;
         let record = Self::owner_path(&snap.root);
-        // Never over an existing record: writing it claims the name.
-        crate::sys::atomic::write(&record, &owner.to_json()).map_err(|e| {
+        write_owner(&record, owner).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 SnapshotError::Taken(name.to_owned())
             } else {

@@ -11,10 +11,11 @@ use std::os::unix::ffi::OsStrExt;
 use rustic_core::repofile::{BlobType, IndexFile, Node, NodeType};
 use rustic_core::{BlobId, IndexedFull, Repository, TreeId};
 
-use crate::repo::gomode::posix_mode;
-use crate::repo::RESERVED_DIR;
 use crate::sys::time::Timestamp;
 use crate::sys::Cancel;
+use crate::target::browse::BrowsePath;
+use crate::target::repository::gomode::posix_mode;
+use crate::target::repository::RESERVED_DIR;
 
 /// Longest name the ustar `name` field holds.
 const NAME_LEN: usize = 100;
@@ -44,7 +45,7 @@ pub(super) enum StreamError {
 }
 
 /// Linux `dev_t` → (major, minor).
-fn split_dev(dev: u64) -> (u64, u64) {
+pub(super) fn split_dev(dev: u64) -> (u64, u64) {
     let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
     let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
     (major, minor)
@@ -68,6 +69,8 @@ struct Writer<'r, S, W: Write> {
     out: tar::Builder<W>,
     stats: StreamStats,
     cancel: &'r Cancel,
+    /// Only these paths and the folders on their way (empty: all).
+    include: &'r [BrowsePath],
 }
 
 /// Counts what passes and refuses more than announced.
@@ -99,7 +102,15 @@ impl<W: Write> Write for Exact<'_, W> {
 }
 
 impl<S: IndexedFull, W: Write> Writer<'_, S, W> {
-    fn tree(&mut self, id: TreeId, prefix: &[u8], top: bool) -> Result<(), StreamError> {
+    /// Streams tree `id` at `prefix`; `filtered`: only what `include`
+    /// selects below it.
+    fn tree(
+        &mut self,
+        id: TreeId,
+        prefix: &[u8],
+        top: bool,
+        filtered: bool,
+    ) -> Result<(), StreamError> {
         let tree = self
             .repo
             .get_tree(&id)
@@ -115,12 +126,24 @@ impl<S: IndexedFull, W: Write> Writer<'_, S, W> {
                 path.push(b'/');
             }
             path.extend_from_slice(&name);
-            self.node(node, &path)?;
+            let below = if filtered {
+                let p = BrowsePath::from_stored(&path);
+                if self.include.iter().any(|i| p.is_within(i)) {
+                    false
+                } else if node.is_dir() && self.include.iter().any(|i| p.is_ancestor_of(i)) {
+                    true
+                } else {
+                    continue;
+                }
+            } else {
+                false
+            };
+            self.node(node, &path, below)?;
         }
         Ok(())
     }
 
-    fn node(&mut self, node: &Node, path: &[u8]) -> Result<(), StreamError> {
+    fn node(&mut self, node: &Node, path: &[u8], filtered: bool) -> Result<(), StreamError> {
         let mut h = tar::Header::new_ustar();
         let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
         let meta = &node.meta;
@@ -211,7 +234,7 @@ impl<S: IndexedFull, W: Write> Writer<'_, S, W> {
                         String::from_utf8_lossy(path)
                     )));
                 };
-                self.tree(sub, path, false)?;
+                self.tree(sub, path, false, filtered)?;
             }
             _ => {}
         }
@@ -300,20 +323,24 @@ fn inner_write_zeros(w: &mut impl Write, n: u64) -> io::Result<()> {
     w.write_all(&ZEROS[..usize::try_from(n).unwrap_or(0)])
 }
 
-/// Writes the tree `root` (without the reserved folder) as a tar stream.
+/// Writes the tree `root` (without the reserved folder) as a tar stream:
+/// all of it, or only the `include` paths and the folders on their way
+/// (the blobs of nothing else are read).
 pub(super) fn write_tree<S: IndexedFull>(
     repo: &Repository<S>,
     root: TreeId,
     out: impl Write,
     cancel: &Cancel,
+    include: &[BrowsePath],
 ) -> Result<StreamStats, StreamError> {
     let mut w = Writer {
         repo,
         out: tar::Builder::new(out),
         stats: StreamStats::default(),
         cancel,
+        include,
     };
-    w.tree(root, b"", true)?;
+    w.tree(root, b"", true, !include.is_empty())?;
     w.out.finish()?;
     Ok(w.stats)
 }

@@ -21,9 +21,11 @@ use rustic_core::{BackupOptions, IndexedIdsStatus, Repository, RusticError, Snap
 
 use super::source::{CountingSource, Extra, Findings, Part};
 use super::{full_hex, Repo, Writer};
-use crate::repo::split::Split;
-use crate::repo::{ContainerBackup, RepoBackupRecord, RepoError, PARTIAL_TAG, RESERVED_DIR, TAG};
 use crate::sys::Cancel;
+use crate::target::repository::split::Split;
+use crate::target::repository::{
+    ContainerBackup, RepoBackupRecord, RepoError, PARTIAL_TAG, RESERVED_DIR, TAG,
+};
 
 /// Lines of a partial snapshot's description naming what could not be read.
 pub(super) const MISSING_PREFIX: &str = "missing: ";

@@ -6,22 +6,22 @@
 
 use std::io::Write;
 
-use super::restore::{
-    after_entry, check_destination, check_sibling, config_destination, dest_err, sibling,
-    write_beside, RestoreError,
-};
-use super::{RestoreRequest, RestoreResult};
+use super::{Repo, RepoError, Selection};
 use crate::archive::extract::extract;
-use crate::repo::{Repo, RepoError, Selection};
 use crate::sys::{Cancel, Faults};
+use crate::target::restore::{
+    after_entry, check_destination, check_sibling, config_destination, dest_err, sibling,
+    write_beside, RestoreError, RestoreRequest, RestoreResult,
+};
 
 /// Pipe buffer between the repository reader and the extractor (Linux's
 /// default unprivileged maximum, `/proc/sys/fs/pipe-max-size`).
 const PIPE_SIZE: usize = 1 << 20;
 
 /// Restores `req.id` from the repository: the snapshot of run (or id
-/// prefix) `req.run`, else the newest.
-pub fn restore_from_repository(
+/// prefix) `req.run`, else the newest complete one; all of it, or the
+/// `req.include` paths (only their blobs are read).
+pub(super) fn restore(
     repo: &Repo,
     req: &RestoreRequest,
     faults: &Faults,
@@ -31,16 +31,20 @@ pub fn restore_from_repository(
         container: &req.id,
         which: req.run.as_deref(),
     };
-    // Fail on a wrong id before touching the destination.
+    // Fail on a wrong id or path before touching the destination.
     let found = repo.find(&sel)?;
+    repo.check_includes(&found, &req.include)?;
+    let whole = req.include.is_empty();
     let to = &req.to;
     let create = check_destination(req)?;
     let conf_dest = config_destination(to);
     let dump_dest = sibling(to, ".dump");
     // Whether the snapshot holds a config or a dump is known only once it
     // is read: both places must be free before anything is written.
-    check_sibling(&conf_dest, req.force)?;
-    check_sibling(&dump_dest, req.force)?;
+    if whole {
+        check_sibling(&conf_dest, req.force)?;
+        check_sibling(&dump_dest, req.force)?;
+    }
     if create {
         std::fs::create_dir_all(to).map_err(|e| dest_err(to, format!("cannot create: {e}")))?;
     }
@@ -53,7 +57,7 @@ pub fn restore_from_repository(
     let (streamed, extracted) = std::thread::scope(|s| {
         let producer = s.spawn(move || {
             let mut w = writer;
-            let r = repo.stream_tree(snapshot, &mut w, cancel);
+            let r = repo.stream_tree(snapshot, &mut w, cancel, &req.include);
             let _ = w.flush();
             r
         });
@@ -77,7 +81,7 @@ pub fn restore_from_repository(
         (Ok(r), Ok(restored)) => (r, restored),
     };
     let mut config = None;
-    if let Some(data) = &restored.config {
+    if let Some(data) = restored.config.as_ref().filter(|_| whole) {
         write_beside(&conf_dest, req.force, |out| {
             out.write_all(data)
                 .map_err(|e| dest_err(&conf_dest, e.to_string()))
@@ -85,7 +89,7 @@ pub fn restore_from_repository(
         config = Some(conf_dest);
     }
     let mut dump = None;
-    if restored.has_dump {
+    if restored.has_dump && whole {
         write_beside(&dump_dest, req.force, |out| {
             Ok(repo.write_dump(&found, out)?)
         })?;

@@ -22,8 +22,8 @@ use crate::archive::walk::{Entry, Kind, Visitor};
 pub const BIG_FILE: u64 = 64 << 20;
 
 /// At most this many parts (each is a full rustic_core archiver with its
-/// own threads and pack buffers).
-pub const MAX_PARTS: usize = 4;
+/// own threads and pack buffers): `target.max_parts`, bounded in the config.
+pub use crate::config::MAX_PARTS;
 
 /// The assignment of files to parts.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -28,11 +28,11 @@ use rustic_core::{
 
 use crate::archive::owners::Owners;
 use crate::archive::walk::{walk, Entry, Kind, Visitor};
-use crate::repo::gomode::to_go;
-use crate::repo::split::Split;
-use crate::repo::RESERVED_DIR;
 use crate::sys::time::Timestamp;
 use crate::sys::Cancel;
+use crate::target::repository::gomode::to_go;
+use crate::target::repository::split::Split;
+use crate::target::repository::RESERVED_DIR;
 
 /// Entries walked ahead of the archiver.
 const WALK_AHEAD: usize = 256;

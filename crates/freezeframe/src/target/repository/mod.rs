@@ -8,102 +8,31 @@
 //! ride along in the same snapshot under the reserved top-level folder
 //! [`RESERVED_DIR`] (see `docs/FORMAT.md`).
 
-mod gomode;
+pub(crate) mod gomode;
 mod password;
-mod retention;
+mod restore;
 mod rustic;
 pub(crate) mod split;
+mod target;
+mod writer;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use password::PasswordSource;
-pub use retention::Retention;
-pub use rustic::Repo;
+pub use password::read_password;
+pub use rustic::{InitReport, Repo};
+pub use target::RepoTarget;
 
 /// Top-level folder of each snapshot holding the container's config file
 /// (`config`) and memory dump (`dump`). A container with a top-level entry
 /// of this name is refused rather than silently shadowed.
 pub const RESERVED_DIR: &str = ".freezeframe";
 
-/// zstd level of a new repository unless `target.compression` says
-/// otherwise: level 1 backs up about 1.5× faster than zstd's default (3)
-/// for a few percent more space (see `docs/BENCHMARKS.md`).
-pub const DEFAULT_COMPRESSION: i32 = 1;
-
 /// Tag carried by every snapshot freezeframe writes.
 pub const TAG: &str = "freezeframe";
 /// Tag added to a snapshot some of whose files could not be read.
 pub const PARTIAL_TAG: &str = "partial";
-
-/// Where the repository lives.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "backend", rename_all = "lowercase")]
-pub enum Location {
-    /// A folder on a local (or mounted) file system.
-    Local {
-        /// The repository folder.
-        path: PathBuf,
-    },
-    /// An S3-compatible bucket (written `opendal:s3` in the config).
-    S3(S3Options),
-}
-
-/// S3 settings; the keys fall back to `AWS_ACCESS_KEY_ID` and
-/// `AWS_SECRET_ACCESS_KEY` in the environment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct S3Options {
-    /// Bucket name.
-    pub bucket: String,
-    /// Endpoint URL, e.g. `http://127.0.0.1:8333`.
-    pub endpoint: String,
-    /// Region (any value for most non-AWS stores).
-    pub region: String,
-    /// Folder inside the bucket holding the repository (`/` for all of it).
-    pub root: String,
-    /// Access key id (else from the environment).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub access_key_id: Option<String>,
-    /// Secret key (else from the environment). Never printed.
-    #[serde(skip_serializing)]
-    pub secret_access_key: Option<String>,
-}
-
-impl Location {
-    /// How the location reads in messages (no secrets).
-    pub fn describe(&self) -> String {
-        match self {
-            Location::Local { path } => path.display().to_string(),
-            Location::S3(s) => format!(
-                "s3://{}/{} at {}",
-                s.bucket,
-                s.root.trim_start_matches('/'),
-                s.endpoint
-            ),
-        }
-    }
-}
-
-/// Everything needed to open (or create) a repository.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RepoSpec {
-    /// Where it lives.
-    pub location: Location,
-    /// Where its password comes from.
-    pub password: PasswordSource,
-    /// Local cache of index and snapshot files (none: no cache).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cache_dir: Option<PathBuf>,
-    /// zstd level for data written to the repository, fixed at `init`
-    /// (`None`: [`DEFAULT_COMPRESSION`]).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub compression: Option<i32>,
-    /// Most archivers one container is read by at once (`None`:
-    /// [`split::MAX_PARTS`]; 1: large files are not read separately).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_parts: Option<usize>,
-}
 
 /// Errors of the repository target.
 #[derive(Debug, thiserror::Error)]
@@ -249,32 +178,6 @@ pub struct CheckReport {
     pub errors: Vec<String>,
     /// Warnings (nothing is lost).
     pub warnings: Vec<String>,
-}
-
-/// One snapshot's fate in a prune plan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PruneDecision {
-    /// The snapshot.
-    pub snapshot: SnapshotInfo,
-    /// Kept?
-    pub keep: bool,
-    /// Why it is kept (the retention rules that hold it).
-    pub reasons: Vec<String>,
-}
-
-/// What prune did or would do.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct PruneReport {
-    /// Every freezeframe snapshot considered, per container, newest first.
-    pub decisions: Vec<PruneDecision>,
-    /// Pack files marked for deletion (removed by a later prune after the grace time).
-    pub packs_marked: u64,
-    /// Pack files removed now (marked by an earlier prune, grace time over).
-    pub packs_removed: u64,
-    /// Pack files repacked.
-    pub packs_repacked: u64,
-    /// Bytes no longer referenced by any snapshot.
-    pub bytes_unused: u64,
 }
 
 /// What is stored beside a restored snapshot's tree.

@@ -7,6 +7,7 @@
 //! its own private I/O runtime.
 
 mod backup;
+mod browse;
 mod s3;
 mod source;
 mod tar_stream;
@@ -17,18 +18,20 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rustic_backend::LocalBackend;
-use rustic_core::repofile::SnapshotFile;
+use rustic_core::repofile::{SnapshotFile, SnapshotId};
 use rustic_core::{
-    CheckOptions, ConfigOptions, Credentials, Id, IndexedIdsStatus, KeepOptions, KeyOptions,
-    OpenStatus, PruneOptions, ReadSubsetOption, Repository, RepositoryBackends, RepositoryOptions,
-    RusticError, WriteBackend,
+    CheckOptions, ConfigOptions, Credentials, Id, IndexedIdsStatus, KeyOptions, OpenStatus,
+    PruneOptions, ReadSubsetOption, Repository, RepositoryBackends, RepositoryOptions, RusticError,
+    WriteBackend,
 };
 
-use super::{
-    CheckReport, Location, PruneDecision, PruneReport, RepoError, RepoSpec, Retention, Selection,
-    SnapshotInfo, PARTIAL_TAG, RESERVED_DIR, TAG,
-};
-use crate::sys::Cancel;
+use super::{CheckReport, RepoError, Selection, SnapshotInfo, PARTIAL_TAG, RESERVED_DIR, TAG};
+use crate::config::{Location, RepositoryConfig};
+use crate::sys::{Cancel, CommandRunner};
+use crate::target::browse::{BrowsePath, LsEntry};
+use crate::target::prune::{decisions, Item, PruneReport, Removed};
+use crate::target::repository::read_password;
+use crate::target::PruneRequest;
 
 /// What `init` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,11 +87,8 @@ fn backends(location: &Location) -> Result<(RepositoryBackends, Option<s3::S3Bac
     }
 }
 
-fn options(spec: &RepoSpec) -> RepositoryOptions {
-    match &spec.cache_dir {
-        Some(d) => RepositoryOptions::default().cache_dir(d.clone()),
-        None => RepositoryOptions::default().no_cache(true),
-    }
+fn options(cfg: &RepositoryConfig) -> RepositoryOptions {
+    RepositoryOptions::default().cache_dir(cfg.cache_dir.clone())
 }
 
 impl Repo {
@@ -101,14 +101,18 @@ impl Repo {
     }
 
     /// Creates a new repository at `spec.location`. Refuses if one exists.
-    pub fn init(spec: &RepoSpec) -> Result<InitReport, RepoError> {
+    /// A password command runs through `runner`.
+    pub fn init(
+        spec: &RepositoryConfig,
+        runner: &dyn CommandRunner,
+    ) -> Result<InitReport, RepoError> {
         let location = spec.location.describe();
         let fail = |what: &str, e: Box<RusticError>| RepoError::Repository {
             location: location.clone(),
             what: what.into(),
             message: e.to_string(),
         };
-        let password = spec.password.read()?;
+        let password = read_password(&spec.password, runner)?;
         if let Location::Local { path } = &spec.location {
             std::fs::create_dir_all(path).map_err(|e| {
                 RepoError::Invalid(format!(
@@ -136,8 +140,7 @@ impl Repo {
             .init(
                 &Credentials::password(&password),
                 &KeyOptions::default(),
-                &ConfigOptions::default()
-                    .set_compression(spec.compression.unwrap_or(super::DEFAULT_COMPRESSION)),
+                &ConfigOptions::default().set_compression(spec.compression),
             )
             .map_err(|e| fail("creating", e))?;
         Ok(InitReport {
@@ -146,10 +149,11 @@ impl Repo {
         })
     }
 
-    /// Opens the repository (the password is checked now).
-    pub fn open(spec: &RepoSpec) -> Result<Self, RepoError> {
+    /// Opens the repository (the password is checked now; a password
+    /// command runs through `runner`).
+    pub fn open(spec: &RepositoryConfig, runner: &dyn CommandRunner) -> Result<Self, RepoError> {
         let location = spec.location.describe();
-        let password = spec.password.read()?;
+        let password = read_password(&spec.password, runner)?;
         let (be, _) = backends(&spec.location)?;
         let fail = |e: Box<RusticError>| {
             RepoError::Open {
@@ -168,7 +172,7 @@ impl Repo {
             location,
             open: Mutex::new(Some(repo)),
             writer: Mutex::new(None),
-            max_parts: spec.max_parts.unwrap_or(crate::repo::split::MAX_PARTS),
+            max_parts: spec.max_parts,
         })
     }
 
@@ -316,18 +320,73 @@ impl Repo {
         })
     }
 
+    /// Checks, before anything is written, that every `include` path is in
+    /// the snapshot and reached through folders only.
+    pub fn check_includes(
+        &self,
+        snapshot: &SnapshotInfo,
+        include: &[BrowsePath],
+    ) -> Result<(), RepoError> {
+        if include.is_empty() {
+            return Ok(());
+        }
+        let snap = self.load(snapshot)?;
+        self.with_indexed(|repo| {
+            for i in include {
+                browse::find(repo, snap.tree, i).map_err(|e| self.located(e))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The entries of the snapshot at and below `under`.
+    pub fn ls(
+        &self,
+        snapshot: &SnapshotInfo,
+        under: Option<&BrowsePath>,
+    ) -> Result<Vec<LsEntry>, RepoError> {
+        let snap = self.load(snapshot)?;
+        self.with_indexed(|repo| browse::ls(repo, snap.tree, under).map_err(|e| self.located(e)))
+    }
+
+    /// Writes the content of the file at `path` of the snapshot to `out`.
+    pub fn cat(
+        &self,
+        snapshot: &SnapshotInfo,
+        path: &BrowsePath,
+        out: &mut dyn Write,
+    ) -> Result<u64, RepoError> {
+        let snap = self.load(snapshot)?;
+        self.with_indexed(|repo| {
+            browse::cat(repo, snap.tree, path, out).map_err(|e| self.located(e))
+        })
+    }
+
+    /// Names this repository in a not-found error made without it.
+    fn located(&self, e: RepoError) -> RepoError {
+        match e {
+            RepoError::NotFound { message, .. } => RepoError::NotFound {
+                location: self.location.clone(),
+                message,
+            },
+            e => e,
+        }
+    }
+
     /// Streams the snapshot's tree (without the reserved folder) to `out` as
-    /// a tar stream; returns what is stored beside it.
+    /// a tar stream — all of it, or the `include` paths — and returns what
+    /// is stored beside it.
     pub fn stream_tree(
         &self,
         snapshot: &SnapshotInfo,
         out: impl Write,
         cancel: &Cancel,
+        include: &[BrowsePath],
     ) -> Result<super::RestoredSnapshot, RepoError> {
         let snap = self.load(snapshot)?;
         self.with_indexed(|repo| {
             let (config, has_dump) = reserved(repo, &snap, &self.location)?;
-            tar_stream::write_tree(repo, snap.tree, out, cancel).map_err(|e| match e {
+            tar_stream::write_tree(repo, snap.tree, out, cancel, include).map_err(|e| match e {
                 tar_stream::StreamError::Write(w) => RepoError::StreamClosed(w.to_string()),
                 e => self.err(format!("restoring snapshot {}", snapshot.id), e),
             })?;
@@ -396,63 +455,45 @@ impl Repo {
         })
     }
 
-    /// Applies `keep` to each container's snapshots (of `containers`, or of
-    /// all), forgets the others and prunes unreferenced data in two phases:
-    /// packs are only marked now and removed by a later prune once the
-    /// grace time has passed, so a backup running on another host at the
-    /// same time never loses data it just wrote. `dry_run`: decide only.
-    pub fn prune(
-        &self,
-        keep: &Retention,
-        containers: &[String],
-        dry_run: bool,
-    ) -> Result<PruneReport, RepoError> {
-        if !keep.is_set() {
-            return Err(RepoError::Invalid(
-                "prune needs at least one --keep-* rule (it would forget every snapshot)".into(),
-            ));
-        }
-        let k = |v: Option<u32>| v.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
-        let opts = KeepOptions::default()
-            .keep_last(k(keep.last))
-            .keep_daily(k(keep.daily))
-            .keep_weekly(k(keep.weekly))
-            .keep_monthly(k(keep.monthly))
-            .keep_yearly(k(keep.yearly));
+    /// Applies `req.keep` to each container's snapshots (per host; of
+    /// `req.containers`, or of all), forgets the others and prunes
+    /// unreferenced data in two phases: packs are only marked now and
+    /// removed by a later prune once the grace time has passed, so a backup
+    /// running on another host at the same time never loses data it just
+    /// wrote. `req.dry_run`: decide only.
+    pub fn prune(&self, req: &PruneRequest) -> Result<PruneReport, RepoError> {
         let all = self.all_snapshots()?;
-        let mut groups: BTreeMap<(String, String), Vec<SnapshotFile>> = BTreeMap::new();
+        let mut items = Vec::new();
+        let mut by_id = BTreeMap::new();
         for s in all {
-            if containers.is_empty() || containers.contains(&s.label) {
-                groups
-                    .entry((s.label.clone(), s.hostname.clone()))
-                    .or_default()
-                    .push(s);
-            }
-        }
-        let now = rustic_core::jiff::Zoned::now();
-        let mut report = PruneReport::default();
-        let mut forget = Vec::new();
-        for (_, snaps) in groups {
-            for d in opts
-                .apply(snaps, &now)
-                .map_err(|e| self.err("applying the retention", e))?
-            {
-                if !d.keep {
-                    forget.push(d.snapshot.id);
-                }
-                report.decisions.push(PruneDecision {
-                    snapshot: info(&d.snapshot),
-                    keep: d.keep,
-                    reasons: d.reasons,
+            if req.containers.is_empty() || req.containers.contains(&s.label) {
+                let i = info(&s);
+                let time = chrono::DateTime::from_timestamp_nanos(
+                    i64::try_from(s.time.timestamp().as_nanosecond()).unwrap_or(i64::MAX),
+                );
+                items.push(Item {
+                    container: s.label.clone(),
+                    host: s.hostname.clone(),
+                    id: i.id.clone(),
+                    run: i.run.clone(),
+                    time,
+                    complete: !i.partial,
                 });
+                by_id.insert(i.id, s.id);
             }
         }
+        let decided = decisions(&items, &req.keep);
+        let forget: Vec<SnapshotId> = decided
+            .iter()
+            .filter(|d| !d.keep)
+            .filter_map(|d| by_id.get(&d.id).copied())
+            .collect();
         self.with_open(|repo| {
-            if !dry_run && !forget.is_empty() {
+            if !req.dry_run && !forget.is_empty() {
                 repo.delete_snapshots(&forget)
                     .map_err(|e| self.err("forgetting snapshots", e))?;
             }
-            let popts = PruneOptions::default().ignore_snaps(if dry_run {
+            let popts = PruneOptions::default().ignore_snaps(if req.dry_run {
                 forget.clone()
             } else {
                 Vec::new()
@@ -461,15 +502,21 @@ impl Repo {
                 .prune_plan(&popts)
                 .map_err(|e| self.err("planning the prune", e))?;
             let st = &plan.stats;
-            report.packs_marked = st.packs.unused;
-            report.packs_removed = st.packs_to_delete.remove;
-            report.packs_repacked = st.packs.repack;
-            report.bytes_unused = st.size_sum().unused;
-            if !dry_run {
+            let removed = Removed::Repository {
+                packs_marked: st.packs.unused,
+                packs_removed: st.packs_to_delete.remove,
+                packs_repacked: st.packs.repack,
+                bytes_unused: st.size_sum().unused,
+            };
+            if !req.dry_run {
                 repo.prune(&popts, plan)
                     .map_err(|e| self.err("pruning", e))?;
             }
-            Ok(report)
+            Ok(PruneReport {
+                decisions: decided,
+                dry_run: req.dry_run,
+                removed,
+            })
         })
     }
 }

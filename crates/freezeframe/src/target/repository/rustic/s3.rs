@@ -18,7 +18,8 @@ use rustic_core::{
 };
 use tokio::runtime::Runtime;
 
-use crate::repo::{RepoError, S3Options};
+use crate::config::{Location, S3Options};
+use crate::target::repository::RepoError;
 
 /// Pack files live under `data/<first two hex digits>/`.
 fn object_path(tpe: FileType, id: &Id) -> String {
@@ -83,7 +84,7 @@ impl S3Backend {
         // system's OpenSSL), installed once per process.
         opendal::init_default_registry();
         opendal_http_transport_reqwest::install_default();
-        let location = crate::repo::Location::S3(o.clone()).describe();
+        let location = Location::S3(o.clone()).describe();
         let bad = |e: opendal::Error| {
             RepoError::Invalid(format!("S3 settings for {location}: {e}; check target.s3"))
         };

@@ -1,0 +1,124 @@
+//! Turning the raw config file into the model: every check that needs more
+//! than one key, with the line at fault in the error. One file per table.
+
+mod backup;
+mod containers;
+mod hooks;
+mod target;
+mod volumes;
+
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::model::{CgroupRoots, Config, LxcConfig, OpenvzConfig};
+use super::raw::RawConfig;
+use super::HumanDuration;
+
+pub use backup::MAX_JOBS;
+
+/// A line (1-based) and what is wrong there.
+pub(super) type Invalid = (usize, String);
+
+/// The 1-based line of byte `offset` of `text`.
+pub(super) fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Checks `p` is absolute and has no `..`.
+pub(super) fn absolute(p: &Path, what: &str) -> Result<(), String> {
+    if !p.is_absolute() {
+        return Err(format!("{what} `{}` must be an absolute path", p.display()));
+    }
+    if p.components().any(|c| c == Component::ParentDir) {
+        return Err(format!("{what} `{}` must not contain `..`", p.display()));
+    }
+    Ok(())
+}
+
+/// A duration key within `range`, or its default.
+pub(super) fn bounded_duration(
+    text: &str,
+    value: Option<Spanned<HumanDuration>>,
+    key: &str,
+    range: (Duration, Duration),
+    default: Duration,
+) -> Result<HumanDuration, Invalid> {
+    let Some(v) = value else {
+        return Ok(HumanDuration(default));
+    };
+    let line = line_of(text, v.span().start);
+    let d = v.into_inner();
+    if d.0 < range.0 || d.0 > range.1 {
+        return Err((
+            line,
+            format!(
+                "{key} = \"{d}\" is out of range: allowed {} to {}",
+                HumanDuration(range.0),
+                HumanDuration(range.1)
+            ),
+        ));
+    }
+    Ok(d)
+}
+
+/// Turns the raw file into the model, or says which line is wrong and why.
+pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
+    let state_dir = match raw.state_dir {
+        Some(d) => {
+            // A relative state dir would change with the working directory:
+            // two invocations of one config would not share a lock or a
+            // journal.
+            let line = line_of(text, d.span().start);
+            let d = d.into_inner();
+            absolute(&d, "state_dir").map_err(|m| (line, m))?;
+            d
+        }
+        None => PathBuf::from("/var/lib/freezeframe"),
+    };
+    let target = target::target(raw.target, text, &state_dir)?;
+    let backup = backup::backup(raw.backup, text)?;
+    let volumes = volumes::volumes(raw.volumes, text)?;
+    let containers = containers::containers(raw.containers, text, &volumes)?;
+    let hooks = hooks::hooks(raw.hooks, text)?;
+    let retention = match raw.retention {
+        Some(r) => {
+            let line = line_of(text, r.span().start);
+            let r = r.into_inner();
+            if !r.keeps_something() {
+                return Err((
+                    line,
+                    "[retention] keeps nothing: give at least one of keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly a number above 0".into(),
+                ));
+            }
+            Some(r)
+        }
+        None => None,
+    };
+    Ok(Config {
+        target,
+        state_dir,
+        backup,
+        cgroup: CgroupRoots {
+            v2_root: raw.cgroup.v2_root,
+            v1_freezer_root: raw.cgroup.v1_freezer_root,
+        },
+        openvz: OpenvzConfig {
+            conf_dir: raw
+                .openvz
+                .conf_dir
+                .unwrap_or_else(|| PathBuf::from("/etc/vz")),
+        },
+        lxc: LxcConfig {
+            lxcpath: raw
+                .lxc
+                .lxcpath
+                .unwrap_or_else(|| PathBuf::from("/var/lib/lxc")),
+        },
+        hooks,
+        retention,
+        volumes,
+        containers,
+    })
+}
