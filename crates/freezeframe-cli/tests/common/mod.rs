@@ -377,7 +377,9 @@ impl Env {
     pub fn cmd(&self) -> assert_cmd::Command {
         let mut c = assert_cmd::Command::cargo_bin("freezeframe").unwrap();
         c.env("FREEZEFRAME_CONFIG", &self.config)
-            .env_remove("FREEZEFRAME_LOG");
+            .env_remove("FREEZEFRAME_LOG")
+            // Retention counts days in local time: make it the same here.
+            .env("TZ", "UTC");
         c
     }
 

@@ -133,8 +133,9 @@ fn remove_run(root: &Path, run: &RunId) -> Result<(), TargetError> {
     std::fs::remove_dir_all(&to).map_err(io(format!("removing {}", to.display())))
 }
 
-/// What a killed prune left: folders it was removing, and, in complete
-/// runs, files of a container the manifest no longer lists.
+/// What a killed prune left: folders it was removing, runs whose every
+/// backup it had dropped, and, in complete runs, files of a container the
+/// manifest no longer lists.
 fn sweep_leftovers(store: &Store) -> Result<(), TargetError> {
     let root = store.root();
     if let Ok(rd) = std::fs::read_dir(root) {
@@ -152,6 +153,11 @@ fn sweep_leftovers(store: &Store) -> Result<(), TargetError> {
     }
     for r in store.list()? {
         let Ok(m) = &r.manifest else { continue };
+        if m.containers.is_empty() {
+            // Every backup of it was pruned; only the folder was left.
+            remove_run(root, &r.id)?;
+            continue;
+        }
         let Ok(rd) = std::fs::read_dir(&r.path) else {
             continue;
         };
