@@ -134,11 +134,11 @@ fn prune_keeps_exactly_what_the_policy_keeps() {
         let b = bed();
         let before = archives(&b);
         assert_eq!(before.len(), 24);
-        let (code, out, err) = prune(&b, &[&args[..], &["--dry-run"]].concat());
+        let (code, out, err) = prune(&b, &[args, &["--dry-run"]].concat());
         assert_eq!(code, 0, "{args:?}: {out}{err}");
         assert!(out.contains("dry run: nothing was changed"), "{out}");
         assert_eq!(archives(&b), before, "{args:?}: a dry run changes nothing");
-        let (code, out, err) = prune(&b, &[&args[..], &["--json"]].concat());
+        let (code, out, err) = prune(&b, &[args, &["--json"]].concat());
         assert_eq!(code, 0, "{args:?}: {out}{err}");
         let report: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(
