@@ -135,16 +135,45 @@ impl Cleanup {
 
     /// Forgets a step that needs no undo any more.
     pub fn done(&self, token: Token) {
-        let entry = {
+        self.done_all(&[token]);
+    }
+
+    /// Forgets steps that need no undo any more, journaling them with one
+    /// fsync.
+    pub fn done_all(&self, tokens: &[Token]) {
+        let keys: Vec<Key> = {
             let mut g = self.items.lock().unwrap_or_else(|p| p.into_inner());
-            let i = g.1.iter().position(|e| e.token == token);
-            i.map(|i| g.1.remove(i))
+            let mut keys = Vec::new();
+            for t in tokens {
+                if let Some(i) = g.1.iter().position(|e| e.token == *t) {
+                    if let Some(k) = g.1.remove(i).key {
+                        keys.push(k);
+                    }
+                }
+            }
+            keys
         };
-        if let (Some(Entry { key: Some(k), .. }), Some(j)) = (entry, &self.journal) {
-            if let Err(e) = j.done(&k) {
+        if let (false, Some(j)) = (keys.is_empty(), &self.journal) {
+            if let Err(e) = j.done_all(&keys) {
                 // Harmless: recovery would undo it again, and undo is idempotent.
                 tracing::warn!(error = %e, "could not journal a done step");
             }
+        }
+    }
+
+    /// Runs the undo of `token` now without journaling it (the caller
+    /// journals a batch with [`Cleanup::done_all`] afterwards: until then,
+    /// recovery would only undo it once more, which is harmless).
+    pub fn undo_unjournaled(&self, token: Token) -> Result<(), String> {
+        let undo = {
+            let g = self.items.lock().unwrap_or_else(|p| p.into_inner());
+            g.1.iter()
+                .find(|e| e.token == token)
+                .map(|e| e.undo.clone())
+        };
+        match undo {
+            None => Ok(()),
+            Some(u) => u.run(),
         }
     }
 

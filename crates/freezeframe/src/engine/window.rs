@@ -240,16 +240,24 @@ impl Run<'_> {
     fn thaw(&mut self, frozen: Vec<Frozen>, snapshot_ms: Option<f64>) -> Vec<Rested> {
         let clock = self.tools.clock.clone();
         let mut ok = Vec::new();
+        let mut done = Vec::new();
+        // Told to the observer after the window: no progress bar drawn in it.
+        let mut told = Vec::new();
+        // All thaws first; their journal records after, with one fsync: a
+        // hundred containers must not wait for a hundred fsyncs.
         for f in frozen.into_iter().rev() {
             let id = f.ct.id.to_string();
             let wt = clock.wall();
-            let mut thawed = self.cleanup.undo_now(f.token);
+            let mut thawed = self.cleanup.undo_unjournaled(f.token);
             for _ in 0..3 {
                 if thawed.is_ok() {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(10));
-                thawed = self.cleanup.undo_now(f.token);
+                thawed = self.cleanup.undo_unjournaled(f.token);
+            }
+            if thawed.is_ok() {
+                done.push(f.token);
             }
             let (t1, w1) = (clock.mono(), clock.wall());
             let freeze_ms = ms(t1.saturating_sub(f.t0));
@@ -265,7 +273,7 @@ impl Run<'_> {
                     thawed_ns: unix_ns(w1),
                 });
             }
-            self.observer.phase(&id, &Phase::Thawed { freeze_ms });
+            told.push((id.clone(), freeze_ms));
             match thawed {
                 Ok(()) => ok.push(Rested {
                     ct: f.ct,
@@ -277,7 +285,11 @@ impl Run<'_> {
                 ),
             }
         }
+        self.cleanup.done_all(&done);
         self.tools.watchdog.window_closed();
+        for (id, freeze_ms) in told {
+            self.observer.phase(&id, &Phase::Thawed { freeze_ms });
+        }
         ok.reverse();
         for r in &ok {
             self.hook_warn(HookPhase::PostThaw, Some(r.ct.id.as_str()), None);

@@ -193,12 +193,16 @@ impl Journal {
 
     /// Records that the step `key` was undone (or needs no undo).
     pub fn done(&self, key: &str) -> Result<(), JournalError> {
-        self.append(
-            &[Record::Done {
-                key: key.to_owned(),
-            }],
-            true,
-        )
+        self.done_all(&[key.to_owned()])
+    }
+
+    /// Records that the steps `keys` were undone: one write, one fsync.
+    pub fn done_all(&self, keys: &[Key]) -> Result<(), JournalError> {
+        let records: Vec<Record> = keys
+            .iter()
+            .map(|k| Record::Done { key: k.clone() })
+            .collect();
+        self.append(&records, true)
     }
 
     /// Empties the journal. Only for the lock holder, when nothing is pending.
