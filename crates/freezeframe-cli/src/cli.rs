@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use freezeframe::config::{Compression, HumanDuration, Mode, Strategy, DEFAULT_CONFIG_PATH};
+use freezeframe::{Compression, HumanDuration, Mode, Strategy, DEFAULT_CONFIG_PATH};
 
 /// Near-zero-downtime backups of Linux containers: freeze, snapshot, thaw,
 /// then archive from the snapshot.
@@ -102,12 +102,27 @@ pub enum DebugCommand {
     FaultPoints,
 }
 
-/// `guardian`.
+/// `guardian`: only what undoing needs, never the config file.
 #[derive(Debug, Args)]
 pub struct GuardianArgs {
     /// PID of the backup process watched.
     #[arg(long)]
     pub parent: u32,
+    /// The state dir whose journal lists what to undo.
+    #[arg(long)]
+    pub state_dir: PathBuf,
+    /// The cgroup v2 mount.
+    #[arg(long)]
+    pub cgroup_v2: Option<PathBuf>,
+    /// The cgroup v1 freezer mount.
+    #[arg(long)]
+    pub cgroup_v1_freezer: Option<PathBuf>,
+    /// OpenVZ's container config folder.
+    #[arg(long)]
+    pub openvz_conf_dir: PathBuf,
+    /// LXC's container folder.
+    #[arg(long)]
+    pub lxcpath: PathBuf,
 }
 
 /// `backup`.

@@ -1,9 +1,9 @@
 //! Exit codes, and which error maps to which.
 
-use freezeframe::config::ConfigError;
-use freezeframe::engine::{ExecError, PlanError};
-use freezeframe::state::{JournalError, LockError};
-use freezeframe::target::{RepoError, RestoreError, StoreError, TargetError};
+use freezeframe::{
+    ConfigError, ExecError, JournalError, LockError, PlanError, RepoError, RestoreError,
+    StoreError, TargetError,
+};
 
 /// Everything worked.
 pub const OK: u8 = 0;
@@ -87,10 +87,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             TargetError::Io { .. } => FAILURE,
         };
     }
-    if err
-        .downcast_ref::<freezeframe::runtime::RuntimeError>()
-        .is_some()
-    {
+    if err.downcast_ref::<freezeframe::RuntimeError>().is_some() {
         return FAILURE;
     }
     FAILURE
@@ -109,7 +106,7 @@ fn restore_code(e: &RestoreError) -> u8 {
         RestoreError::Destination { .. } => USAGE,
         RestoreError::Store(e) => store_code(e),
         RestoreError::Repository(e) => repo_code(e),
-        RestoreError::Extract(freezeframe::archive::ExtractError::Selection(_)) => USAGE,
+        RestoreError::Extract(freezeframe::ExtractError::Selection(_)) => USAGE,
         _ => FAILURE,
     }
 }

@@ -63,17 +63,20 @@ fn render(e: &anyhow::Error) -> String {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
-    if let Command::Debug(d) = &cli.command {
-        return commands::debug::run(&d.what);
+    match &cli.command {
+        Command::Debug(d) => return commands::debug::run(&d.what),
+        Command::Guardian(a) => return guardian::run(a),
+        _ => {}
     }
     let config_path = cli.config_path();
-    let config = freezeframe::config::load(&config_path)?;
+    let config = freezeframe::load(&config_path)?;
     match &cli.command {
-        Command::Backup(a) => commands::backup::run(&config, &config_path, a),
+        Command::Backup(a) => commands::backup::run(&config, a),
         Command::Recover(a) => commands::recover::run(&config, a),
         Command::ListContainers(a) => commands::list_containers::run(&config, a),
-        Command::Guardian(a) => guardian::run(&config, a.parent),
-        Command::Debug(d) => commands::debug::run(&d.what),
+        Command::Guardian(_) | Command::Debug(_) => {
+            unreachable!("handled before the config is read")
+        }
         Command::List(a) => commands::list::run(&config, a),
         Command::Restore(a) => commands::restore::run(&config, a),
         Command::Ls(a) => commands::ls::run(&config, a),

@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use freezeframe::engine::{Observer, Phase};
-use freezeframe::target::manifest::{Manifest, Outcome};
-use freezeframe::target::Report;
+use freezeframe::{Manifest, Observer, Outcome, Phase, Report};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Writes a line to stderr. Unlike `eprintln!` it does not panic when
@@ -15,7 +13,7 @@ pub fn note(line: impl std::fmt::Display) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-pub use freezeframe::target::report::size;
+pub use freezeframe::human_size as size;
 
 /// Prints a command's report: JSON with `--json`, else its text.
 pub fn print_report(r: &dyn Report, json: bool) -> anyhow::Result<()> {

@@ -2,7 +2,7 @@
 //! its next step boundary: it thaws, removes snapshots and the incomplete
 //! run, and the process exits with 128 + the signal.
 
-use freezeframe::sys::Cancel;
+use freezeframe::Cancel;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 /// Installs the handlers and returns the token they set.

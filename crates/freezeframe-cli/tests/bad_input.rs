@@ -98,20 +98,20 @@ fn malformed_config_names_the_line() {
     }
     let b = bed();
     let env = Env::new(&b.vol.volume(), &[ct(&b)], "");
-    let text = std::fs::read_to_string(&env.config).unwrap();
-    std::fs::write(
-        &env.config,
-        text.replace(
-            "freeze_timeout = \"5s\"",
-            "freeze_timeout = \"5s\"\ncompres = \"zstd\"",
-        ),
-    )
-    .unwrap();
+    env.edit(|c| {
+        c.set("backup.compres", "zstd");
+    });
+    let line = std::fs::read_to_string(&env.config)
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("compres "))
+        .expect("the misspelt key is in the file")
+        + 1;
     expect(
         &env,
         &["backup", "101"],
         USAGE,
-        &["compres", "line 8", "expected one of"],
+        &["compres", &format!("line {line}"), "expected one of"],
     );
     std::fs::write(&env.config, "[target\npath=").unwrap();
     expect(
@@ -207,15 +207,12 @@ fn snapshot_failing_inside_the_window_thaws_and_reports() {
     // itself then fails (EXDEV) while the container is frozen.
     let other = LoopBtrfs::new("256M");
     let env = Env::new(&b.vol.volume(), &[ct(&b)], "");
-    let text = std::fs::read_to_string(&env.config).unwrap();
-    let text = text.replace(
-        "provider = \"btrfs\"",
-        &format!(
-            "provider = \"btrfs\"\nsnapshot_dir = \"{}\"",
-            other.snapshots().display()
-        ),
-    );
-    std::fs::write(&env.config, text).unwrap();
+    env.edit(|c| {
+        c.set(
+            "volume.0.snapshot_dir",
+            common::config::path(&other.snapshots()),
+        );
+    });
     let (code, out, err) = env.run(&["backup", "101", "--json"]);
     assert_eq!(code, FAILURE, "{out}{err}");
     let m: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -321,14 +318,10 @@ fn absurd_counts_and_files_in_place_of_folders_are_refused_even_in_a_dry_run() {
     assert!(out.contains(" 1 job(s)"), "{out}");
     let text = std::fs::read_to_string(&env.config).unwrap();
     let with = |extra: &str| {
-        std::fs::write(
-            &env.config,
-            text.replace(
-                "freeze_timeout = \"5s\"",
-                &format!("freeze_timeout = \"5s\"\n{extra}"),
-            ),
-        )
-        .unwrap();
+        std::fs::write(&env.config, &text).unwrap();
+        env.edit(|c| {
+            c.merge(&format!("[backup]\n{extra}"));
+        });
     };
     with("jobs = 1000000");
     expect(
@@ -337,7 +330,10 @@ fn absurd_counts_and_files_in_place_of_folders_are_refused_even_in_a_dry_run() {
         USAGE,
         &["backup.jobs = 1000000"],
     );
-    std::fs::write(&env.config, format!("{text}\n[hooks]\ntimeout = \"0s\"\n")).unwrap();
+    std::fs::write(&env.config, &text).unwrap();
+    env.edit(|c| {
+        c.set("hooks.timeout", "0s");
+    });
     expect(
         &env,
         &["backup", "--all", "--dry-run"],

@@ -10,14 +10,14 @@ mod common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
     guardians, kill9, privileged, require, which, workloads, CgVersion, Ct, Env, LoopBtrfs,
     TestCgroup,
 };
-use freezeframe::state::Journal;
+use freezeframe::Journal;
 
 /// Fields drop in order: processes first, the volume last.
 struct Bed {
@@ -51,29 +51,14 @@ fn bed(extra: &str, freeze_timeout: &str) -> Bed {
         cgs.push(cg);
     }
     let env = Env::new(&vol.volume(), &cts, extra);
-    let text = std::fs::read_to_string(&env.config).unwrap().replace(
-        "freeze_timeout = \"5s\"",
-        &format!("freeze_timeout = \"{freeze_timeout}\""),
-    );
-    std::fs::write(&env.config, text).unwrap();
+    env.edit(|c| {
+        c.set("backup.freeze_timeout", freeze_timeout);
+    });
     Bed { cgs, env, vol }
 }
 
-fn bin() -> std::path::PathBuf {
-    assert_cmd::cargo::cargo_bin("freezeframe")
-}
-
 fn spawn(env: &Env, args: &[&str], fault: Option<&str>) -> Child {
-    let mut c = Command::new(bin());
-    c.args(args)
-        .env("FREEZEFRAME_CONFIG", &env.config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    match fault {
-        Some(f) => c.env("FREEZEFRAME_FAULT", f),
-        None => c.env_remove("FREEZEFRAME_FAULT"),
-    };
-    c.spawn().unwrap()
+    env.spawn(args, fault)
 }
 
 fn frozen(b: &Bed) -> Vec<String> {
@@ -150,6 +135,29 @@ fn wait_for_temp_file(env: &Env, child: &mut Child) {
             "archiving never started"
         );
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until the guardian of a killed run has removed its snapshots and
+/// its incomplete run folder and journaled every step undone — with no
+/// `recover` run.
+fn wait_for_guardian_cleanup(b: &Bed, what: &str) {
+    let t = Instant::now();
+    loop {
+        let (snaps, half, left) = (
+            b.vol.snapshot_folder(),
+            half_written(&b.env),
+            pending(&b.env),
+        );
+        if snaps.is_empty() && half.is_empty() && left == 0 && frozen(b).is_empty() {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{what}: the guardian left snapshots {snaps:?}, half-written {half:?}, \
+             {left} pending journal steps"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -234,6 +242,8 @@ fn every_fault_point_leaves_nothing_frozen_or_leaked() {
                     .max(Duration::from_millis(100)),
             );
             let thawed_ms = start.elapsed().as_millis();
+            // The guardian cleans up on its own, before any `recover`.
+            wait_for_guardian_cleanup(&b, &format!("{point}/{strategy}"));
             assert_clean_after_recover(&b, &format!("{point}/{strategy}"));
             if strategy == "group" {
                 table.push(format!("| {point} | SIGKILL | {thawed_ms} | 0 | 0 | yes |"));
@@ -532,9 +542,10 @@ fn the_guardian_still_thaws_when_stderr_is_gone() {
     // A backup whose stderr pipe nobody reads any more (a dropped ssh
     // session, say): neither it nor its guardian may die of writing there.
     let b = bed("", "2s");
-    let mut child = Command::new(bin())
+    let mut child = b
+        .env
+        .command()
         .args(["backup", "--all"])
-        .env("FREEZEFRAME_CONFIG", &b.env.config)
         .env("FREEZEFRAME_FAULT", "after-freeze")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -549,4 +560,110 @@ fn the_guardian_still_thaws_when_stderr_is_gone() {
     );
     wait_all_thawed(&b, Duration::from_secs(4));
     assert_clean_after_recover(&b, "stderr gone");
+}
+
+/// A guardian started by hand for this test process, with a journaled
+/// freeze of `cg` to undo. It is given no config at all.
+fn guardian_for(cg: &TestCgroup, state: &Path) -> Child {
+    let journal = Journal::open(state, "guardian-test").unwrap();
+    journal
+        .intents(&[freezeframe::Step::Freeze {
+            container: "t".into(),
+            runtime: freezeframe::RuntimeKind::Cgroup,
+            handle: format!("v2:{}", cg.dir.display()),
+        }])
+        .unwrap();
+    common::freezeframe(None)
+        .args(["guardian", "--parent", &std::process::id().to_string()])
+        .arg("--state-dir")
+        .arg(state)
+        .args([
+            "--openvz-conf-dir",
+            "/nonexistent",
+            "--lxcpath",
+            "/nonexistent",
+        ])
+        // No config anywhere: the guardian must not need one.
+        .env("FREEZEFRAME_CONFIG", state.join("no-such-config.toml"))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn freeze(cg: &TestCgroup) {
+    std::fs::write(cg.dir.join("cgroup.freeze"), "1").unwrap();
+    let t = Instant::now();
+    while !cg.is_frozen() {
+        assert!(t.elapsed() < Duration::from_secs(5), "never frozen");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn wait_thawed(cg: &TestCgroup, limit: Duration) {
+    let t = Instant::now();
+    while cg.is_frozen() {
+        assert!(t.elapsed() < limit, "still frozen after {limit:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn unix_ms(d: Duration, later: bool) -> u128 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    if later { now + d } else { now - d }.as_millis()
+}
+
+#[test]
+fn the_guardian_reads_typed_messages_and_thaws_on_one_it_cannot_read() {
+    use std::io::Write;
+    if !privileged() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let mut cg = TestCgroup::new(CgVersion::V2);
+    cg.spawn(&["sleep", "600"]);
+
+    // A deadline far ahead: the guardian waits.
+    freeze(&cg);
+    let mut g = guardian_for(&cg, state.path());
+    let mut pipe = g.stdin.take().unwrap();
+    let open = |ms: u128| format!("{{\"msg\":\"open\",\"deadline_unix_ms\":{ms}}}\n");
+    pipe.write_all(open(unix_ms(Duration::from_secs(60), true)).as_bytes())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(cg.is_frozen(), "thawed before the deadline");
+
+    // The old text protocol (or any garbage) is not read as a default
+    // deadline: the guardian cannot watch what it cannot read, so it thaws.
+    pipe.write_all(b"open 10000\n").unwrap();
+    wait_thawed(&cg, Duration::from_secs(5));
+
+    // An absolute deadline already past on arrival: thawed at once.
+    freeze(&cg);
+    Journal::open(state.path(), "guardian-test-2")
+        .unwrap()
+        .intents(&[freezeframe::Step::Freeze {
+            container: "t".into(),
+            runtime: freezeframe::RuntimeKind::Cgroup,
+            handle: format!("v2:{}", cg.dir.display()),
+        }])
+        .unwrap();
+    pipe.write_all(open(unix_ms(Duration::from_secs(1), false)).as_bytes())
+        .unwrap();
+    wait_thawed(&cg, Duration::from_secs(5));
+
+    pipe.write_all(b"{\"msg\":\"done\"}\n").unwrap();
+    drop(pipe);
+    let out = g.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("unreadable message `open 10000`"),
+        "the guardian says what it could not read: {stderr}"
+    );
+    assert!(stderr.contains("deadline passed"), "{stderr}");
+    let left = Journal::pending(&state.path().join("journal")).unwrap().0;
+    assert!(left.is_empty(), "both freezes marked undone: {left:?}");
 }

@@ -10,10 +10,9 @@ use std::io::Write;
 use std::path::Path;
 
 use common::{require, Env};
-use freezeframe::archive::compress::Encoder;
-use freezeframe::config::{Compression, Mode, RuntimeKind, Strategy};
-use freezeframe::target::manifest::{
-    ContainerRecord, FileKind, FileRecord, Manifest, Outcome, Timings, MANIFEST_VERSION,
+use freezeframe::{
+    Compression, ContainerRecord, Encoder, FileKind, FileRecord, Manifest, Mode, Outcome,
+    RuntimeKind, Strategy, Timings, MANIFEST_VERSION,
 };
 use tar::{EntryType, Header};
 
@@ -236,33 +235,6 @@ fn restore_refuses_non_empty_target_and_corrupt_archives() {
     );
 }
 
-/// Runs the binary, failing the test if it has not ended within `limit`
-/// (it is then killed by PID).
-fn run_within(env: &Env, args: &[&str], limit: std::time::Duration) -> (i32, String, String) {
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("freezeframe"))
-        .args(args)
-        .env("FREEZEFRAME_CONFIG", &env.config)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if t.elapsed() > limit {
-            common::kill9(child.id());
-            let _ = child.wait();
-            panic!("{args:?} did not end within {limit:?}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn edit_manifest(target: &Path, run: &str, f: impl FnOnce(&mut serde_json::Value)) {
     let p = target.join(run).join("manifest.json");
     let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
@@ -323,7 +295,7 @@ fn hostile_manifests_and_run_folders_are_refused_promptly() {
     std::fs::remove_file(&a6).unwrap();
     std::os::unix::fs::symlink("/dev/zero", &a6).unwrap();
 
-    let (code, out, err) = run_within(&env, &["list", "--json"], second);
+    let (code, out, err) = env.run_within(&["list", "--json"], second);
     assert_eq!(code, 0, "{out}{err}");
     let runs: serde_json::Value = serde_json::from_str(&out).unwrap();
     let problem = |run: &str| -> String {
@@ -350,7 +322,7 @@ fn hostile_manifests_and_run_folders_are_refused_promptly() {
     assert!(problem(r4).contains("FIFO"), "{}", problem(r4));
     assert!(problem(r5).contains("symlink"), "{}", problem(r5));
 
-    let (code, out, _) = run_within(&env, &["verify"], second);
+    let (code, out, _) = env.run_within(&["verify"], second);
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("symlink, not a regular file"),
@@ -359,8 +331,7 @@ fn hostile_manifests_and_run_folders_are_refused_promptly() {
 
     let to = env.dir.path().join("restored");
     for run in [r1, r2, r3, r4, r5, r6] {
-        let (code, out, err) = run_within(
-            &env,
+        let (code, out, err) = env.run_within(
             &["restore", "ct", "--run", run, "--to", to.to_str().unwrap()],
             second,
         );
@@ -383,13 +354,10 @@ fn sigterm_stops_a_restore_within_a_second() {
     let run = "2026-01-01T000000Z-h";
     plant_run(&env.target, run, b.into_inner().unwrap());
     let to = env.dir.path().join("restored");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("freezeframe"))
-        .args(["restore", "ct", "--to", to.to_str().unwrap()])
-        .env("FREEZEFRAME_CONFIG", &env.config)
-        .env("FREEZEFRAME_FAULT", "mid-restore:hang=60s")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = env.spawn(
+        &["restore", "ct", "--to", to.to_str().unwrap()],
+        Some("mid-restore:hang=60s"),
+    );
     let t = std::time::Instant::now();
     while !to.join("f0").exists() {
         assert!(t.elapsed().as_secs() < 20, "the restore never started");

@@ -132,10 +132,8 @@ fn config(dir: &Path, vol: &Path, lxcpath: &Path, names: &[&str]) -> PathBuf {
 }
 
 fn run(config: &Path, args: &[&str], path: Option<&str>) -> (i32, String, String) {
-    let mut c = assert_cmd::Command::cargo_bin("freezeframe").unwrap();
-    c.args(args)
-        .env("FREEZEFRAME_CONFIG", config)
-        .env_remove("FREEZEFRAME_FAULT");
+    let mut c = common::freezeframe(Some(config));
+    c.args(args);
     if let Some(p) = path {
         c.env("PATH", p);
     }

@@ -8,7 +8,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{privileged, require, which, workloads, CgVersion, LoopBtrfs, TestCgroup};
+use common::{privileged, require, which, workloads, CgVersion, LoopBtrfs, TestCgroup, TestConfig};
 use serde_json::Value;
 
 struct Vz {
@@ -103,7 +103,7 @@ impl Vz {
     }
 
     fn run_env(&self, args: &[&str], env: &[(&str, &str)], path: bool) -> (i32, String, String) {
-        let mut c = assert_cmd::Command::cargo_bin("freezeframe").unwrap();
+        let mut c = common::freezeframe(Some(&self.config));
         let p = if path {
             format!(
                 "{}:{}",
@@ -114,10 +114,8 @@ impl Vz {
             "/usr/bin:/bin".into()
         };
         c.args(args)
-            .env("FREEZEFRAME_CONFIG", &self.config)
             .env("FF_VZ_ROOT", self.root.path())
-            .env("PATH", p)
-            .env_remove("FREEZEFRAME_FAULT");
+            .env("PATH", p);
         for (k, v) in env {
             c.env(k, v);
         }
@@ -372,9 +370,9 @@ fn bad_ctid_missing_tools_and_a_killed_checkpoint() {
     }
     let vz = Vz::new();
     vz.wait_beats("101");
-    let text = std::fs::read_to_string(&vz.config).unwrap()
-        + "\n[[container]]\nid = \"999\"\nruntime = \"openvz\"\n";
-    std::fs::write(&vz.config, text).unwrap();
+    let mut c = TestConfig::load(&vz.config);
+    c.merge("[[container]]\nid = \"999\"\nruntime = \"openvz\"");
+    c.save(&vz.config);
     let (code, _, err) = vz.run(&["backup", "999"]);
     assert_eq!(code, 4, "{err}");
     assert!(
@@ -415,17 +413,9 @@ fn checkpoint_into_a_repository_keeps_the_dump_and_restores_from_it() {
     let vz = Vz::new();
     let r = vz.root.path();
     std::fs::write(r.join("repo.pass"), "vz repository password\n").unwrap();
-    let text = std::fs::read_to_string(&vz.config).unwrap();
-    let head = format!("[target]\npath = \"{}\"\n", vz.target.display());
-    assert!(text.contains(&head), "{text}");
-    let text = text.replace(
-        &head,
-        &format!(
-            "{head}kind = \"repository\"\nrepository = \"{0}/repo\"\npassword_file = \"{0}/repo.pass\"\n",
-            r.display()
-        ),
-    );
-    std::fs::write(&vz.config, text).unwrap();
+    let mut c = TestConfig::load(&vz.config);
+    c.repository(&common::config::path(&r.join("repo")), &r.join("repo.pass"));
+    c.save(&vz.config);
     let (code, out, err) = vz.run(&["init"]);
     assert_eq!(code, 0, "{out}{err}");
     vz.wait_beats("101");

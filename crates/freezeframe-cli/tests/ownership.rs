@@ -9,7 +9,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::{guardians, kill9, privileged, sh, CgVersion, Ct, Env, LoopBtrfs, TestCgroup};
@@ -157,19 +157,8 @@ fn the_sweep_removes_only_abandoned_snapshots_of_its_own_volume() {
     drop(b.cgs);
 }
 
-fn bin() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("freezeframe")
-}
-
 fn spawn(env: &Env, args: &[&str], fault: &str) -> Child {
-    Command::new(bin())
-        .args(args)
-        .env("FREEZEFRAME_CONFIG", &env.config)
-        .env("FREEZEFRAME_FAULT", fault)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    env.spawn(args, Some(fault))
 }
 
 /// Waits until a snapshot of this run exists (the run is past `after-thaw`).

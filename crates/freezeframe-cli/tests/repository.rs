@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use common::tree::{assert_same, describe, Node};
 use common::{
-    privileged, pw_file, repo_env, require, sh, unique, which, workloads, CgVersion, Ct, Env,
-    LoopBtrfs, TestCgroup,
+    privileged, pw_file, repo_env, repo_env_with, require, sh, unique, which, workloads, CgVersion,
+    Ct, Env, LoopBtrfs, TestCgroup,
 };
 use serde_json::Value;
 
@@ -93,6 +93,7 @@ fn restic(env: &Env, repo: &str, args: &[&str]) -> std::process::Output {
         .args(args)
         .env("RESTIC_PASSWORD_FILE", pw_file(env))
         .env("RESTIC_CACHE_DIR", env.dir.path().join("restic-cache"))
+        .envs(env.vars.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();
     assert!(
@@ -113,6 +114,7 @@ fn two_runs_round_trip(
     location: &str,
     restic_repo: &str,
     extra: &str,
+    vars: &[(&str, &str)],
 ) -> (Env, TestCgroup) {
     let private = vol.volume().join("web");
     populate(&private);
@@ -125,7 +127,7 @@ fn two_runs_round_trip(
         workloads().join("log_appender.sh").to_str().unwrap(),
         log.to_str().unwrap(),
     ]);
-    let env = repo_env(
+    let env = repo_env_with(
         &vol.volume(),
         &[Ct {
             id: "web".into(),
@@ -135,6 +137,7 @@ fn two_runs_round_trip(
         }],
         location,
         extra,
+        vars,
     );
     let (code, out, err) = env.run(&["init"]);
     assert_eq!(code, 0, "init: {out}\n{err}");
@@ -300,7 +303,7 @@ fn local_repository_two_runs_restic_agrees() {
     let vol = LoopBtrfs::new("1G");
     let repo = vol.dir.path().join("repo");
     let repo = repo.to_str().unwrap();
-    let (env, cg) = two_runs_round_trip(&vol, repo, repo, "");
+    let (env, cg) = two_runs_round_trip(&vol, repo, repo, "", &[]);
 
     // A part snapshot left by a backup that died before merging (made here
     // with restic: same host and tags) is not listed, and the container's
@@ -346,9 +349,9 @@ fn local_repository_two_runs_restic_agrees() {
     assert_eq!(tagged("freezeframe").len(), 3);
 
     // The operator's cap: one part, the disk image read with the rest.
-    let mut text = std::fs::read_to_string(&env.config).unwrap();
-    text.push_str("max_parts = 1\n");
-    std::fs::write(&env.config, text).unwrap();
+    env.edit(|c| {
+        c.set("target.max_parts", 1);
+    });
     let m4 = env.backup_json(&["web"]);
     let r4 = ct_of(&m4, "web");
     assert_eq!(
@@ -401,15 +404,20 @@ fn s3_repository_two_runs_restic_agrees() {
     let s3 = s3.unwrap();
     let (endpoint, bucket) = (&s3["S3_ENDPOINT"], &s3["S3_BUCKET"]);
     // Keys come from the environment, as on a real host.
-    std::env::set_var("AWS_ACCESS_KEY_ID", &s3["AWS_ACCESS_KEY_ID"]);
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", &s3["AWS_SECRET_ACCESS_KEY"]);
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", s3["AWS_ACCESS_KEY_ID"].as_str()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            s3["AWS_SECRET_ACCESS_KEY"].as_str(),
+        ),
+    ];
     let root = unique("ff-repo");
     let vol = LoopBtrfs::new("1G");
     let extra = format!(
         "[target.s3]\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\nroot = \"/{root}\"\n"
     );
     let restic_repo = format!("s3:{endpoint}/{bucket}/{root}");
-    two_runs_round_trip(&vol, "opendal:s3", &restic_repo, &extra);
+    two_runs_round_trip(&vol, "opendal:s3", &restic_repo, &extra, &keys);
 }
 
 #[test]
@@ -430,13 +438,18 @@ fn unreadable_file_makes_the_backup_partial() {
     let (env, cg) = one_container(&vol, "app", &private);
     // Root without the capabilities that bypass file permissions: the
     // snapshot's mode-000 file cannot be read, as on a root-squashed mount.
-    let out = Command::new("setpriv")
-        .args(["--bounding-set", "-dac_override,-dac_read_search", "--"])
-        .arg(assert_cmd::cargo::cargo_bin("freezeframe"))
-        .args(["backup", "app"])
-        .env("FREEZEFRAME_CONFIG", &env.config)
-        .output()
-        .unwrap();
+    let out = common::bin::wrapped(
+        &[
+            "setpriv",
+            "--bounding-set",
+            "-dac_override,-dac_read_search",
+            "--",
+        ],
+        Some(&env.config),
+    )
+    .args(["backup", "app"])
+    .output()
+    .unwrap();
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
@@ -503,12 +516,9 @@ fn env_repo_placeholder() -> &'static str {
 
 fn fix_repo_path(env: &Env) {
     let repo = env.dir.path().join("repo");
-    let text = std::fs::read_to_string(&env.config).unwrap();
-    std::fs::write(
-        &env.config,
-        text.replace(env_repo_placeholder(), repo.to_str().unwrap()),
-    )
-    .unwrap();
+    env.edit(|c| {
+        c.set("target.repository", common::config::path(&repo));
+    });
 }
 
 #[test]
@@ -697,9 +707,9 @@ fn sigterm_while_reading_leaves_no_snapshot_and_nothing_frozen() {
     // files, so that several parts are being read (see `repo::split`).
     random_files(&private.join("data"), "b", 3, 96 << 20);
     let (env, cg) = one_container(&vol, "big", &private);
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("freezeframe"))
+    let mut child = env
+        .command()
         .args(["backup", "big"])
-        .env("FREEZEFRAME_CONFIG", &env.config)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -8,20 +8,24 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::{
     local_repo_env, privileged, require, sh, which, CgVersion, Ct, Env, LoopBtrfs, TestCgroup,
 };
 
+/// Root without the capabilities that bypass file permissions.
+const UNPRIVILEGED_ROOT: [&str; 4] = [
+    "setpriv",
+    "--bounding-set",
+    "-dac_override,-dac_read_search",
+    "--",
+];
+
 /// Backs up as root without the capabilities that bypass permissions, so
 /// a mode-000 file cannot be read: a partial backup (exit 3).
 fn partial_backup(env: &Env) {
-    let out = Command::new("setpriv")
-        .args(["--bounding-set", "-dac_override,-dac_read_search", "--"])
-        .arg(assert_cmd::cargo::cargo_bin("freezeframe"))
+    let out = common::bin::wrapped(&UNPRIVILEGED_ROOT, Some(&env.config))
         .args(["backup", "--all"])
-        .env("FREEZEFRAME_CONFIG", &env.config)
         .output()
         .unwrap();
     assert_eq!(

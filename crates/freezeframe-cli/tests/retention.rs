@@ -250,12 +250,9 @@ fn backup_prune_applies_the_configured_retention() {
         return;
     }
     let b = bed();
-    let text = std::fs::read_to_string(&b.env.config).unwrap();
-    std::fs::write(
-        &b.env.config,
-        format!("{text}\n[retention]\nkeep_last = 2\n"),
-    )
-    .unwrap();
+    b.env.edit(|c| {
+        c.set("retention.keep_last", 2);
+    });
     let (code, out, err) = b.env.run(&["backup", "--all", "--prune"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("forget"), "{out}");
@@ -264,11 +261,9 @@ fn backup_prune_applies_the_configured_retention() {
     // `prune` with no rules on the command line uses [retention] too.
     let (code, out, err) = b.env.run(&["prune", "--dry-run"]);
     assert_eq!(code, 0, "{out}{err}");
-    std::fs::write(
-        &b.env.config,
-        format!("{text}\n[retention]\nkeep_last = 0\n"),
-    )
-    .unwrap();
+    b.env.edit(|c| {
+        c.set("retention.keep_last", 0);
+    });
     let (code, _, err) = b.env.run(&["prune"]);
     assert_eq!(
         code, 2,

@@ -1,18 +1,94 @@
 //! freezeframe: near-zero-downtime backups of Linux containers.
 //!
-//! The crate is layered as described in `ARCHITECTURE.md`; data flows from
-//! [`engine`] (plan → lifecycle → report) through the [`runtime`],
-//! [`snapshot`], [`archive`] and [`target`] layers down to [`sys`], the only
-//! place that talks to the kernel or runs programs.
+//! A run freezes containers, takes a copy-on-write snapshot of the volume
+//! holding their private areas, thaws them at once, and archives each
+//! container from the read-only snapshot into a *target* — a folder of tar
+//! archives or a restic-format repository — while a separate guardian
+//! process makes sure nothing stays frozen, even if this one is killed.
+//!
+//! # Layers
+//!
+//! Each layer uses only those before it in this list; a test
+//! (`tests/layering.rs`) fails if a module imports from a later one.
+//!
+//! | layer      | holds                                                              |
+//! |------------|--------------------------------------------------------------------|
+//! | `sys`      | the only code that runs programs ([`CommandRunner`]) or reads kernel files; clock, cancellation, hooks, fault injection |
+//! | `config`   | the TOML file, validated into [`Config`]                           |
+//! | `archive`  | the tar stream: walk, write, read, extract safely                 |
+//! | `target`   | where backups go, behind one face: [`Target`]                      |
+//! | `snapshot` | copy-on-write snapshots: [`SnapshotProvider`] (btrfs, LVM)         |
+//! | `runtime`  | freezing and resuming containers: [`Runtime`] (cgroup, OpenVZ, LXC) |
+//! | `state`    | the journal of undo steps and the host lock                        |
+//! | `engine`   | [`plan`] → [`execute`] (the freeze windows, the workers), [`recover`] |
+//!
+//! # Use
+//!
+//! A binary loads a [`Config`], builds a [`Toolbox`] of the host's
+//! runtimes and providers, opens the [`Target`], takes the [`HostLock`],
+//! and runs [`plan`] then [`execute`]; everything else (list, verify,
+//! restore, browse, prune) is one call on the [`Target`]. The items below
+//! are the whole public API; the modules are private.
 
-pub mod archive;
-pub mod config;
-pub mod engine;
-pub mod runtime;
-pub mod snapshot;
-pub mod state;
-pub mod sys;
-pub mod target;
+pub(crate) mod archive;
+pub(crate) mod config;
+pub(crate) mod engine;
+pub(crate) mod runtime;
+pub(crate) mod snapshot;
+pub(crate) mod state;
+pub(crate) mod sys;
+pub(crate) mod target;
+
+// CONTRACT-PLACEHOLDER
 
 /// Version of this library, recorded in every manifest.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+// sys: programs, kernel files, clock, cancellation, hooks, faults.
+pub use crate::sys::{
+    faults::{BadFaultSpec, FAULT_ENV, FAULT_POINTS},
+    host_name,
+    mountinfo::{host_cgroup_mounts, CgroupMounts},
+    process::{alive as process_alive, start_time as process_start_time},
+    BadDuration, Cancel, Clock, Cmd, CommandError, CommandOutput, CommandRunner, Faults, HookError,
+    HookPhase, Hooks, HumanDuration, NoHooks, ShellHooks, SystemClock, SystemRunner,
+};
+
+// config: the file and its model.
+pub use crate::config::{
+    load, parse, to_toml, BadContainerId, BadSnapshotSize, Compression, Config, ConfigError,
+    Container, ContainerId, LevelOutOfRange, Mode, ProviderKind, Retention, RuntimeKind, Strategy,
+    TargetConfig, Volume, DEFAULT_CONFIG_PATH,
+};
+
+// archive: errors a restore can end with.
+pub use crate::archive::{compress::Encoder, ExtractError};
+
+// target: where backups go.
+pub use crate::target::{
+    init, open, report::size as human_size, Backup, BadBrowsePath, BrowsePath, LsEntry,
+    PruneRequest, RepoBackupRecord, RepoError, Report, RestoreError, RestoreRequest, RestoreResult,
+    RunId, StoreError, Target, TargetError, VerifyRequest, Which,
+};
+
+// The manifest: what a run holds (docs/FORMAT.md).
+pub use crate::archive::TreeReport;
+pub use crate::target::manifest::{
+    ContainerRecord, FileKind, FileRecord, FreezeWindow, Manifest, ManifestError, ManifestProblem,
+    MountRecord, Outcome, SnapshotRecord, Timings, MANIFEST_VERSION,
+};
+
+// snapshot: copy-on-write snapshots.
+pub use crate::snapshot::{BtrfsProvider, LvmProvider, Snapshot, SnapshotError, SnapshotProvider};
+
+// runtime: freezing containers.
+pub use crate::runtime::{CgroupRuntime, LxcRuntime, OpenvzRuntime, Runtime, RuntimeError};
+
+// state: the journal and the host lock.
+pub use crate::state::{HostLock, Journal, JournalError, LockError, Step};
+
+// engine: a run, and undoing what a dead one left.
+pub use crate::engine::{
+    execute, plan, recover, thaw_now, BackupRequest, ExecError, NoWatchdog, Observer, Phase, Plan,
+    PlanError, RecoverReport, RunResult, Scope, SilentObserver, Toolbox, Watchdog, WatchdogError,
+};

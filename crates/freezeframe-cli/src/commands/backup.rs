@@ -1,25 +1,24 @@
 //! `freezeframe backup`: lock → reconcile → plan → guardian → execute.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
-use freezeframe::config::Config;
-use freezeframe::engine::{execute, plan, recover, BackupRequest, ExecError, Scope};
-use freezeframe::state::{HostLock, Journal};
-use freezeframe::sys::Faults;
-use freezeframe::target::Outcome;
+use freezeframe::{
+    execute, plan, recover, BackupRequest, Config, ExecError, Faults, HostLock, Journal, Outcome,
+    Scope,
+};
 
 use crate::cli::BackupArgs;
 use crate::exit::{self, UsageError};
 use crate::guardian::Guardian;
 use crate::output::{overall, summary, Progress};
+use crate::system::HostPaths;
 
 /// Plans, then (unless `--dry-run`) runs a backup.
-pub fn run(config: &Config, config_path: &Path, args: &BackupArgs) -> Result<u8> {
+pub fn run(config: &Config, args: &BackupArgs) -> Result<u8> {
     let mut tools = crate::system::toolbox(config);
     tools.cancel = crate::signals::install()?;
-    tools.faults = Faults::from_env().map_err(UsageError)?;
+    tools.faults = Faults::from_env().map_err(|e| UsageError(e.to_string()))?;
     if args.prune && config.retention.is_none() {
         return Err(UsageError(
             "--prune applies the config's [retention] policy, and this config has none".into(),
@@ -55,9 +54,11 @@ pub fn run(config: &Config, config_path: &Path, args: &BackupArgs) -> Result<u8>
         "before this run",
     );
     let plan = plan(config, &req, &tools)?;
-    let guardian = Arc::new(Guardian::spawn(config_path).map_err(|e| {
-        anyhow::anyhow!("cannot start the guardian process: {e}; nothing was frozen")
-    })?);
+    let guardian = Arc::new(
+        Guardian::spawn(&config.state_dir, &HostPaths::of(config)).map_err(|e| {
+            anyhow::anyhow!("cannot start the guardian process: {e}; nothing was frozen")
+        })?,
+    );
     tools.watchdog = guardian.clone();
     let progress = Progress::new(args.json);
     let result = execute(&plan, &tools, target.as_ref(), &progress);

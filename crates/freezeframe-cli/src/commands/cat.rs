@@ -3,15 +3,14 @@
 use std::io::Write;
 
 use anyhow::Result;
-use freezeframe::config::Config;
-use freezeframe::target::{BrowsePath, Which};
+use freezeframe::{BrowsePath, Config, Which};
 
 use crate::cli::CatArgs;
 use crate::exit::{self, UsageError};
 
 /// Writes the file's bytes to stdout.
 pub fn run(config: &Config, args: &CatArgs) -> Result<u8> {
-    let path = BrowsePath::parse(&args.path).map_err(UsageError)?;
+    let path = BrowsePath::parse(&args.path).map_err(|e| UsageError(e.to_string()))?;
     if path.is_root() {
         return Err(UsageError("cat needs the path of a file, not the root".into()).into());
     }

@@ -1,7 +1,7 @@
 //! `freezeframe debug`.
 
 use anyhow::Result;
-use freezeframe::sys::faults::{FAULT_ENV, FAULT_POINTS};
+use freezeframe::{FAULT_ENV, FAULT_POINTS};
 
 use crate::cli::DebugCommand;
 use crate::exit;

@@ -1,14 +1,13 @@
 //! `freezeframe init`: create the repository of a `repository` target.
 
 use anyhow::Result;
-use freezeframe::config::Config;
-use freezeframe::sys::SystemRunner;
+use freezeframe::{Config, SystemRunner};
 
 use crate::exit;
 
 /// Creates the repository; refuses if one is there.
 pub fn run(config: &Config) -> Result<u8> {
-    let r = freezeframe::target::init(&config.target, &SystemRunner)?;
+    let r = freezeframe::init(&config.target, &SystemRunner)?;
     let location = config
         .target
         .repository()

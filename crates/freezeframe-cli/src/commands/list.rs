@@ -1,7 +1,7 @@
 //! `freezeframe list`.
 
 use anyhow::Result;
-use freezeframe::config::Config;
+use freezeframe::Config;
 
 use crate::cli::ListArgs;
 use crate::exit;

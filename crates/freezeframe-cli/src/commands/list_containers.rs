@@ -1,7 +1,7 @@
 //! `freezeframe list-containers` (`ls`).
 
 use anyhow::Result;
-use freezeframe::config::{Config, RuntimeKind};
+use freezeframe::{Config, RuntimeKind};
 use serde_json::json;
 
 use crate::cli::ListArgs;

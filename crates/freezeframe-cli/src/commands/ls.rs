@@ -1,8 +1,7 @@
 //! `freezeframe ls`: what a backup holds, like `tar -tv`.
 
 use anyhow::Result;
-use freezeframe::config::Config;
-use freezeframe::target::{BrowsePath, Which};
+use freezeframe::{BrowsePath, Config, Which};
 
 use crate::cli::LsArgs;
 use crate::exit::{self, UsageError};
@@ -14,7 +13,7 @@ pub fn run(config: &Config, args: &LsArgs) -> Result<u8> {
         .as_deref()
         .map(BrowsePath::parse)
         .transpose()
-        .map_err(UsageError)?;
+        .map_err(|e| UsageError(e.to_string()))?;
     let target = crate::system::target(config)?;
     let backup = target.find(&Which {
         container: &args.id,

@@ -3,10 +3,7 @@
 //! two-phase prune of their data).
 
 use anyhow::Result;
-use freezeframe::config::{Config, Retention};
-use freezeframe::state::HostLock;
-use freezeframe::sys::Faults;
-use freezeframe::target::{PruneRequest, Report, Target};
+use freezeframe::{Config, Faults, HostLock, PruneRequest, Report, Retention, Target};
 
 use crate::cli::PruneArgs;
 use crate::exit::{self, UsageError};
@@ -44,7 +41,7 @@ fn check_containers(
     for id in ids {
         let known = config.container(id).is_some()
             || target
-                .find(&freezeframe::target::Which {
+                .find(&freezeframe::Which {
                     container: id,
                     run: None,
                 })
@@ -64,7 +61,7 @@ pub fn run(config: &Config, args: &PruneArgs) -> Result<u8> {
     let target = crate::system::target(config)?;
     check_containers(config, target.as_ref(), &args.containers)?;
     let cancel = crate::signals::install()?;
-    let faults = Faults::from_env().map_err(UsageError)?;
+    let faults = Faults::from_env().map_err(|e| UsageError(e.to_string()))?;
     let (_lock, takeover) =
         HostLock::acquire(&config.state_dir, "prune", args.lock_wait.0, &cancel)?;
     if let Some(w) = takeover {

@@ -1,9 +1,7 @@
 //! `freezeframe recover`.
 
 use anyhow::Result;
-use freezeframe::config::Config;
-use freezeframe::engine::{recover, RecoverReport, Scope};
-use freezeframe::state::HostLock;
+use freezeframe::{recover, Config, HostLock, RecoverReport, Scope};
 
 use crate::cli::RecoverArgs;
 use crate::exit;

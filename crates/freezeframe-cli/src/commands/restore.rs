@@ -1,11 +1,9 @@
 //! `freezeframe restore`.
 
 use anyhow::Result;
-use freezeframe::config::Config;
-use freezeframe::state::HostLock;
-use freezeframe::sys::Faults;
-use freezeframe::target::{
-    BrowsePath, RepoError, RestoreError, RestoreRequest, StoreError, TargetError,
+use freezeframe::{
+    BrowsePath, Config, Faults, HostLock, RepoError, RestoreError, RestoreRequest, StoreError,
+    TargetError,
 };
 
 use crate::cli::RestoreArgs;
@@ -21,7 +19,7 @@ pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
     let include = args
         .include
         .iter()
-        .map(|p| BrowsePath::parse(p).map_err(UsageError))
+        .map(|p| BrowsePath::parse(p).map_err(|e| UsageError(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
     let req = RestoreRequest {
         id: args.id.clone(),
@@ -33,7 +31,7 @@ pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
     let cancel = crate::signals::install()?;
     // The extractor stops at the next entry; this bounds one huge entry.
     crate::signals::exit_after(&cancel, std::time::Duration::from_secs(1), "restore");
-    let faults = Faults::from_env().map_err(UsageError)?;
+    let faults = Faults::from_env().map_err(|e| UsageError(e.to_string()))?;
     let (_lock, takeover) =
         HostLock::acquire(&config.state_dir, "restore", args.lock_wait.0, &cancel)?;
     if let Some(w) = takeover {

@@ -1,7 +1,7 @@
 //! `freezeframe show-config`.
 
 use anyhow::Result;
-use freezeframe::config::Config;
+use freezeframe::Config;
 
 use crate::exit;
 
@@ -12,5 +12,5 @@ pub fn run(config: &Config) -> Result<u8> {
 }
 
 fn toml_text(config: &Config) -> Result<String> {
-    Ok(freezeframe::config::to_toml(config)?)
+    Ok(freezeframe::to_toml(config)?)
 }

@@ -1,8 +1,7 @@
 //! `freezeframe verify`.
 
 use anyhow::Result;
-use freezeframe::config::Config;
-use freezeframe::target::VerifyRequest;
+use freezeframe::{Config, VerifyRequest};
 
 use crate::cli::VerifyArgs;
 use crate::exit;

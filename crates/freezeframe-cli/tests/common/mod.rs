@@ -5,7 +5,12 @@
 
 #![allow(dead_code)]
 
+pub mod bin;
+pub mod config;
 pub mod tree;
+
+pub use bin::freezeframe;
+pub use config::TestConfig;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -337,50 +342,91 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub target: PathBuf,
     pub config: PathBuf,
+    /// Environment variables every run of the binary gets (say, the S3
+    /// keys a real host exports), on top of the cleaned environment.
+    pub vars: Vec<(String, String)>,
 }
 
 impl Env {
-    /// A config with one btrfs volume and these containers.
+    /// A config with one btrfs volume and these containers; `extra` is a
+    /// TOML fragment merged in ([`TestConfig::merge`]).
     pub fn new(volume: &Path, cts: &[Ct], extra: &str) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("ff-env-")
             .tempdir_in("/var/tmp")
             .unwrap();
         let target = dir.path().join("backups");
-        let mut text = format!(
-            "state_dir = \"{}\"\n\n[target]\npath = \"{}\"\n\n[backup]\nfreeze_timeout = \"5s\"\n{extra}\n[[volume]]\nname = \"vol\"\npath = \"{}\"\nprovider = \"btrfs\"\n",
-            dir.path().join("state").display(),
-            target.display(),
-            volume.display()
-        );
-        for c in cts {
-            text.push_str(&format!(
-                "\n[[container]]\nid = \"{}\"\ncgroup = \"{}\"\nprivate = \"{}\"\n",
-                c.id,
-                c.cgroup,
-                c.private.display()
-            ));
-            if let Some(cfg) = &c.config {
-                text.push_str(&format!("config = \"{}\"\n", cfg.display()));
+        let mut c = TestConfig::new(&dir.path().join("state"), &target, volume);
+        for ct in cts {
+            let mut t = toml::Table::new();
+            t.insert("id".into(), ct.id.clone().into());
+            t.insert("cgroup".into(), ct.cgroup.clone().into());
+            t.insert("private".into(), config::path(&ct.private).into());
+            if let Some(cfg) = &ct.config {
+                t.insert("config".into(), config::path(cfg).into());
             }
+            c.push("container", t);
         }
+        c.merge(extra);
         let config = dir.path().join("freezeframe.toml");
-        std::fs::write(&config, text).unwrap();
+        c.save(&config);
         Self {
             dir,
             target,
             config,
+            vars: Vec::new(),
         }
     }
 
-    /// The binary, with this config.
-    pub fn cmd(&self) -> assert_cmd::Command {
-        let mut c = assert_cmd::Command::cargo_bin("freezeframe").unwrap();
-        c.env("FREEZEFRAME_CONFIG", &self.config)
-            .env_remove("FREEZEFRAME_LOG")
-            // Retention counts days in local time: make it the same here.
-            .env("TZ", "UTC");
+    /// Changes the config file through the typed builder.
+    pub fn edit(&self, f: impl FnOnce(&mut TestConfig)) {
+        let mut c = TestConfig::load(&self.config);
+        f(&mut c);
+        c.save(&self.config);
+    }
+
+    /// The binary, with this config (see [`bin`]).
+    pub fn command(&self) -> Command {
+        let mut c = freezeframe(Some(&self.config));
+        c.envs(self.vars.iter().map(|(k, v)| (k, v)));
         c
+    }
+
+    /// The binary, with this config, for `assert_cmd`'s assertions.
+    pub fn cmd(&self) -> assert_cmd::Command {
+        assert_cmd::Command::from_std(self.command())
+    }
+
+    /// Starts the binary with piped stdout and stderr, armed with `fault`
+    /// (`FREEZEFRAME_FAULT`) if given.
+    pub fn spawn(&self, args: &[&str], fault: Option<&str>) -> Child {
+        let mut c = self.command();
+        c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        if let Some(f) = fault {
+            c.env("FREEZEFRAME_FAULT", f);
+        }
+        c.spawn().unwrap()
+    }
+
+    /// Runs the binary, failing the test if it has not ended within
+    /// `limit` (it is then killed by PID).
+    pub fn run_within(&self, args: &[&str], limit: Duration) -> (i32, String, String) {
+        let mut child = self.spawn(args, None);
+        let t = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if t.elapsed() > limit {
+                kill9(child.id());
+                let _ = child.wait();
+                panic!("{args:?} did not end within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// Runs the binary; returns (exit code, stdout, stderr).
@@ -429,18 +475,27 @@ pub const REPO_PASSWORD: &str = "correct horse battery staple";
 /// An `Env` whose target is a repository; `location` is the
 /// `target.repository` value, `extra_target` more `[target]` keys/tables.
 pub fn repo_env(volume: &Path, cts: &[Ct], location: &str, extra_target: &str) -> Env {
-    let env = Env::new(volume, cts, "");
+    repo_env_with(volume, cts, location, extra_target, &[])
+}
+
+/// [`repo_env`] whose runs get `vars` ([`Env::vars`]).
+pub fn repo_env_with(
+    volume: &Path,
+    cts: &[Ct],
+    location: &str,
+    extra_target: &str,
+    vars: &[(&str, &str)],
+) -> Env {
+    let mut env = Env::new(volume, cts, "");
+    env.vars = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     std::fs::write(pw_file(&env), format!("{REPO_PASSWORD}\n")).unwrap();
-    let text = std::fs::read_to_string(&env.config).unwrap();
-    let head = format!("[target]\npath = \"{}\"\n", env.target.display());
-    assert!(text.contains(&head), "{text}");
-    let target = format!(
-        "{head}kind = \"repository\"\nrepository = \"{location}\"\npassword_file = \"{}\"\n{extra_target}\n",
-        pw_file(&env).display()
-    );
-    // Tables after [target] must follow its keys: put [target] last.
-    let text = text.replace(&head, "");
-    std::fs::write(&env.config, format!("{text}\n{target}")).unwrap();
+    env.edit(|c| {
+        c.repository(location, &pw_file(&env))
+            .merge(&format!("[target]\n{extra_target}"));
+    });
     env
 }
 
@@ -453,15 +508,9 @@ pub fn pw_file(env: &Env) -> PathBuf {
 pub fn local_repo_env(volume: &Path, cts: &[Ct]) -> Env {
     let env = repo_env(volume, cts, "/REPO", "");
     let repo = env.dir.path().join("repo");
-    let text = std::fs::read_to_string(&env.config).unwrap();
-    std::fs::write(
-        &env.config,
-        text.replace(
-            "repository = \"/REPO\"",
-            &format!("repository = \"{}\"", repo.display()),
-        ),
-    )
-    .unwrap();
+    env.edit(|c| {
+        c.set("target.repository", config::path(&repo));
+    });
     let (code, out, err) = env.run(&["init"]);
     assert_eq!(code, 0, "init: {out}{err}");
     env

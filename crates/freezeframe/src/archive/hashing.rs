@@ -52,10 +52,6 @@ impl<W: Write> CountingWriter<W> {
     pub fn new(inner: W) -> Self {
         Self { inner, bytes: 0 }
     }
-    /// Bytes written so far.
-    pub fn bytes(&self) -> u64 {
-        self.bytes
-    }
     /// The inner writer and the count.
     pub fn into_inner(self) -> (W, u64) {
         (self.inner, self.bytes)

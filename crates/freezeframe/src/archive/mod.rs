@@ -88,17 +88,3 @@ pub fn decode_to_end(src: impl Read) -> io::Result<u64> {
     io::copy(&mut a.into_inner(), &mut io::sink())?;
     Ok(n)
 }
-
-/// Extracts an archive (any supported compression) into `target`; see
-/// [`extract::extract`] for `after_entry`.
-pub fn extract_archive(
-    src: impl Read,
-    target: &Path,
-    after_entry: &dyn Fn(u64) -> io::Result<()>,
-) -> Result<ExtractReport, ExtractError> {
-    let dec = compress::decoder(src).map_err(|source| ExtractError::Io {
-        path: "<archive>".into(),
-        source,
-    })?;
-    extract::extract(dec, target, after_entry)
-}

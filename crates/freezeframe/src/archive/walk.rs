@@ -23,8 +23,9 @@ use crate::sys::time::Timestamp;
 /// Most folder descriptors held open at once (the deepest ancestors).
 const MAX_OPEN_DIRS: usize = 64;
 
-/// What kind of entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What kind of entry (as `ls --json` names it: `dir`, `file`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// A folder.
     Dir,
@@ -40,6 +41,27 @@ pub enum Kind {
     Block,
     /// A socket.
     Socket,
+}
+
+impl Kind {
+    /// Its name: `dir`, `file`, `symlink`, `fifo`, `char`, `block`, `socket`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Dir => "dir",
+            Kind::File => "file",
+            Kind::Symlink => "symlink",
+            Kind::Fifo => "fifo",
+            Kind::Char => "char",
+            Kind::Block => "block",
+            Kind::Socket => "socket",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// An entry's metadata, as `statx` gives it.

@@ -9,15 +9,11 @@ mod validate;
 
 pub use crate::sys::duration::HumanDuration;
 pub use model::{
-    BackupDefaults, CgroupRoots, Compression, Config, Container, ContainerId, ContainerSpec,
-    HooksConfig, LvmOptions, LxcConfig, Mode, OpenvzConfig, ProviderKind, RuntimeKind,
-    SnapshotSize, Strategy, Volume,
+    BadContainerId, BadSnapshotSize, Compression, Config, Container, ContainerId, ContainerSpec,
+    LevelOutOfRange, LvmOptions, Mode, ProviderKind, RuntimeKind, SnapshotSize, Strategy, Volume,
 };
 pub use retention::Retention;
-pub use target::{
-    Location, PasswordSource, RepositoryConfig, S3Options, TargetConfig, DEFAULT_COMPRESSION,
-    MAX_PARTS,
-};
+pub use target::{Location, PasswordSource, RepositoryConfig, S3Options, TargetConfig, MAX_PARTS};
 pub use validate::MAX_JOBS;
 
 use std::path::{Path, PathBuf};

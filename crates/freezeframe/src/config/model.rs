@@ -16,9 +16,17 @@ use crate::sys::HookPhase;
 #[serde(try_from = "String", into = "String")]
 pub struct ContainerId(String);
 
+/// Text that is not a [`ContainerId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{0}` is not a valid container id: use 1-64 characters from A-Z a-z 0-9 . _ - \
+     and do not start with `.` or `-`"
+)]
+pub struct BadContainerId(pub String);
+
 impl ContainerId {
     /// Checks `s` and wraps it.
-    pub fn new(s: &str) -> Result<Self, String> {
+    pub fn new(s: &str) -> Result<Self, BadContainerId> {
         let ok_len = (1..=64).contains(&s.len());
         let ok_chars = s
             .chars()
@@ -27,10 +35,7 @@ impl ContainerId {
         if ok_len && ok_chars && ok_start {
             Ok(Self(s.to_owned()))
         } else {
-            Err(format!(
-                "`{s}` is not a valid container id: use 1-64 characters from A-Z a-z 0-9 . _ - \
-                 and do not start with `.` or `-`"
-            ))
+            Err(BadContainerId(s.to_owned()))
         }
     }
 
@@ -41,8 +46,8 @@ impl ContainerId {
 }
 
 impl TryFrom<String> for ContainerId {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = BadContainerId;
+    fn try_from(s: String) -> Result<Self, BadContainerId> {
         Self::new(&s)
     }
 }
@@ -97,6 +102,16 @@ pub enum Compression {
     None,
 }
 
+/// A compression level the compressor does not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("level {level} is out of range for {compression}: allowed {}..={}", compression.levels().start(), compression.levels().end())]
+pub struct LevelOutOfRange {
+    /// The compressor.
+    pub compression: Compression,
+    /// The level asked for.
+    pub level: i32,
+}
+
 impl Compression {
     /// The default level for this compressor.
     pub fn default_level(self) -> i32 {
@@ -119,16 +134,14 @@ impl Compression {
     }
 
     /// Checks `level` against [`Compression::levels`].
-    pub fn check_level(self, level: i32) -> Result<(), String> {
-        let r = self.levels();
-        if r.contains(&level) {
+    pub fn check_level(self, level: i32) -> Result<(), LevelOutOfRange> {
+        if self.levels().contains(&level) {
             Ok(())
         } else {
-            Err(format!(
-                "level {level} is out of range for {self}: allowed {}..={}",
-                r.start(),
-                r.end()
-            ))
+            Err(LevelOutOfRange {
+                compression: self,
+                level,
+            })
         }
     }
 
@@ -208,13 +221,18 @@ impl SnapshotSize {
     }
 }
 
+/// Text that is not a [`SnapshotSize`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{0}` is not a snapshot size: write a share of the origin like `20%` or a size like `512M` or `2G`"
+)]
+pub struct BadSnapshotSize(pub String);
+
 impl std::str::FromStr for SnapshotSize {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = BadSnapshotSize;
+    fn from_str(s: &str) -> Result<Self, BadSnapshotSize> {
         let t = s.trim();
-        let bad = || {
-            format!("`{s}` is not a snapshot size: write a share of the origin like `20%` or a size like `512M` or `2G`")
-        };
+        let bad = || BadSnapshotSize(s.to_owned());
         if let Some(p) = t.strip_suffix('%') {
             let p: f64 = p.trim().parse().map_err(|_| bad())?;
             return if p > 0.0 && p <= 100.0 {

@@ -1,5 +1,6 @@
 use std::path::Path;
 
+use super::target::DEFAULT_COMPRESSION;
 use super::*;
 
 const GOOD: &str = r#"

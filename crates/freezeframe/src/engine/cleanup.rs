@@ -8,11 +8,61 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::config::Container;
-use crate::runtime::{Quiesced, Runtime};
-use crate::snapshot::{Snapshot, SnapshotProvider};
+use crate::config::{Container, ProviderKind, RuntimeKind};
+use crate::runtime::{Quiesced, Runtime, RuntimeError};
+use crate::snapshot::{Snapshot, SnapshotError, SnapshotProvider};
 use crate::state::{Journal, JournalError, Key, Step};
 use crate::target::layout::{RunId, MANIFEST_NAME};
+
+/// An undo step failed; it stays registered (and journaled) to be tried
+/// again.
+#[derive(Debug, thiserror::Error)]
+pub enum UndoError {
+    /// The runtime could not resume the container.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The provider could not remove the snapshot.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// A journaled folder is not named like a run folder: never removed.
+    #[error("refusing to remove {}: not a run folder", .0.display())]
+    NotARunFolder(PathBuf),
+    /// The incomplete run folder could not be removed.
+    #[error("removing {}: {source}", path.display())]
+    Remove {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The journal names a runtime this build or host does not have.
+    #[error("no {runtime} runtime to thaw container {container}")]
+    NoRuntime {
+        /// The runtime.
+        runtime: RuntimeKind,
+        /// The container.
+        container: String,
+    },
+    /// The journal names a snapshot provider this host does not have.
+    #[error("no {provider:?} provider to remove snapshot {snapshot}")]
+    NoProvider {
+        /// The provider.
+        provider: ProviderKind,
+        /// The snapshot.
+        snapshot: String,
+    },
+}
+
+/// A step could not be registered: it must not be performed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// The journal could not be written.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The runtime gave no durable handle to resume from.
+    #[error("no handle to resume from: {0}")]
+    Handle(#[from] RuntimeError),
+}
 
 /// One thing to undo.
 #[derive(Clone)]
@@ -34,12 +84,12 @@ impl Undo {
         }
     }
 
-    fn step(&self) -> Result<Step, String> {
+    fn step(&self) -> Result<Step, RuntimeError> {
         Ok(match self {
             Undo::Resume(rt, c, q) => Step::Freeze {
                 container: c.id.to_string(),
                 runtime: rt.kind(),
-                handle: rt.handle(c, q).map_err(|e| e.to_string())?,
+                handle: rt.handle(c, q)?,
             },
             Undo::RemoveSnapshot(p, s) => Step::Snapshot {
                 provider: p.kind(),
@@ -49,10 +99,10 @@ impl Undo {
         })
     }
 
-    fn run(&self) -> Result<(), String> {
+    fn run(&self) -> Result<(), UndoError> {
         match self {
-            Undo::Resume(rt, c, q) => rt.resume(c, q).map_err(|e| e.to_string()),
-            Undo::RemoveSnapshot(p, s) => p.remove(s).map_err(|e| e.to_string()),
+            Undo::Resume(rt, c, q) => Ok(rt.resume(c, q)?),
+            Undo::RemoveSnapshot(p, s) => Ok(p.remove(s)?),
             Undo::RunDir(p) => remove_incomplete_run(p),
         }
     }
@@ -60,18 +110,18 @@ impl Undo {
 
 /// Removes a run folder that has no manifest. Refuses anything that is not
 /// named like a run folder.
-pub fn remove_incomplete_run(dir: &Path) -> Result<(), String> {
+pub fn remove_incomplete_run(dir: &Path) -> Result<(), UndoError> {
     let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if RunId::parse(name).is_none() {
-        return Err(format!(
-            "refusing to remove {}: not a run folder",
-            dir.display()
-        ));
+        return Err(UndoError::NotARunFolder(dir.to_owned()));
     }
     if dir.join(MANIFEST_NAME).exists() || !dir.exists() {
         return Ok(());
     }
-    std::fs::remove_dir_all(dir).map_err(|e| format!("removing {}: {e}", dir.display()))
+    std::fs::remove_dir_all(dir).map_err(|source| UndoError::Remove {
+        path: dir.to_owned(),
+        source,
+    })
 }
 
 /// Handle of a registered undo step.
@@ -102,17 +152,13 @@ impl Cleanup {
 
     /// Registers (and journals, with one fsync) `undos` before the steps
     /// they undo are performed.
-    pub fn register_all(&self, undos: Vec<Undo>) -> Result<Vec<Token>, JournalError> {
+    pub fn register_all(&self, undos: Vec<Undo>) -> Result<Vec<Token>, RegisterError> {
         let keys: Vec<Option<Key>> = match &self.journal {
             Some(j) => {
                 let steps: Vec<Step> = undos
                     .iter()
                     .map(|u| u.step())
-                    .collect::<Result<_, String>>()
-                    .map_err(|e| JournalError {
-                        path: j.path().to_owned(),
-                        source: std::io::Error::other(e),
-                    })?;
+                    .collect::<Result<_, RuntimeError>>()?;
                 j.intents(&steps)?.into_iter().map(Some).collect()
             }
             None => vec![None; undos.len()],
@@ -129,7 +175,7 @@ impl Cleanup {
     }
 
     /// Registers one step (see [`Cleanup::register_all`]).
-    pub fn register(&self, undo: Undo) -> Result<Token, JournalError> {
+    pub fn register(&self, undo: Undo) -> Result<Token, RegisterError> {
         Ok(self.register_all(vec![undo])?[0])
     }
 
@@ -164,7 +210,7 @@ impl Cleanup {
     /// Runs the undo of `token` now without journaling it (the caller
     /// journals a batch with [`Cleanup::done_all`] afterwards: until then,
     /// recovery would only undo it once more, which is harmless).
-    pub fn undo_unjournaled(&self, token: Token) -> Result<(), String> {
+    pub fn undo_unjournaled(&self, token: Token) -> Result<(), UndoError> {
         let undo = {
             let g = self.items.lock().unwrap_or_else(|p| p.into_inner());
             g.1.iter()
@@ -178,7 +224,7 @@ impl Cleanup {
     }
 
     /// Runs the undo of `token` now and forgets it if it succeeded.
-    pub fn undo_now(&self, token: Token) -> Result<(), String> {
+    pub fn undo_now(&self, token: Token) -> Result<(), UndoError> {
         let undo = {
             let g = self.items.lock().unwrap_or_else(|p| p.into_inner());
             g.1.iter()
@@ -213,11 +259,6 @@ impl Cleanup {
             }
         }
         failures
-    }
-
-    /// Number of steps still registered.
-    pub fn pending(&self) -> usize {
-        self.items.lock().unwrap_or_else(|p| p.into_inner()).1.len()
     }
 }
 

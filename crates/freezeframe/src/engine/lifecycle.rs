@@ -29,7 +29,7 @@ use crate::config::{Container, Strategy, Volume};
 use crate::snapshot::Snapshot;
 use crate::state::Journal;
 use crate::sys::atomic;
-use crate::sys::{Clock, HookEnv, HookPhase, Owner};
+use crate::sys::{Clock, HookEnv, HookError, HookPhase, Owner};
 use crate::target::layout::MANIFEST_NAME;
 use crate::target::manifest::{ContainerRecord, Manifest, Outcome, Timings, MANIFEST_VERSION};
 use crate::target::{RunId, StoreError, Target};
@@ -55,6 +55,9 @@ pub enum ExecError {
     /// The journal could not be written: nothing was frozen.
     #[error(transparent)]
     Journal(#[from] crate::state::JournalError),
+    /// A step could not be registered: nothing was frozen.
+    #[error(transparent)]
+    Register(#[from] super::cleanup::RegisterError),
     /// The manifest could not be written: the run is incomplete.
     #[error("writing the manifest {path}: {source}; the run is incomplete")]
     Manifest {
@@ -235,7 +238,7 @@ pub fn execute(
     let tokens: Vec<Token> = run.leases.drain().map(|(_, l)| l.token).collect();
     for t in tokens {
         if let Err(e) = run.cleanup.undo_now(t) {
-            run.warnings.push(e);
+            run.warnings.push(e.to_string());
         }
     }
     run.flush_hooks();
@@ -294,7 +297,7 @@ impl Run<'_> {
         phase: HookPhase,
         container: Option<&str>,
         result: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), HookError> {
         let env = HookEnv {
             container: container.map(str::to_owned),
             run: self.run.to_string(),
@@ -313,7 +316,7 @@ impl Run<'_> {
     ) {
         if let Err(e) = self.hook(phase, container, result) {
             tracing::warn!("{e}");
-            self.warnings.push(e);
+            self.warnings.push(e.to_string());
         }
     }
 

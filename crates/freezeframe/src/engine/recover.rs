@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
-use super::cleanup::remove_incomplete_run;
+use super::cleanup::{remove_incomplete_run, UndoError};
 use super::Toolbox;
 use crate::config::Volume;
-use crate::runtime::RuntimeError;
 use crate::state::journal::JOURNAL_NAME;
 use crate::state::{Journal, JournalError, Pending, Step};
 
@@ -90,7 +89,7 @@ fn sweep_volume(v: &Volume, tools: &Toolbox, report: &mut RecoverReport) {
 }
 
 /// Undoes one journaled step.
-pub fn undo_step(step: &Step, tools: &Toolbox) -> Result<String, String> {
+pub fn undo_step(step: &Step, tools: &Toolbox) -> Result<String, UndoError> {
     match step {
         Step::Freeze {
             container,
@@ -99,16 +98,21 @@ pub fn undo_step(step: &Step, tools: &Toolbox) -> Result<String, String> {
         } => {
             let rt = tools
                 .runtime(*runtime)
-                .ok_or_else(|| format!("no {runtime} runtime to thaw {container}"))?;
-            rt.resume_handle(handle)
-                .map_err(|e: RuntimeError| e.to_string())?;
+                .ok_or_else(|| UndoError::NoRuntime {
+                    runtime: *runtime,
+                    container: container.clone(),
+                })?;
+            rt.resume_handle(handle)?;
             Ok(format!("thawed container {container}"))
         }
         Step::Snapshot { provider, snapshot } => {
             let p = tools
                 .provider(*provider)
-                .ok_or_else(|| format!("no {provider:?} provider to remove {}", snapshot.name))?;
-            p.remove(snapshot).map_err(|e| e.to_string())?;
+                .ok_or_else(|| UndoError::NoProvider {
+                    provider: *provider,
+                    snapshot: snapshot.name.clone(),
+                })?;
+            p.remove(snapshot)?;
             Ok(format!("removed snapshot {}", snapshot.name))
         }
         Step::RunDir { path } => {

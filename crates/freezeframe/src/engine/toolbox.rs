@@ -4,18 +4,30 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::SystemTime;
 
 use crate::config::{ProviderKind, RuntimeKind};
 use crate::runtime::Runtime;
 use crate::snapshot::SnapshotProvider;
 use crate::sys::{Cancel, Clock, Faults, Hooks, NoHooks};
 
+/// The watchdog could not be told a window opens: nothing may be frozen.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchdogError {
+    /// It does not listen any more (it died, or its pipe broke).
+    #[error("the guardian is not listening: {0}")]
+    Gone(#[source] std::io::Error),
+    /// It was already told the run ended.
+    #[error("the guardian was already told the run ended")]
+    Finished,
+}
+
 /// Watches freeze windows from outside the process (the guardian): if the
 /// process dies or a window overruns, it thaws.
 pub trait Watchdog: Send + Sync {
-    /// A freeze window opens; it must close within `timeout`.
-    fn window_open(&self, timeout: Duration) -> Result<(), String>;
+    /// A freeze window opens; everything must be thawed by `deadline`
+    /// (wall clock: the guardian is another process).
+    fn window_open(&self, deadline: SystemTime) -> Result<(), WatchdogError>;
     /// The window closed (everything thawed).
     fn window_closed(&self);
 }
@@ -24,7 +36,7 @@ pub trait Watchdog: Send + Sync {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoWatchdog;
 impl Watchdog for NoWatchdog {
-    fn window_open(&self, _: Duration) -> Result<(), String> {
+    fn window_open(&self, _: SystemTime) -> Result<(), WatchdogError> {
         Ok(())
     }
     fn window_closed(&self) {}

@@ -186,11 +186,9 @@ impl Run<'_> {
         self.tools
             .faults
             .hit("after-journal-freeze", &self.tools.cancel);
-        if let Err(e) = self.tools.watchdog.window_open(self.plan.freeze_timeout) {
-            fail_all(
-                self,
-                format!("not frozen: the guardian is not running: {e}"),
-            );
+        let deadline = self.tools.clock.wall() + self.plan.freeze_timeout;
+        if let Err(e) = self.tools.watchdog.window_open(deadline) {
+            fail_all(self, format!("not frozen: {e}"));
             for t in tokens.into_iter().chain([snapshot]) {
                 self.cleanup.done(t);
             }
@@ -226,7 +224,7 @@ impl Run<'_> {
                 Err(e) => {
                     // A failed freeze thaws; thaw once more to be sure.
                     if let Err(te) = self.cleanup.undo_now(token) {
-                        self.warnings.push(te);
+                        self.warnings.push(te.to_string());
                     }
                     self.fail(ct.id.as_str(), format!("freeze failed: {e}"));
                 }
@@ -330,7 +328,7 @@ impl Run<'_> {
             },
         };
         if let Err(re) = self.cleanup.undo_now(stoken) {
-            self.warnings.push(re);
+            self.warnings.push(re.to_string());
         }
         for Rested { ct, .. } in &ok {
             self.fail(ct.id.as_str(), why.clone());

@@ -87,6 +87,18 @@ pub enum SnapshotError {
         /// The failed command.
         source: CommandError,
     },
+    /// The kernel did not make the snapshot.
+    #[error("volume {volume}: cannot snapshot {} as {}: {source}", from.display(), to.display())]
+    Create {
+        /// Volume name.
+        volume: String,
+        /// What was to be snapshotted.
+        from: PathBuf,
+        /// Where the snapshot was to be.
+        to: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// A file system call failed.
     #[error("volume {volume}: {path}: {source}")]
     Io {

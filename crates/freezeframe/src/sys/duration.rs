@@ -10,28 +10,49 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct HumanDuration(pub Duration);
 
+/// Text that is not a [`HumanDuration`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadDuration {
+    /// No number, or not a number.
+    #[error("`{0}` is not a duration: write e.g. `500ms`, `10s`, `2m` or `1h`")]
+    NotADuration(String),
+    /// A number with a unit that is not one of ours.
+    #[error("`{text}`: unknown unit `{unit}`, use `ms`, `s`, `m` or `h` (e.g. `10s`)")]
+    UnknownUnit {
+        /// The text.
+        text: String,
+        /// The unit it named.
+        unit: String,
+    },
+    /// More milliseconds than a `u64` holds.
+    #[error("`{0}` is too long a duration")]
+    TooLong(String),
+}
+
 impl FromStr for HumanDuration {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = BadDuration;
+    fn from_str(s: &str) -> Result<Self, BadDuration> {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let bad = || format!("`{s}` is not a duration: write e.g. `500ms`, `10s`, `2m` or `1h`");
-        let n: u64 = num.parse().map_err(|_| bad())?;
+        let n: u64 = num
+            .parse()
+            .map_err(|_| BadDuration::NotADuration(s.to_owned()))?;
         let ms_per_unit: u64 = match unit.trim() {
             "ms" => 1,
             "s" => 1000,
             "m" => 60_000,
             "h" => 3_600_000,
             other => {
-                return Err(format!(
-                    "`{s}`: unknown unit `{other}`, use `ms`, `s`, `m` or `h` (e.g. `10s`)"
-                ))
+                return Err(BadDuration::UnknownUnit {
+                    text: s.to_owned(),
+                    unit: other.to_owned(),
+                })
             }
         };
         let ms = n
             .checked_mul(ms_per_unit)
-            .ok_or_else(|| format!("`{s}` is too long a duration"))?;
+            .ok_or_else(|| BadDuration::TooLong(s.to_owned()))?;
         Ok(HumanDuration(Duration::from_millis(ms)))
     }
 }
@@ -85,12 +106,13 @@ mod tests {
 
     #[test]
     fn rejects_bad_units_with_help() {
-        let e = "10d".parse::<HumanDuration>().unwrap_err();
+        let e = "10d".parse::<HumanDuration>().unwrap_err().to_string();
         assert!(e.contains("use `ms`, `s`, `m` or `h`"), "{e}");
         assert!("ten".parse::<HumanDuration>().is_err());
         let e = format!("{}h", u64::MAX)
             .parse::<HumanDuration>()
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("too long"), "{e}");
     }
 }

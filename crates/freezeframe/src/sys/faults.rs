@@ -8,7 +8,21 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use super::cancel::Cancel;
-use super::duration::HumanDuration;
+use super::duration::{BadDuration, HumanDuration};
+
+/// A `FREEZEFRAME_FAULT` value that names no fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadFaultSpec {
+    /// Something after `:` that is not `hang=<duration>`.
+    #[error("{FAULT_ENV}: `{0}` is not `hang=<duration>`")]
+    NotHang(String),
+    /// `hang=` with a bad duration.
+    #[error("{FAULT_ENV}: {0}")]
+    Duration(#[from] BadDuration),
+    /// A point that is not in [`FAULT_POINTS`].
+    #[error("{FAULT_ENV}: unknown fault point `{0}`; known: {known}", known = known_points())]
+    UnknownPoint(String),
+}
 
 /// The environment variable read once at start.
 pub const FAULT_ENV: &str = "FREEZEFRAME_FAULT";
@@ -48,6 +62,14 @@ pub const FAULT_POINTS: &[(&str, &str)] = &[
     ),
 ];
 
+fn known_points() -> String {
+    FAULT_POINTS
+        .iter()
+        .map(|p| p.0)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// What to do at the armed point.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Action {
@@ -68,23 +90,19 @@ impl Faults {
     }
 
     /// Parses a `FREEZEFRAME_FAULT` value.
-    pub fn parse(spec: &str) -> Result<Self, String> {
+    pub fn parse(spec: &str) -> Result<Self, BadFaultSpec> {
         let (point, action) = match spec.split_once(':') {
             None => (spec, Action::Kill),
             Some((p, rest)) => {
                 let d = rest
                     .strip_prefix("hang=")
-                    .ok_or_else(|| format!("{FAULT_ENV}: `{rest}` is not `hang=<duration>`"))?;
-                let d: HumanDuration = d.parse().map_err(|e| format!("{FAULT_ENV}: {e}"))?;
+                    .ok_or_else(|| BadFaultSpec::NotHang(rest.to_owned()))?;
+                let d: HumanDuration = d.parse::<HumanDuration>()?;
                 (p, Action::Hang(d.0))
             }
         };
         if !FAULT_POINTS.iter().any(|(n, _)| *n == point) {
-            let all: Vec<&str> = FAULT_POINTS.iter().map(|p| p.0).collect();
-            return Err(format!(
-                "{FAULT_ENV}: unknown fault point `{point}`; known: {}",
-                all.join(", ")
-            ));
+            return Err(BadFaultSpec::UnknownPoint(point.to_owned()));
         }
         Ok(Self {
             armed: Some((point.to_owned(), action)),
@@ -92,7 +110,7 @@ impl Faults {
     }
 
     /// Reads `FREEZEFRAME_FAULT` (unset or empty: no fault).
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, BadFaultSpec> {
         match std::env::var(FAULT_ENV) {
             Ok(s) if !s.is_empty() => Self::parse(&s),
             _ => Ok(Self::none()),
@@ -151,7 +169,10 @@ mod tests {
             Faults::parse("mid-archive:hang=2s").unwrap().armed,
             Some(("mid-archive".into(), Action::Hang(Duration::from_secs(2))))
         );
-        assert!(Faults::parse("nowhere").unwrap_err().contains("after-lock"));
+        assert!(Faults::parse("nowhere")
+            .unwrap_err()
+            .to_string()
+            .contains("after-lock"));
         assert!(Faults::parse("after-freeze:sleep").is_err());
     }
 

@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use super::command::{Cmd, CommandError, CommandRunner};
 
 /// The phases a hook can be attached to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -55,78 +57,132 @@ pub struct HookEnv {
     pub result: Option<String>,
 }
 
+/// A hook did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// It could not be started.
+    #[error("{phase} hook `{command}` could not start: {source}")]
+    Start {
+        /// The phase.
+        phase: HookPhase,
+        /// The configured command.
+        command: String,
+        /// Why.
+        source: CommandError,
+    },
+    /// It exited unsuccessfully.
+    #[error("{phase} hook `{command}` failed ({status}){}", stderr_tail(.stderr))]
+    Failed {
+        /// The phase.
+        phase: HookPhase,
+        /// The configured command.
+        command: String,
+        /// Its exit status as text.
+        status: String,
+        /// What it wrote to stderr.
+        stderr: String,
+    },
+    /// It ran past `hooks.timeout` and was killed with its children.
+    #[error("{phase} hook `{command}` was killed after the hook timeout of {limit:?}")]
+    TimedOut {
+        /// The phase.
+        phase: HookPhase,
+        /// The configured command.
+        command: String,
+        /// The timeout.
+        limit: Duration,
+    },
+}
+
+fn stderr_tail(stderr: &str) -> String {
+    match stderr.lines().last() {
+        Some(l) if !l.is_empty() => format!(": {l}"),
+        _ => String::new(),
+    }
+}
+
 /// Runs hooks.
 pub trait Hooks: Send + Sync {
-    /// Runs the hook of `phase`, if one is configured; `Err` says why it failed.
-    fn run(&self, phase: HookPhase, env: &HookEnv) -> Result<(), String>;
+    /// Runs the hook of `phase`, if one is configured.
+    fn run(&self, phase: HookPhase, env: &HookEnv) -> Result<(), HookError>;
 }
 
 /// No hooks.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoHooks;
 impl Hooks for NoHooks {
-    fn run(&self, _: HookPhase, _: &HookEnv) -> Result<(), String> {
+    fn run(&self, _: HookPhase, _: &HookEnv) -> Result<(), HookError> {
         Ok(())
     }
 }
 
-/// Hooks as `sh -c` commands, each in its own process group, killed (the
-/// whole group) when it runs longer than `timeout`.
-#[derive(Debug, Clone)]
+/// Hooks as `sh -c` commands run through a [`CommandRunner`], each in its
+/// own process group, killed (the whole group) when it runs longer than
+/// `timeout`. What a hook prints is logged.
+#[derive(Clone)]
 pub struct ShellHooks {
+    runner: Arc<dyn CommandRunner>,
     commands: BTreeMap<HookPhase, String>,
     timeout: Duration,
 }
 
 impl ShellHooks {
-    /// Hooks from the config.
-    pub fn new(commands: BTreeMap<HookPhase, String>, timeout: Duration) -> Self {
-        Self { commands, timeout }
+    /// Hooks from the config, run by `runner`.
+    pub fn new(
+        runner: Arc<dyn CommandRunner>,
+        commands: BTreeMap<HookPhase, String>,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            runner,
+            commands,
+            timeout,
+        }
     }
 }
 
 impl Hooks for ShellHooks {
-    fn run(&self, phase: HookPhase, env: &HookEnv) -> Result<(), String> {
-        let Some(cmd) = self.commands.get(&phase) else {
+    fn run(&self, phase: HookPhase, env: &HookEnv) -> Result<(), HookError> {
+        let Some(command) = self.commands.get(&phase) else {
             return Ok(());
         };
-        let mut c = Command::new("sh");
-        c.arg("-c")
-            .arg(cmd)
-            .env("LC_ALL", "C")
+        let mut c = Cmd::new("sh")
+            .arg("-c")
+            .arg(command)
             .env("FF_PHASE", phase.to_string())
             .env("FF_RUN", &env.run)
             .env("FF_RUN_DIR", &env.run_dir)
-            .stdin(Stdio::null());
+            .timeout(self.timeout);
         if let Some(ct) = &env.container {
-            c.env("FF_CONTAINER", ct);
+            c = c.env("FF_CONTAINER", ct);
         }
         if let Some(r) = &env.result {
-            c.env("FF_RESULT", r);
+            c = c.env("FF_RESULT", r);
         }
-        std::os::unix::process::CommandExt::process_group(&mut c, 0);
-        let mut child = c
-            .spawn()
-            .map_err(|e| format!("{phase} hook `{cmd}` could not start: {e}"))?;
-        let deadline = Instant::now() + self.timeout;
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) if status.success() => return Ok(()),
-                Ok(Some(status)) => return Err(format!("{phase} hook `{cmd}` failed ({status})")),
-                Ok(None) if Instant::now() >= deadline => {
-                    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
-                        let _ =
-                            rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-                    }
-                    let _ = child.wait();
-                    return Err(format!(
-                        "{phase} hook `{cmd}` was killed after the hook timeout of {:?}",
-                        self.timeout
-                    ));
+        let command = command.clone();
+        match self.runner.run(&c) {
+            Ok(out) => {
+                for line in out.stdout.lines().chain(out.stderr.lines()) {
+                    tracing::info!(%phase, hook = %command, "{line}");
                 }
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                Err(e) => return Err(format!("{phase} hook `{cmd}`: {e}")),
+                Ok(())
             }
+            Err(CommandError::Failed { status, stderr, .. }) => Err(HookError::Failed {
+                phase,
+                command,
+                status,
+                stderr,
+            }),
+            Err(CommandError::TimedOut { limit, .. }) => Err(HookError::TimedOut {
+                phase,
+                command,
+                limit,
+            }),
+            Err(source) => Err(HookError::Start {
+                phase,
+                command,
+                source,
+            }),
         }
     }
 }
@@ -134,9 +190,12 @@ impl Hooks for ShellHooks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::SystemRunner;
+    use std::time::Instant;
 
     fn hooks(phase: HookPhase, cmd: &str, timeout_ms: u64) -> ShellHooks {
         ShellHooks::new(
+            Arc::new(SystemRunner),
             [(phase, cmd.to_owned())].into(),
             Duration::from_millis(timeout_ms),
         )
@@ -166,10 +225,12 @@ mod tests {
             "pre-freeze 101 r1 ok\n"
         );
         h.run(HookPhase::PostThaw, &env).unwrap(); // none configured
-        let e = hooks(HookPhase::JobStart, "exit 3", 5000)
+        let e = hooks(HookPhase::JobStart, "echo no disk >&2; exit 3", 5000)
             .run(HookPhase::JobStart, &env)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("job-start hook") && e.contains("3"), "{e}");
+        assert!(e.ends_with(": no disk"), "{e}");
     }
 
     #[test]
@@ -177,7 +238,8 @@ mod tests {
         let t = Instant::now();
         let e = hooks(HookPhase::Finally, "sleep 30 & sleep 30", 200)
             .run(HookPhase::Finally, &HookEnv::default())
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("killed after the hook timeout"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(5));
     }

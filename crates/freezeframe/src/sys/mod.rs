@@ -3,6 +3,7 @@
 //! traits and functions defined here.
 
 pub mod atomic;
+pub mod btrfs_ioctl;
 pub mod cancel;
 pub mod clock;
 pub mod command;
@@ -18,9 +19,9 @@ pub mod time;
 pub use cancel::Cancel;
 pub use clock::{Clock, SystemClock};
 pub use command::{Cmd, CommandError, CommandOutput, CommandRunner, SystemRunner};
-pub use duration::HumanDuration;
+pub use duration::{BadDuration, HumanDuration};
 pub use faults::Faults;
-pub use hooks::{HookEnv, HookPhase, Hooks, NoHooks, ShellHooks};
+pub use hooks::{HookEnv, HookError, HookPhase, Hooks, NoHooks, ShellHooks};
 pub use owner::Owner;
 
 /// This host's name (`uname -n`).

@@ -77,6 +77,12 @@ pub fn read_self() -> std::io::Result<Vec<MountEntry>> {
     read(std::path::Path::new(SELF_MOUNTINFO))
 }
 
+/// Where this process sees the cgroup hierarchies (none found: an
+/// unreadable mount table counts as no cgroups).
+pub fn host_cgroup_mounts() -> CgroupMounts {
+    read_self().map(|m| cgroup_mounts(&m)).unwrap_or_default()
+}
+
 /// Reads a mount table in mountinfo format.
 pub fn read(path: &std::path::Path) -> std::io::Result<Vec<MountEntry>> {
     Ok(parse(&std::fs::read_to_string(path)?))

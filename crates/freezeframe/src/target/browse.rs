@@ -19,25 +19,34 @@ pub struct BrowsePath {
     comps: Vec<Vec<u8>>,
 }
 
+/// A path that cannot name anything inside a backup.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadBrowsePath {
+    /// It holds a NUL byte.
+    #[error("a path must not contain a NUL byte")]
+    Nul,
+    /// It climbs out with `..`.
+    #[error("`{0}`: `..` is not allowed in a path inside a backup")]
+    ParentDir(String),
+    /// It is not a path at all.
+    #[error("`{0}` is not a path")]
+    NotAPath(String),
+}
+
 impl BrowsePath {
     /// Checks `raw` (bytes, as the shell passed them).
-    pub fn parse(raw: &OsStr) -> Result<Self, String> {
+    pub fn parse(raw: &OsStr) -> Result<Self, BadBrowsePath> {
         let b = raw.as_bytes();
         if b.contains(&0) {
-            return Err("a path must not contain a NUL byte".into());
+            return Err(BadBrowsePath::Nul);
         }
         let mut comps = Vec::new();
         for c in Path::new(raw).components() {
             match c {
                 Component::Normal(n) => comps.push(n.as_bytes().to_vec()),
                 Component::RootDir | Component::CurDir => {}
-                Component::ParentDir => {
-                    return Err(format!(
-                        "`{}`: `..` is not allowed in a path inside a backup",
-                        escape(b)
-                    ))
-                }
-                Component::Prefix(_) => return Err(format!("`{}` is not a path", escape(b))),
+                Component::ParentDir => return Err(BadBrowsePath::ParentDir(escape(b))),
+                Component::Prefix(_) => return Err(BadBrowsePath::NotAPath(escape(b))),
             }
         }
         Ok(Self { comps })
@@ -129,7 +138,7 @@ pub struct LsEntry {
     /// Its path in the backup, escaped ([`escape`]), e.g. `etc/passwd`.
     pub path: String,
     /// `dir`, `file`, `symlink`, `fifo`, `char`, `block`, `socket`.
-    pub kind: &'static str,
+    pub kind: Kind,
     /// Permission bits with setuid, setgid, sticky.
     pub mode: u32,
     /// Owner id.
@@ -157,30 +166,17 @@ pub struct LsEntry {
     pub raw_path: Vec<u8>,
 }
 
-/// The name of a kind in [`LsEntry::kind`].
-pub fn kind_name(k: Kind) -> &'static str {
-    match k {
-        Kind::Dir => "dir",
-        Kind::File => "file",
-        Kind::Symlink => "symlink",
-        Kind::Fifo => "fifo",
-        Kind::Char => "char",
-        Kind::Block => "block",
-        Kind::Socket => "socket",
-    }
-}
-
 impl LsEntry {
     /// `drwxr-xr-x`, as `ls -l` and `tar -tv` write it.
     pub fn mode_string(&self) -> String {
         let t = match self.kind {
-            "dir" => 'd',
-            "symlink" => 'l',
-            "fifo" => 'p',
-            "char" => 'c',
-            "block" => 'b',
-            "socket" => 's',
-            _ => '-',
+            Kind::Dir => 'd',
+            Kind::Symlink => 'l',
+            Kind::Fifo => 'p',
+            Kind::Char => 'c',
+            Kind::Block => 'b',
+            Kind::Socket => 's',
+            Kind::File => '-',
         };
         let m = self.mode;
         let bit = |mask: u32, c: char| if m & mask != 0 { c } else { '-' };
@@ -249,7 +245,7 @@ mod tests {
         let p = |s: &str| BrowsePath::parse(OsStr::new(s));
         assert_eq!(p("/etc/passwd").unwrap(), p("./etc//passwd").unwrap());
         assert!(p("/").unwrap().is_root());
-        assert!(p("etc/../x").unwrap_err().contains("`..`"));
+        assert!(p("etc/../x").unwrap_err().to_string().contains("`..`"));
         assert!(p("../etc").is_err());
         let etc = p("etc").unwrap();
         assert!(p("etc/passwd").unwrap().is_within(&etc));
@@ -277,7 +273,7 @@ mod tests {
     fn lines_like_tar() {
         let e = LsEntry {
             path: "usr/bin/su".into(),
-            kind: "file",
+            kind: Kind::File,
             mode: 0o4755,
             uid: 0,
             gid: 0,
@@ -295,7 +291,7 @@ mod tests {
             "-rwsr-xr-x root/0                  71912 2023-11-14 22:13:20 usr/bin/su"
         );
         let d = LsEntry {
-            kind: "dir",
+            kind: Kind::Dir,
             mode: 0o1777,
             ..e
         };

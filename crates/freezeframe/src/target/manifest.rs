@@ -1,13 +1,14 @@
 //! `manifest.json`: what a run holds, written last. Its presence is what
 //! makes a run complete.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::archive::TreeReport;
-use crate::config::{Compression, Mode, RuntimeKind, Strategy};
+use crate::config::{BadContainerId, Compression, Mode, RuntimeKind, Strategy};
 
 /// Version of the manifest format. Bump on incompatible changes.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -15,6 +16,78 @@ pub const MANIFEST_VERSION: u32 = 1;
 /// Largest manifest read (a run of hundreds of containers with thousands
 /// of warnings is a few MiB).
 pub const MAX_MANIFEST: u64 = 64 << 20;
+
+/// A run's manifest that cannot be used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ManifestError {
+    /// There is none: the run is incomplete (or being written).
+    #[error("incomplete: no manifest")]
+    Missing,
+    /// It could not be read, or is not a regular file of a sane size.
+    #[error("{}: {source}", path.display())]
+    Unreadable {
+        /// The manifest file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// It is not JSON of the manifest's shape.
+    #[error("{}: not a valid manifest: {source}", path.display())]
+    Malformed {
+        /// The manifest file.
+        path: PathBuf,
+        /// The parser's word.
+        #[source]
+        source: Arc<serde_json::Error>,
+    },
+    /// Another version of the format.
+    #[error("{}: manifest version {found} is not supported (this freezeframe reads version {MANIFEST_VERSION})", path.display())]
+    Version {
+        /// The manifest file.
+        path: PathBuf,
+        /// The version it says.
+        found: u32,
+    },
+    /// It names something a run cannot hold.
+    #[error("{}: not a valid manifest: {problem}", path.display())]
+    Invalid {
+        /// The manifest file.
+        path: PathBuf,
+        /// What it names.
+        #[source]
+        problem: ManifestProblem,
+    },
+    /// It is another run's (copied or planted here).
+    #[error("{}: the manifest is of run {run:?}, not of this folder", path.display())]
+    OtherRun {
+        /// The manifest file.
+        path: PathBuf,
+        /// The run it names.
+        run: String,
+    },
+}
+
+/// What makes a parsed manifest unusable ([`Manifest::check`]).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ManifestProblem {
+    /// A container id no config could hold.
+    #[error(transparent)]
+    BadId(#[from] BadContainerId),
+    /// A container listed twice.
+    #[error("container `{0}` is listed twice")]
+    Twice(String),
+    /// A file that is not one a run writes for the container.
+    #[error("container `{id}` names the file {name:?} ({kind:?}), which is not a file a run writes for it")]
+    StrayFile {
+        /// The container.
+        id: String,
+        /// The file name.
+        name: String,
+        /// What it claims to be.
+        kind: FileKind,
+    },
+}
 
 /// The result of one container's backup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,20 +286,27 @@ impl Manifest {
     /// symlink, FIFO or device) of at most [`MAX_MANIFEST`] bytes, whose
     /// every container id and file name is one a run can hold
     /// ([`Manifest::check`]).
-    pub fn read(path: &Path) -> Result<Self, String> {
-        let text = crate::sys::fs::read_regular(path, MAX_MANIFEST)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let m: Manifest = serde_json::from_slice(&text)
-            .map_err(|e| format!("{}: not a valid manifest: {e}", path.display()))?;
+    pub fn read(path: &Path) -> Result<Self, ManifestError> {
+        let text = crate::sys::fs::read_regular(path, MAX_MANIFEST).map_err(|e| {
+            ManifestError::Unreadable {
+                path: path.to_owned(),
+                source: Arc::new(e),
+            }
+        })?;
+        let m: Manifest = serde_json::from_slice(&text).map_err(|e| ManifestError::Malformed {
+            path: path.to_owned(),
+            source: Arc::new(e),
+        })?;
         if m.version != MANIFEST_VERSION {
-            return Err(format!(
-                "{}: manifest version {} is not supported (this freezeframe reads version {MANIFEST_VERSION})",
-                path.display(),
-                m.version
-            ));
+            return Err(ManifestError::Version {
+                path: path.to_owned(),
+                found: m.version,
+            });
         }
-        m.check()
-            .map_err(|e| format!("{}: not a valid manifest: {e}", path.display()))?;
+        m.check().map_err(|problem| ManifestError::Invalid {
+            path: path.to_owned(),
+            problem,
+        })?;
         Ok(m)
     }
 
@@ -234,12 +314,12 @@ impl Manifest {
     /// container id valid and listed once, and every file one this run
     /// writes for that container (`<id>.tar.zst`, `<id>.conf`, …), a plain
     /// name inside the run folder.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ManifestProblem> {
         let mut seen = std::collections::HashSet::new();
         for c in &self.containers {
             let id = crate::config::ContainerId::new(&c.id)?;
             if !seen.insert(c.id.as_str()) {
-                return Err(format!("container `{id}` is listed twice"));
+                return Err(ManifestProblem::Twice(c.id.clone()));
             }
             for f in &c.files {
                 let expected = match f.kind {
@@ -255,10 +335,11 @@ impl Manifest {
                     FileKind::Dump => f.name == crate::target::layout::dump_name(&id),
                 };
                 if !expected {
-                    return Err(format!(
-                        "container `{id}` names the file {:?} ({:?}), which is not a file a run writes for it",
-                        f.name, f.kind
-                    ));
+                    return Err(ManifestProblem::StrayFile {
+                        id: c.id.clone(),
+                        name: f.name.clone(),
+                        kind: f.kind,
+                    });
                 }
             }
         }

@@ -25,17 +25,14 @@ use crate::archive::{ArchiveOptions, TreeReport};
 use crate::config::TargetConfig;
 use crate::sys::{Cancel, CommandRunner, Faults};
 
-pub use browse::{BrowsePath, LsEntry};
+pub use browse::{BadBrowsePath, BrowsePath, LsEntry};
 pub use layout::RunId;
-pub use manifest::{
-    ContainerRecord, FileKind, FileRecord, FreezeWindow, Manifest, MountRecord, Outcome,
-    SnapshotRecord,
-};
+pub use manifest::{FileRecord, MountRecord, Outcome, SnapshotRecord};
 pub use report::Report;
 pub use repository::{RepoBackupRecord, RepoError};
 pub use restore::{RestoreError, RestoreRequest, RestoreResult};
 pub use retention::Retention;
-pub use store::{RunListing, Store, StoreError};
+pub use store::{Store, StoreError};
 
 /// A target operation failed.
 #[derive(Debug, thiserror::Error)]

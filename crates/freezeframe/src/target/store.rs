@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use super::layout::{RunId, MANIFEST_NAME, RUN_OWNER_NAME};
-use super::manifest::{ContainerRecord, FileKind, FileRecord, Manifest, Outcome};
+use super::manifest::{ContainerRecord, FileKind, FileRecord, Manifest, ManifestError, Outcome};
 use crate::archive::hashing::hash_file;
 use crate::sys::Owner;
 
@@ -37,8 +37,8 @@ pub enum StoreError {
         scope: String,
     },
     /// A manifest is unreadable.
-    #[error("{0}")]
-    BadManifest(String),
+    #[error(transparent)]
+    BadManifest(ManifestError),
 }
 
 /// A run folder, complete or not.
@@ -49,7 +49,7 @@ pub struct RunListing {
     /// Its folder.
     pub path: PathBuf,
     /// Its manifest; `Err` when missing (incomplete run) or unreadable.
-    pub manifest: Result<Manifest, String>,
+    pub manifest: Result<Manifest, ManifestError>,
     /// The process still writing it (no manifest yet, its writer alive).
     pub in_progress: Option<Owner>,
 }
@@ -180,15 +180,14 @@ impl Store {
                         if m.run == id.as_str() {
                             Ok(m)
                         } else {
-                            Err(format!(
-                                "{}: the manifest is of run {:?}, not of this folder",
-                                mpath.display(),
-                                m.run
-                            ))
+                            Err(ManifestError::OtherRun {
+                                path: mpath.clone(),
+                                run: m.run,
+                            })
                         }
                     })
                 } else {
-                    Err("incomplete: no manifest".into())
+                    Err(ManifestError::Missing)
                 };
                 let in_progress = match &manifest {
                     Ok(_) => None,
@@ -231,12 +230,12 @@ impl Store {
         let candidates = match run {
             Some(name) => {
                 let r = self.run(name)?;
-                if let Err(e) = &r.manifest {
-                    return Err(if e.starts_with("incomplete") {
-                        StoreError::Incomplete(name.to_owned())
-                    } else {
-                        StoreError::BadManifest(e.clone())
-                    });
+                match &r.manifest {
+                    Ok(_) => {}
+                    Err(ManifestError::Missing) => {
+                        return Err(StoreError::Incomplete(name.to_owned()))
+                    }
+                    Err(e) => return Err(StoreError::BadManifest(e.clone())),
                 }
                 vec![r]
             }
@@ -322,7 +321,7 @@ impl Store {
                         run: r.id.to_string(),
                         container: String::new(),
                         file: MANIFEST_NAME.into(),
-                        problem: in_progress.is_none().then(|| e.clone()),
+                        problem: in_progress.is_none().then(|| e.to_string()),
                         in_progress,
                     });
                     continue;

@@ -82,8 +82,9 @@ pub enum Pick {
 /// Chooses what of a stream is restored.
 pub trait Selector {
     /// The fate of the entry at stored `path` of type `kind` (a link's
-    /// target in `link`); `Err`: the selection cannot be restored.
-    fn pick(&mut self, path: &[u8], kind: EntryType, link: Option<&[u8]>) -> Result<Pick, String>;
+    /// target in `link`). The extractor still checks the entry: a selector
+    /// only chooses.
+    fn pick(&mut self, path: &[u8], kind: EntryType, link: Option<&[u8]>) -> Pick;
 }
 
 /// Restores everything.
@@ -91,8 +92,8 @@ pub trait Selector {
 pub struct Everything;
 
 impl Selector for Everything {
-    fn pick(&mut self, _: &[u8], _: EntryType, _: Option<&[u8]>) -> Result<Pick, String> {
-        Ok(Pick::Restore)
+    fn pick(&mut self, _: &[u8], _: EntryType, _: Option<&[u8]>) -> Pick {
+        Pick::Restore
     }
 }
 
@@ -233,9 +234,7 @@ impl Run {
         // Checked before the selector sees it: a hostile name is refused
         // whether or not it is selected.
         components(&e.path).map_err(|r| self.hostile(&shown, r))?;
-        let pick = select
-            .pick(&e.path, e.kind, e.link.as_deref())
-            .map_err(ExtractError::Selection)?;
+        let pick = select.pick(&e.path, e.kind, e.link.as_deref());
         let (path, link) = match pick {
             Pick::Skip => return Ok(()),
             Pick::Ancestor if e.kind != EntryType::Directory => {
@@ -418,12 +417,6 @@ impl Run {
     }
 }
 
-/// Parses a pax time (`1700000000.123456789`, possibly negative) into
-/// the normalised form `utimensat` takes.
-pub fn parse_pax_time(s: &str) -> Option<Timespec> {
-    Timestamp::parse_pax(s).map(timespec)
-}
-
 fn write_sparse(entry: &mut impl Read, file: &mut File, realsize: u64) -> io::Result<u64> {
     let (segs, _) = sparse::decode_map(entry)?;
     let mut written = 0;
@@ -465,14 +458,15 @@ mod tests {
 
     #[test]
     fn pax_time_parsing() {
-        let t = parse_pax_time("1700000000.5").unwrap();
+        let p = |s| Timestamp::parse_pax(s).map(timespec);
+        let t = p("1700000000.5").unwrap();
         assert_eq!((t.tv_sec, t.tv_nsec), (1_700_000_000, 500_000_000));
-        let t = parse_pax_time("-1.500000000").unwrap();
+        let t = p("-1.500000000").unwrap();
         assert_eq!((t.tv_sec, t.tv_nsec), (-2, 500_000_000));
-        let t = parse_pax_time("42").unwrap();
+        let t = p("42").unwrap();
         assert_eq!((t.tv_sec, t.tv_nsec), (42, 0));
-        assert!(parse_pax_time("x").is_none());
-        assert!(parse_pax_time("-1.-500000000").is_none());
+        assert!(p("x").is_none());
+        assert!(p("-1.-500000000").is_none());
     }
 
     fn tar_with(entries: &[(&str, EntryType, &str, &[u8])]) -> Vec<u8> {

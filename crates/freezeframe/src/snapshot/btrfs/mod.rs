@@ -43,16 +43,6 @@ impl BtrfsProvider {
         }
     }
 
-    /// The `btrfs` command creating a read-only snapshot of `source` at `dest`.
-    pub fn snapshot_cmd(source: &Path, dest: &Path) -> Cmd {
-        Cmd::new("btrfs")
-            .arg("subvolume")
-            .arg("snapshot")
-            .arg("-r")
-            .arg(source)
-            .arg(dest)
-    }
-
     /// The `btrfs` command deleting the subvolume at `path`.
     pub fn delete_cmd(path: &Path) -> Cmd {
         Cmd::new("btrfs")
@@ -102,10 +92,10 @@ impl BtrfsProvider {
                     volume: volume.to_owned(),
                     source,
                 })?;
-        parse_show(&out.stdout).map_err(|reason| SnapshotError::Unsuitable {
+        parse_show(&out.stdout).map_err(|e| SnapshotError::Unsuitable {
             volume: volume.to_owned(),
             path: path.to_owned(),
-            reason,
+            reason: e.to_string(),
         })
     }
 
@@ -255,13 +245,18 @@ impl SnapshotProvider for BtrfsProvider {
                 Self::io(&volume.name, &record, e)
             }
         })?;
-        let made = self
-            .runner
-            .run(&Self::snapshot_cmd(&volume.path, &snap.root));
+        // The ioctl, not `btrfs subvolume snapshot`: see `sys::btrfs_ioctl`.
+        let made = crate::sys::btrfs_ioctl::snapshot_readonly(
+            &volume.path,
+            &volume.snapshot_dir,
+            std::ffi::OsStr::new(name),
+        );
         if let Err(source) = made {
             let _ = std::fs::remove_file(&record);
-            return Err(SnapshotError::Command {
+            return Err(SnapshotError::Create {
                 volume: volume.name.clone(),
+                from: volume.path.clone(),
+                to: snap.root.clone(),
                 source,
             });
         }
@@ -334,11 +329,6 @@ mod tests {
 
     #[test]
     fn commands_are_built_as_expected() {
-        let c = BtrfsProvider::snapshot_cmd(Path::new("/srv/ct"), Path::new("/srv/.s/ff-1-data"));
-        assert_eq!(
-            c.to_string(),
-            "btrfs subvolume snapshot -r /srv/ct /srv/.s/ff-1-data"
-        );
         let d = BtrfsProvider::delete_cmd(Path::new("/srv/.s/ff-1-data"));
         assert_eq!(
             d.to_string(),

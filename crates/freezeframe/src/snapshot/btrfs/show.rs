@@ -22,11 +22,16 @@ fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     })
 }
 
+/// `btrfs subvolume show` output without a field every subvolume has.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no `{0}:` line in `btrfs subvolume show` output")]
+pub struct MissingField(pub &'static str);
+
 /// Parses the output of `LC_ALL=C btrfs subvolume show PATH`.
-pub fn parse_show(text: &str) -> Result<SubvolInfo, String> {
+pub fn parse_show(text: &str) -> Result<SubvolInfo, MissingField> {
     let uuid = field(text, "UUID")
         .filter(|u| u.len() == 36)
-        .ok_or_else(|| "no `UUID:` line in `btrfs subvolume show` output".to_owned())?;
+        .ok_or(MissingField("UUID"))?;
     let parent_uuid = match field(text, "Parent UUID") {
         None | Some("-") | Some("") => None,
         Some(p) => Some(p.to_owned()),
@@ -34,7 +39,7 @@ pub fn parse_show(text: &str) -> Result<SubvolInfo, String> {
     let flags = field(text, "Flags").unwrap_or("-");
     let generation = field(text, "Generation")
         .and_then(|g| g.parse().ok())
-        .ok_or_else(|| "no `Generation:` line in `btrfs subvolume show` output".to_owned())?;
+        .ok_or(MissingField("Generation"))?;
     Ok(SubvolInfo {
         uuid: uuid.to_owned(),
         parent_uuid,

@@ -49,10 +49,12 @@ impl Lv {
         self.attr(0) == 'V'
     }
     /// A thin pool.
+    #[cfg(test)]
     pub fn is_thin_pool(&self) -> bool {
         self.attr(0) == 't'
     }
     /// A classic (COW) snapshot.
+    #[cfg(test)]
     pub fn is_cow_snapshot(&self) -> bool {
         matches!(self.attr(0), 's' | 'S')
     }
@@ -61,6 +63,7 @@ impl Lv {
         self.attr(4) == 'I'
     }
     /// Carries the activation-skip flag (thin snapshots: activate with `-K`).
+    #[cfg(test)]
     pub fn skips_activation(&self) -> bool {
         self.attr(9) == 'k'
     }

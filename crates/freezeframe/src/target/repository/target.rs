@@ -45,11 +45,6 @@ impl RepoTarget {
         })
     }
 
-    /// The repository.
-    pub fn repo(&self) -> &Repo {
-        &self.repo
-    }
-
     fn snapshot(&self, b: &Backup) -> Result<SnapshotInfo, TargetError> {
         Ok(self.repo.find(&Selection {
             container: &b.container,

@@ -10,17 +10,18 @@ use tar::EntryType;
 
 use crate::archive::extract::{Pick, Selector};
 use crate::archive::read::{for_each, Flow, Resolved};
+use crate::archive::walk::Kind;
 use crate::target::browse::{escape, BrowsePath, LsEntry};
 use crate::target::TargetError;
 
-fn kind_of(t: EntryType) -> Option<&'static str> {
+fn kind_of(t: EntryType) -> Option<Kind> {
     Some(match t {
-        EntryType::Directory => "dir",
-        EntryType::Regular | EntryType::Continuous | EntryType::Link => "file",
-        EntryType::Symlink => "symlink",
-        EntryType::Fifo => "fifo",
-        EntryType::Char => "char",
-        EntryType::Block => "block",
+        EntryType::Directory => Kind::Dir,
+        EntryType::Regular | EntryType::Continuous | EntryType::Link => Kind::File,
+        EntryType::Symlink => Kind::Symlink,
+        EntryType::Fifo => Kind::Fifo,
+        EntryType::Char => Kind::Char,
+        EntryType::Block => Kind::Block,
         _ => return None,
     })
 }
@@ -77,7 +78,7 @@ pub(super) fn ls(src: impl Read, under: Option<&BrowsePath>) -> Result<Vec<LsEnt
                     ..f.clone()
                 };
             }
-        } else if entry.kind == "file" {
+        } else if entry.kind == Kind::File {
             files.insert(entry.raw_path.clone(), entry.clone());
         }
         let p = BrowsePath::from_stored(&entry.raw_path);
@@ -124,7 +125,7 @@ pub(super) fn cat(
             ))),
             other => Err(TargetError::Usage(format!(
                 "{want} is not a regular file ({})",
-                kind_of(other).unwrap_or("other")
+                kind_of(other).map_or("other", Kind::name)
             ))),
         });
         Ok(Flow::Stop)
@@ -193,31 +194,31 @@ impl Include {
 }
 
 impl Selector for Include {
-    fn pick(&mut self, path: &[u8], kind: EntryType, link: Option<&[u8]>) -> Result<Pick, String> {
+    fn pick(&mut self, path: &[u8], kind: EntryType, link: Option<&[u8]>) -> Pick {
         let p = BrowsePath::from_stored(path);
         if p.is_root() {
-            return Ok(Pick::Ancestor);
+            return Pick::Ancestor;
         }
         if self.includes.iter().any(|inc| p.is_within(inc)) {
             if kind == EntryType::Link {
                 let first = BrowsePath::from_stored(link.unwrap_or(b"")).to_bytes();
                 if let Some(to) = self.redirect.get(&first) {
                     // The first name's content went to `to` already.
-                    return Ok(if *to == p.to_bytes() {
+                    return if *to == p.to_bytes() {
                         Pick::Skip
                     } else {
                         Pick::LinkTo(to.clone())
-                    });
+                    };
                 }
             }
-            return Ok(Pick::Restore);
+            return Pick::Restore;
         }
         if self.includes.iter().any(|inc| p.is_ancestor_of(inc)) {
-            return Ok(Pick::Ancestor);
+            return Pick::Ancestor;
         }
         if let Some(to) = self.redirect.get(&p.to_bytes()) {
-            return Ok(Pick::As(to.clone()));
+            return Pick::As(to.clone());
         }
-        Ok(Pick::Skip)
+        Pick::Skip
     }
 }

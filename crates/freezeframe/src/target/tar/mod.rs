@@ -19,7 +19,7 @@ use crate::target::browse::{BrowsePath, LsEntry};
 use crate::target::manifest::{ContainerRecord, FileKind, Manifest, Outcome};
 use crate::target::report::{size, Report};
 use crate::target::restore::{RestoreRequest, RestoreResult};
-use crate::target::store::{FileCheck, RunListing, Store};
+use crate::target::store::{FileCheck, RunListing, Store, StoreError};
 use crate::target::{
     Backup, BackupWriter, PruneRequest, Target, TargetError, VerifyRequest, Which,
 };
@@ -117,7 +117,7 @@ impl Target for TarTarget {
         let m = run
             .manifest
             .as_ref()
-            .map_err(|e| TargetError::Usage(e.clone()))?;
+            .map_err(|e| StoreError::BadManifest(e.clone()))?;
         Ok(backup_of(&run, m, &rec))
     }
 
@@ -210,7 +210,7 @@ impl Report for RunList {
                     "in_progress": true, "pid": o.pid})
                 }
                 (Err(e), None) => {
-                    json!({"run": r.id.as_str(), "path": r.path, "complete": false, "problem": e})
+                    json!({"run": r.id.as_str(), "path": r.path, "complete": false, "problem": e.to_string()})
                 }
             })
             .collect()

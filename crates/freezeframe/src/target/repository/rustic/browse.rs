@@ -9,20 +9,21 @@ use rustic_core::repofile::{Node, NodeType};
 use rustic_core::{IndexedFull, Repository, TreeId};
 
 use super::tar_stream::split_dev;
+use crate::archive::walk::Kind;
 use crate::sys::time::Timestamp;
 use crate::target::browse::{escape, BrowsePath, LsEntry};
 use crate::target::repository::gomode::posix_mode;
 use crate::target::repository::{RepoError, RESERVED_DIR};
 
-fn kind(n: &Node) -> &'static str {
+fn kind(n: &Node) -> Kind {
     match n.node_type {
-        NodeType::Dir => "dir",
-        NodeType::File => "file",
-        NodeType::Symlink { .. } => "symlink",
-        NodeType::Fifo => "fifo",
-        NodeType::Chardev { .. } => "char",
-        NodeType::Dev { .. } => "block",
-        NodeType::Socket => "socket",
+        NodeType::Dir => Kind::Dir,
+        NodeType::File => Kind::File,
+        NodeType::Symlink { .. } => Kind::Symlink,
+        NodeType::Fifo => Kind::Fifo,
+        NodeType::Chardev { .. } => Kind::Char,
+        NodeType::Dev { .. } => Kind::Block,
+        NodeType::Socket => Kind::Socket,
     }
 }
 
