@@ -530,3 +530,36 @@ fn guest_orphans_are_removed_and_user_snapshots_survive() {
     );
     sh(&format!("lvremove -q -f {VG}/usersnap"));
 }
+
+#[test]
+#[ignore = "runs inside the LVM guest"]
+fn guest_lvm_classic_and_thin_keep_the_snapshot_contract() {
+    use freezeframe::contract::{snapshot_contract, SnapshotSubject};
+    let dir = tempfile::tempdir().unwrap();
+    guest_vg();
+    sh(&format!("lvcreate -q -y -W y -L 200m -T {VG}/ffcpool"));
+    let classic = TestLv::new("ct_contract", "100m", "ext4", None);
+    let thin = TestLv::new("ct_contract_thin", "100m", "ext4", Some("ffcpool"));
+    let cfg = config(
+        dir.path(),
+        &[
+            ("classic", &classic, "lvm", ""),
+            ("thin", &thin, "lvm-thin", ""),
+        ],
+        &[],
+    );
+    let config = freezeframe::load(&cfg).unwrap();
+    let runner = std::sync::Arc::new(freezeframe::SystemRunner);
+    for (i, thin) in [(0, false), (1, true)] {
+        let provider = freezeframe::LvmProvider::new(runner.clone(), thin);
+        snapshot_contract(&SnapshotSubject {
+            provider: &provider,
+            volume: config.volumes[i].clone(),
+            state_dir: &dir.path().join("state"),
+        });
+    }
+    assert!(tagged_lvs().is_empty(), "{:?}", tagged_lvs());
+    drop(thin);
+    drop(classic);
+    sh(&format!("lvremove -q -f {VG}/ffcpool"));
+}

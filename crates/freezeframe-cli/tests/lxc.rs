@@ -280,3 +280,42 @@ fn lxc_bad_input() {
     );
     assert_eq!(c.state(), "STOPPED");
 }
+
+#[test]
+fn the_lxc_runtime_keeps_the_contract() {
+    use freezeframe::contract::{runtime_contract, RuntimeSubject};
+    use freezeframe::Mode;
+    if !lxc_available() {
+        return;
+    }
+    let vol = LoopBtrfs::new("512M");
+    let lxcpath = vol.volume().join("lxc");
+    std::fs::create_dir(&lxcpath).unwrap();
+    let name = unique("ffk").replace('-', "");
+    let c = Lxc::create(&lxcpath, &name);
+    c.start();
+    let dir = tempfile::Builder::new()
+        .prefix("ff-lxc-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let config = freezeframe::load(&config(dir.path(), &vol.volume(), &lxcpath, &[&name])).unwrap();
+    let runtime = freezeframe::LxcRuntime::new(
+        std::sync::Arc::new(freezeframe::SystemRunner),
+        config.lxc.lxcpath.clone(),
+    );
+    for mode in [Mode::Snapshot, Mode::Stop] {
+        // At rest as LXC's own tools see it: frozen, or stopped.
+        runtime_contract(&RuntimeSubject {
+            runtime: &runtime,
+            spec: config.containers[0].clone(),
+            mode,
+            at_rest: &|| {
+                matches!(
+                    c.state().as_str(),
+                    "FROZEN" | "STOPPED" | "FREEZING" | "STOPPING"
+                )
+            },
+        });
+        c.start();
+    }
+}

@@ -449,3 +449,65 @@ fn checkpoint_into_a_repository_keeps_the_dump_and_restores_from_it() {
     let dump = std::fs::read_to_string(r.join("restored/101.dump")).unwrap();
     assert!(dump.starts_with("FFDUMP ctid=101"), "{dump}");
 }
+
+/// Runs the stand-ins by absolute path with `FF_VZ_ROOT` set, as `PATH`
+/// and the environment would on a host, without touching this process's
+/// own environment.
+struct StandinRunner {
+    root: PathBuf,
+}
+
+impl freezeframe::CommandRunner for StandinRunner {
+    fn run(
+        &self,
+        cmd: &freezeframe::Cmd,
+    ) -> Result<freezeframe::CommandOutput, freezeframe::CommandError> {
+        let prog = standins().join(cmd.program());
+        let mut c = freezeframe::Cmd::new(prog.to_str().unwrap()).env("FF_VZ_ROOT", &self.root);
+        for a in cmd.args() {
+            c = c.arg(a);
+        }
+        for (k, v) in cmd.envs() {
+            c = c.env(k, v);
+        }
+        if let Some(t) = cmd.time_limit() {
+            c = c.timeout(t);
+        }
+        freezeframe::SystemRunner.run(&c)
+    }
+}
+
+#[test]
+fn the_openvz_runtime_keeps_the_contract_in_every_mode() {
+    use freezeframe::contract::{runtime_contract, RuntimeSubject};
+    use freezeframe::Mode;
+    if !privileged() || !require("python3", which("python3")) {
+        return;
+    }
+    let vz = Vz::new();
+    let config = freezeframe::load(&vz.config).unwrap();
+    let runtime = freezeframe::OpenvzRuntime::new(
+        std::sync::Arc::new(StandinRunner {
+            root: vz.root.path().to_owned(),
+        }),
+        config.openvz.conf_dir.clone(),
+        freezeframe::CgroupRuntime::new(freezeframe::host_cgroup_mounts()),
+    );
+    // 101 names its cgroup; 102 does not (snapshot falls back to a
+    // checkpoint).
+    let cases = [
+        (0, Mode::Snapshot),
+        (0, Mode::Checkpoint),
+        (0, Mode::Suspend),
+        (0, Mode::Stop),
+        (1, Mode::Snapshot),
+    ];
+    for (i, mode) in cases {
+        runtime_contract(&RuntimeSubject {
+            runtime: &runtime,
+            spec: config.containers[i].clone(),
+            mode,
+            at_rest: &|| vz.cgs[i].is_frozen(),
+        });
+    }
+}

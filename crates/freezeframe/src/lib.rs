@@ -39,7 +39,8 @@ pub(crate) mod state;
 pub(crate) mod sys;
 pub(crate) mod target;
 
-// CONTRACT-PLACEHOLDER
+#[cfg(any(test, feature = "contract-tests"))]
+pub mod contract;
 
 /// Version of this library, recorded in every manifest.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -57,8 +58,8 @@ pub use crate::sys::{
 // config: the file and its model.
 pub use crate::config::{
     load, parse, to_toml, BadContainerId, BadSnapshotSize, Compression, Config, ConfigError,
-    Container, ContainerId, LevelOutOfRange, Mode, ProviderKind, Retention, RuntimeKind, Strategy,
-    TargetConfig, Volume, DEFAULT_CONFIG_PATH,
+    Container, ContainerId, ContainerSpec, LevelOutOfRange, Mode, ProviderKind, Retention,
+    RuntimeKind, Strategy, TargetConfig, Volume, DEFAULT_CONFIG_PATH,
 };
 
 // archive: errors a restore can end with.

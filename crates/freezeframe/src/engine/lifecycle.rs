@@ -142,30 +142,8 @@ pub fn execute(
 ) -> Result<RunResult, ExecError> {
     let clock: &dyn Clock = tools.clock.as_ref();
     let started_wall = clock.wall();
-    let store = target.runs();
     let state_dir = plan.state_dir.clone().unwrap_or_default();
-    let (run_id, dir) =
-        store.create_run(DateTime::<Utc>::from(started_wall), &tools.host, |r| {
-            Owner::me(&state_dir, r.as_str())
-        })?;
-    let journal = match &plan.state_dir {
-        Some(d) => match Journal::open(d, run_id.as_str()) {
-            Ok(j) => Some(Arc::new(j)),
-            Err(e) => {
-                let _ = super::cleanup::remove_incomplete_run(&dir);
-                return Err(e.into());
-            }
-        },
-        None => None,
-    };
-    let cleanup = Cleanup::new(journal);
-    let run_dir_token = match cleanup.register(Undo::RunDir(dir.clone())) {
-        Ok(t) => t,
-        Err(e) => {
-            let _ = super::cleanup::remove_incomplete_run(&dir);
-            return Err(e.into());
-        }
-    };
+    let (run_id, dir, cleanup, run_dir_token) = open_run(plan, tools, target, started_wall)?;
     tracing::info!(run = %run_id, dir = %dir.display(), "run started");
     let watch = Watch::default();
     let mut run = Run {
@@ -187,24 +165,7 @@ pub fn execute(
         watch: &watch,
         owner: Owner::me(&state_dir, run_id.as_str()),
     };
-    let job_start = run.hook(HookPhase::JobStart, None, None);
-    let ctx = WorkerCtx {
-        dir: &dir,
-        writer: target.writer(ArchiveOptions {
-            compression: plan.compression,
-            level: plan.level,
-            threads: plan.threads_per_job,
-        }),
-        observer,
-        clock,
-        cancel: &tools.cancel,
-        faults: &tools.faults,
-        mid_archive_hit: AtomicBool::new(false),
-        watch: &watch,
-        run: &run_id,
-        host: &tools.host,
-    };
-    match job_start {
+    match run.hook(HookPhase::JobStart, None, None) {
         Err(e) => {
             let ids: Vec<String> = run.records.iter().map(|r| r.id.clone()).collect();
             for id in ids {
@@ -212,39 +173,29 @@ pub fn execute(
             }
         }
         Ok(()) => {
-            let (job_tx, job_rx) = bounded::<Job>(plan.jobs);
-            let (done_tx, done_rx) = unbounded::<JobDone>();
-            std::thread::scope(|s| {
-                // Stops the watching thread when this body ends, even by a
-                // panic: the scope waits for every thread it spawned.
-                let _stop_watch = watch.stop_on_drop();
-                s.spawn(|| watch.run());
-                for _ in 0..plan.jobs {
-                    let (rx, tx, ctx) = (job_rx.clone(), done_tx.clone(), &ctx);
-                    s.spawn(move || worker(rx, tx, ctx));
-                }
-                drop(done_tx);
-                for vp in &plan.volumes {
-                    run.volume(&vp.volume, &vp.containers, &job_tx, &done_rx);
-                }
-                drop(job_tx);
-                for d in done_rx.iter() {
-                    run.finish_job(d);
-                }
-            });
+            let ctx = WorkerCtx {
+                dir: &dir,
+                writer: target.writer(ArchiveOptions {
+                    compression: plan.compression,
+                    level: plan.level,
+                    threads: plan.threads_per_job,
+                }),
+                observer,
+                clock,
+                cancel: &tools.cancel,
+                faults: &tools.faults,
+                mid_archive_hit: AtomicBool::new(false),
+                watch: &watch,
+                run: &run_id,
+                host: &tools.host,
+            };
+            run.archive_all(&ctx, &watch);
         }
     }
-    // Leases left (a worker died): release their snapshots.
-    let tokens: Vec<Token> = run.leases.drain().map(|(_, l)| l.token).collect();
-    for t in tokens {
-        if let Err(e) = run.cleanup.undo_now(t) {
-            run.warnings.push(e.to_string());
-        }
-    }
+    run.release_leases();
     run.flush_hooks();
     if let Some(signal) = tools.cancel.signal() {
-        let failures = run.cleanup.unwind();
-        for f in failures {
+        for f in run.cleanup.unwind() {
             tracing::error!("{f}");
         }
         run.end_hooks("interrupted");
@@ -268,15 +219,7 @@ pub fn execute(
         snapshots,
         warnings: run.warnings.clone(),
     };
-    let mpath = dir.join(MANIFEST_NAME);
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| ExecError::Manifest {
-        path: mpath.clone(),
-        source: e.into(),
-    })?;
-    atomic::write(&mpath, &json).map_err(|source| ExecError::Manifest {
-        path: mpath,
-        source,
-    })?;
+    write_manifest(&dir, &manifest)?;
     // The manifest exists: the run folder is complete, nothing to undo.
     run.cleanup.done(run_dir_token);
     let _ = std::fs::remove_file(dir.join(crate::target::layout::RUN_OWNER_NAME));
@@ -289,6 +232,92 @@ pub fn execute(
         dir,
         manifest,
     })
+}
+
+/// Creates the run folder (with its owner record), opens the journal and
+/// registers the folder's undo; on failure nothing of the run is left.
+fn open_run(
+    plan: &Plan,
+    tools: &Toolbox,
+    target: &dyn Target,
+    started: SystemTime,
+) -> Result<(RunId, PathBuf, Cleanup, Token), ExecError> {
+    let state_dir = plan.state_dir.clone().unwrap_or_default();
+    let (run_id, dir) =
+        target
+            .runs()
+            .create_run(DateTime::<Utc>::from(started), &tools.host, |r| {
+                Owner::me(&state_dir, r.as_str())
+            })?;
+    let journal = match &plan.state_dir {
+        Some(d) => match Journal::open(d, run_id.as_str()) {
+            Ok(j) => Some(Arc::new(j)),
+            Err(e) => {
+                let _ = super::cleanup::remove_incomplete_run(&dir);
+                return Err(e.into());
+            }
+        },
+        None => None,
+    };
+    let cleanup = Cleanup::new(journal);
+    match cleanup.register(Undo::RunDir(dir.clone())) {
+        Ok(t) => Ok((run_id, dir, cleanup, t)),
+        Err(e) => {
+            let _ = super::cleanup::remove_incomplete_run(&dir);
+            Err(e.into())
+        }
+    }
+}
+
+/// Writes the manifest last, atomically: from then on the run is complete.
+fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), ExecError> {
+    let mpath = dir.join(MANIFEST_NAME);
+    let json = serde_json::to_vec_pretty(manifest).map_err(|e| ExecError::Manifest {
+        path: mpath.clone(),
+        source: e.into(),
+    })?;
+    atomic::write(&mpath, &json).map_err(|source| ExecError::Manifest {
+        path: mpath,
+        source,
+    })?;
+    Ok(())
+}
+
+impl Run<'_> {
+    /// The windows, volume by volume, feeding the worker pool; the watch
+    /// thread polls the snapshots meanwhile. Returns when every job is done.
+    fn archive_all(&mut self, ctx: &WorkerCtx<'_>, watch: &Watch) {
+        let (job_tx, job_rx) = bounded::<Job>(self.plan.jobs);
+        let (done_tx, done_rx) = unbounded::<JobDone>();
+        std::thread::scope(|s| {
+            // Stops the watching thread when this body ends, even by a
+            // panic: the scope waits for every thread it spawned.
+            let _stop_watch = watch.stop_on_drop();
+            s.spawn(|| watch.run());
+            for _ in 0..self.plan.jobs {
+                let (rx, tx) = (job_rx.clone(), done_tx.clone());
+                s.spawn(move || worker(rx, tx, ctx));
+            }
+            drop(done_tx);
+            for vp in &self.plan.volumes {
+                self.volume(&vp.volume, &vp.containers, &job_tx, &done_rx);
+            }
+            drop(job_tx);
+            for d in done_rx.iter() {
+                self.finish_job(d);
+            }
+        });
+    }
+
+    /// Leases left (a worker died): their snapshots are released.
+    fn release_leases(&mut self) {
+        let tokens: Vec<Token> = self.leases.drain().map(|(_, l)| l.token).collect();
+        for t in tokens {
+            if let Err(e) = self.cleanup.undo_now(t) {
+                self.warnings.push(e.to_string());
+            }
+        }
+    }
 }
 
 impl Run<'_> {

@@ -223,172 +223,34 @@ fn cores() -> usize {
 
 /// Makes the plan and runs every check that does not change anything.
 pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Plan, PlanError> {
-    if req.all && !req.ids.is_empty() {
-        return Err(PlanError::Usage(
-            "give container ids or --all, not both".into(),
-        ));
-    }
-    if !req.all && req.ids.is_empty() {
-        return Err(PlanError::Usage(
-            "name the containers to back up, or pass --all".into(),
-        ));
-    }
-    let known = || {
-        config
-            .containers
-            .iter()
-            .map(|c| c.id.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let selected: Vec<&ContainerSpec> = if req.all {
-        config.containers.iter().collect()
-    } else {
-        let mut v: Vec<&ContainerSpec> = Vec::new();
-        for id in &req.ids {
-            let c = config
-                .container(id)
-                .ok_or_else(|| PlanError::UnknownContainer {
-                    id: id.clone(),
-                    known: if config.containers.is_empty() {
-                        "none".into()
-                    } else {
-                        known()
-                    },
-                })?;
-            if !v.iter().any(|x| x.id == c.id) {
-                v.push(c);
-            }
-        }
-        v
-    };
-    if selected.is_empty() {
-        return Err(PlanError::Usage(
-            "no containers are configured: add [[container]] tables to the config".into(),
-        ));
-    }
+    let selected = select(config, req)?;
     let mode = req.mode.unwrap_or(config.backup.mode);
-    let compression = req.compress.unwrap_or(config.backup.compress);
-    let level = match (req.level, req.compress) {
-        (Some(l), _) => l,
-        // A compressor changed on the command line gets its own default.
-        (None, Some(c)) if c != config.backup.compress => c.default_level(),
-        (None, _) => config.backup.level.unwrap_or(compression.default_level()),
-    };
-    compression
-        .check_level(level)
-        .map_err(|m| PlanError::Usage(format!("--level: {m}")))?;
-    let cores = cores();
-    let asked = match req.jobs.or(Some(config.backup.jobs).filter(|&j| j > 0)) {
-        Some(j) if !(1..=MAX_JOBS).contains(&j) => {
-            return Err(PlanError::Usage(format!(
-                "--jobs {j} is out of range: allowed 1 to {MAX_JOBS} containers archived at once"
-            )))
-        }
-        Some(j) => j,
-        // Default: half the cores, at least one.
-        None => (cores / 2).max(1),
-    };
-    // No more workers than containers, nor than the cores can keep busy.
-    let jobs = asked.min(selected.len()).min(cores * JOBS_PER_CORE).max(1);
-    let threads_per_job = (cores / jobs).max(1);
-
+    let strategy = req.strategy.unwrap_or(config.backup.strategy);
+    let (compression, level) = compression(config, req)?;
+    let (jobs, threads_per_job) = jobs(config, req, selected.len())?;
     // Unreadable: no mounts are known, none is warned about.
     let table = crate::sys::mountinfo::read(&tools.mountinfo).unwrap_or_default();
     let mut mounts = BTreeMap::new();
     let mut volumes: Vec<VolumePlan> = Vec::new();
     for spec in &selected {
-        let runtime = tools
-            .runtime(spec.runtime)
-            .ok_or_else(|| PlanError::Missing(format!("no {} runtime available", spec.runtime)))?;
-        if !runtime.supports(mode) {
-            return Err(RuntimeError::Unsupported {
-                id: spec.id.to_string(),
-                runtime: spec.runtime,
-                mode,
-            }
-            .into());
-        }
-        // The runtime fills in what the config left out.
-        let r = runtime.resolve(spec)?;
-        let vol = config
-            .volume_for(&r.private, spec.volume.as_deref())
-            .ok_or_else(|| PlanError::PrivateMissing {
-                id: spec.id.to_string(),
-                path: r.private.clone(),
-                problem: "is not inside any [[volume]] path: add a [[volume]] whose path holds it"
-                    .into(),
-            })?;
-        let c = &Container {
-            id: spec.id.clone(),
-            runtime: spec.runtime,
-            cgroup: spec.cgroup.clone(),
-            private: r.private,
-            volume: vol.name.clone(),
-            config: r.config,
-            running: r.running,
-        };
-        match std::fs::metadata(&c.private) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(PlanError::PrivateMissing {
-                    id: c.id.to_string(),
-                    path: c.private.clone(),
-                    problem: "is not a directory".into(),
-                })
-            }
-            Err(e) => {
-                return Err(PlanError::PrivateMissing {
-                    id: c.id.to_string(),
-                    path: c.private.clone(),
-                    problem: format!("cannot be read: {e}"),
-                })
-            }
-        }
-        if c.running {
-            runtime.check(c)?;
-        }
-        let inside = inner_mounts(&table, c, vol);
+        let (c, vol) = resolve(config, spec, mode, tools)?;
+        let inside = inner_mounts(&table, &c, vol);
         if !inside.is_empty() {
             mounts.insert(c.id.to_string(), inside);
         }
         match volumes.iter_mut().find(|v| v.volume.name == vol.name) {
-            Some(v) => v.containers.push(c.clone()),
+            Some(v) => v.containers.push(c),
             None => volumes.push(VolumePlan {
                 volume: vol.clone(),
-                containers: vec![c.clone()],
+                containers: vec![c],
             }),
         }
     }
-    for v in &volumes {
-        let p = tools.provider(v.volume.provider).ok_or_else(|| {
-            PlanError::Missing(format!(
-                "no {:?} snapshot provider available",
-                v.volume.provider
-            ))
-        })?;
-        // Snapshots alive at once: one per volume (group), or one per
-        // container being archived plus the next window's (each).
-        let live = match req.strategy.unwrap_or(config.backup.strategy) {
-            Strategy::Group => 1,
-            Strategy::Each => v.containers.len().min(jobs + 1),
-        };
-        p.check(&v.volume, live)?;
-    }
-    // A dry run checks what the real run would refuse, writing nothing.
-    let store = Store::new(config.target.path());
-    if req.dry_run {
-        store.check_usable()?;
-    } else {
-        store.check_writable()?;
-    }
-    crate::sys::fs::check_dir_usable(&config.state_dir).map_err(|source| PlanError::StateDir {
-        path: config.state_dir.clone(),
-        source,
-    })?;
+    check_volumes(&volumes, strategy, jobs, tools)?;
+    check_places(config, req.dry_run)?;
     Ok(Plan {
         mode,
-        strategy: req.strategy.unwrap_or(config.backup.strategy),
+        strategy,
         compression,
         level,
         jobs,
@@ -403,6 +265,184 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
         state_dir: Some(config.state_dir.clone()),
         volumes,
         mounts,
+    })
+}
+
+/// The containers asked for, each once, in the order named.
+fn select<'c>(
+    config: &'c Config,
+    req: &BackupRequest,
+) -> Result<Vec<&'c ContainerSpec>, PlanError> {
+    if req.all && !req.ids.is_empty() {
+        return Err(PlanError::Usage(
+            "give container ids or --all, not both".into(),
+        ));
+    }
+    if !req.all && req.ids.is_empty() {
+        return Err(PlanError::Usage(
+            "name the containers to back up, or pass --all".into(),
+        ));
+    }
+    let known = || match config.containers.is_empty() {
+        true => "none".to_owned(),
+        false => config
+            .containers
+            .iter()
+            .map(|c| c.id.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let mut selected: Vec<&ContainerSpec> = Vec::new();
+    if req.all {
+        selected = config.containers.iter().collect();
+    }
+    for id in &req.ids {
+        let c = config
+            .container(id)
+            .ok_or_else(|| PlanError::UnknownContainer {
+                id: id.clone(),
+                known: known(),
+            })?;
+        if !selected.iter().any(|x| x.id == c.id) {
+            selected.push(c);
+        }
+    }
+    if selected.is_empty() {
+        return Err(PlanError::Usage(
+            "no containers are configured: add [[container]] tables to the config".into(),
+        ));
+    }
+    Ok(selected)
+}
+
+/// The compressor and its level: the command line's, else the config's; a
+/// compressor changed on the command line gets its own default level.
+fn compression(config: &Config, req: &BackupRequest) -> Result<(Compression, i32), PlanError> {
+    let compression = req.compress.unwrap_or(config.backup.compress);
+    let level = match (req.level, req.compress) {
+        (Some(l), _) => l,
+        (None, Some(c)) if c != config.backup.compress => c.default_level(),
+        (None, _) => config.backup.level.unwrap_or(compression.default_level()),
+    };
+    compression
+        .check_level(level)
+        .map_err(|m| PlanError::Usage(format!("--level: {m}")))?;
+    Ok((compression, level))
+}
+
+/// How many containers are archived at once, and the compressor threads of
+/// each: asked for (1 to [`MAX_JOBS`]) or half the cores, never more than
+/// the containers nor than the cores can keep busy.
+fn jobs(
+    config: &Config,
+    req: &BackupRequest,
+    containers: usize,
+) -> Result<(usize, usize), PlanError> {
+    let cores = cores();
+    let asked = match req.jobs.or(Some(config.backup.jobs).filter(|&j| j > 0)) {
+        Some(j) if !(1..=MAX_JOBS).contains(&j) => {
+            return Err(PlanError::Usage(format!(
+                "--jobs {j} is out of range: allowed 1 to {MAX_JOBS} containers archived at once"
+            )))
+        }
+        Some(j) => j,
+        None => (cores / 2).max(1),
+    };
+    let jobs = asked.min(containers).min(cores * JOBS_PER_CORE).max(1);
+    Ok((jobs, (cores / jobs).max(1)))
+}
+
+/// A configured container as its runtime sees it, with its volume: the
+/// runtime supports the mode, the private area is a folder inside a
+/// volume, and a running container can be brought to rest.
+fn resolve<'c>(
+    config: &'c Config,
+    spec: &ContainerSpec,
+    mode: Mode,
+    tools: &Toolbox,
+) -> Result<(Container, &'c Volume), PlanError> {
+    let runtime = tools
+        .runtime(spec.runtime)
+        .ok_or_else(|| PlanError::Missing(format!("no {} runtime available", spec.runtime)))?;
+    if !runtime.supports(mode) {
+        return Err(RuntimeError::Unsupported {
+            id: spec.id.to_string(),
+            runtime: spec.runtime,
+            mode,
+        }
+        .into());
+    }
+    // The runtime fills in what the config left out.
+    let r = runtime.resolve(spec)?;
+    let missing = |problem: String| PlanError::PrivateMissing {
+        id: spec.id.to_string(),
+        path: r.private.clone(),
+        problem,
+    };
+    let vol = config
+        .volume_for(&r.private, spec.volume.as_deref())
+        .ok_or_else(|| {
+            missing(
+                "is not inside any [[volume]] path: add a [[volume]] whose path holds it".into(),
+            )
+        })?;
+    match std::fs::metadata(&r.private) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(missing("is not a directory".into())),
+        Err(e) => return Err(missing(format!("cannot be read: {e}"))),
+    }
+    let c = Container {
+        id: spec.id.clone(),
+        runtime: spec.runtime,
+        cgroup: spec.cgroup.clone(),
+        private: r.private,
+        volume: vol.name.clone(),
+        config: r.config,
+        running: r.running,
+    };
+    if c.running {
+        runtime.check(&c)?;
+    }
+    Ok((c, vol))
+}
+
+/// Each volume can hold the snapshots alive at once: one per volume
+/// (group), or one per container being archived plus the next window's
+/// (each).
+fn check_volumes(
+    volumes: &[VolumePlan],
+    strategy: Strategy,
+    jobs: usize,
+    tools: &Toolbox,
+) -> Result<(), PlanError> {
+    for v in volumes {
+        let p = tools.provider(v.volume.provider).ok_or_else(|| {
+            PlanError::Missing(format!(
+                "no {:?} snapshot provider available",
+                v.volume.provider
+            ))
+        })?;
+        let live = match strategy {
+            Strategy::Group => 1,
+            Strategy::Each => v.containers.len().min(jobs + 1),
+        };
+        p.check(&v.volume, live)?;
+    }
+    Ok(())
+}
+
+/// The target and the state dir can be written (a dry run checks what the
+/// real run would refuse, writing nothing).
+fn check_places(config: &Config, dry_run: bool) -> Result<(), PlanError> {
+    let store = Store::new(config.target.path());
+    if dry_run {
+        store.check_usable()?;
+    } else {
+        store.check_writable()?;
+    }
+    crate::sys::fs::check_dir_usable(&config.state_dir).map_err(|source| PlanError::StateDir {
+        path: config.state_dir.clone(),
+        source,
     })
 }
 

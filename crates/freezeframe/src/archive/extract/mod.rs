@@ -13,6 +13,7 @@ mod fs;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -292,29 +293,8 @@ impl Run {
                 });
             }
             EntryType::Regular | EntryType::Continuous => {
-                let fd = rustix::fs::openat(
-                    &parent,
-                    *name,
-                    OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::WRONLY
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|err| io_err(&shown)(errno_io(err)))?;
-                let mut file = File::from(fd);
-                let n = match e.info.sparse_realsize {
-                    Some(real) => write_sparse(e.entry, &mut file, real),
-                    None => io::copy(e.entry, &mut file),
-                }
-                .map_err(io_err(&shown))?;
-                self.report.bytes += n;
-                x.chown(&file, None, e.uid, e.gid).map_err(io_err(&shown))?;
-                rustix::fs::fchmod(&file, Mode::from_raw_mode(e.mode & 0o7777))
-                    .map_err(|err| io_err(&shown)(errno_io(err)))?;
-                x.set_xattrs(&parent, Some(name), &e.info, &mut self.report);
-                x.set_times(&parent, name, mtime).map_err(io_err(&shown))?;
+                self.write_file(&parent, name, e, mtime)
+                    .map_err(io_err(&shown))?;
             }
             EntryType::Symlink => {
                 let target =
@@ -326,49 +306,10 @@ impl Run {
                 x.set_xattrs(&parent, Some(name), &e.info, &mut self.report);
                 x.set_times(&parent, name, mtime).map_err(io_err(&shown))?;
             }
-            EntryType::Link => {
-                let target =
-                    link.ok_or_else(|| self.hostile(&shown, "hardlink without a target".into()))?;
-                let tcomps = components(&target)
-                    .map_err(|r| self.hostile(&shown, format!("hardlink target: {r}")))?;
-                let (tname, tparents) = tcomps
-                    .split_last()
-                    .ok_or_else(|| self.hostile(&shown, "hardlink to the target root".into()))?;
-                let tparent = x.open_parent(tparents).map_err(|_| {
-                    self.hostile(
-                        &shown,
-                        "hardlink target is outside the target or behind a symlink".into(),
-                    )
-                })?;
-                rustix::fs::linkat(&tparent, *tname, &parent, *name, AtFlags::empty())
-                    .map_err(|err| io_err(&shown)(errno_io(err)))?;
-            }
+            EntryType::Link => self.hardlink(&parent, name, link, &shown)?,
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let ft = match e.kind {
-                    EntryType::Char => rustix::fs::FileType::CharacterDevice,
-                    EntryType::Block => rustix::fs::FileType::BlockDevice,
-                    _ => rustix::fs::FileType::Fifo,
-                };
-                let (major, minor) = e.device.unwrap_or((0, 0));
-                rustix::fs::mknodat(
-                    &parent,
-                    *name,
-                    ft,
-                    Mode::from_raw_mode(e.mode & 0o7777),
-                    rustix::fs::makedev(major, minor),
-                )
-                .map_err(|err| io_err(&shown)(errno_io(err)))?;
-                x.chown(&parent, Some(name), e.uid, e.gid)
+                self.make_node(&parent, name, e, mtime)
                     .map_err(io_err(&shown))?;
-                rustix::fs::chmodat(
-                    &parent,
-                    *name,
-                    Mode::from_raw_mode(e.mode & 0o7777),
-                    AtFlags::empty(),
-                )
-                .map_err(|err| io_err(&shown)(errno_io(err)))?;
-                x.set_xattrs(&parent, Some(name), &e.info, &mut self.report);
-                x.set_times(&parent, name, mtime).map_err(io_err(&shown))?;
             }
             other => {
                 self.report.warnings.push(format!(
@@ -379,6 +320,80 @@ impl Run {
         }
         self.report.entries += 1;
         Ok(())
+    }
+
+    /// A regular file, its data (sparse or not), owner, mode, xattrs, mtime.
+    fn write_file<R: Read>(
+        &mut self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        e: &mut Resolved<'_, '_, R>,
+        mtime: Timespec,
+    ) -> io::Result<()> {
+        let fd = rustix::fs::openat(
+            parent,
+            name,
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )?;
+        let mut file = File::from(fd);
+        self.report.bytes += match e.info.sparse_realsize {
+            Some(real) => write_sparse(e.entry, &mut file, real),
+            None => io::copy(e.entry, &mut file),
+        }?;
+        self.x.chown(&file, None, e.uid, e.gid)?;
+        rustix::fs::fchmod(&file, Mode::from_raw_mode(e.mode & 0o7777))?;
+        self.x
+            .set_xattrs(parent, Some(name), &e.info, &mut self.report);
+        self.x.set_times(parent, name, mtime)
+    }
+
+    /// A hardlink to an entry already restored: its target, too, is
+    /// checked component by component and reached without symlinks.
+    fn hardlink(
+        &self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        link: Option<Vec<u8>>,
+        shown: &str,
+    ) -> Result<(), ExtractError> {
+        let target = link.ok_or_else(|| self.hostile(shown, "hardlink without a target".into()))?;
+        let tcomps = components(&target)
+            .map_err(|r| self.hostile(shown, format!("hardlink target: {r}")))?;
+        let (tname, tparents) = tcomps
+            .split_last()
+            .ok_or_else(|| self.hostile(shown, "hardlink to the target root".into()))?;
+        let tparent = self.x.open_parent(tparents).map_err(|_| {
+            self.hostile(
+                shown,
+                "hardlink target is outside the target or behind a symlink".into(),
+            )
+        })?;
+        rustix::fs::linkat(&tparent, *tname, parent, name, AtFlags::empty())
+            .map_err(|err| io_err(shown)(errno_io(err)))
+    }
+
+    /// A device node or a FIFO, with owner, mode, xattrs and mtime.
+    fn make_node<R: Read>(
+        &mut self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        e: &Resolved<'_, '_, R>,
+        mtime: Timespec,
+    ) -> io::Result<()> {
+        let ft = match e.kind {
+            EntryType::Char => rustix::fs::FileType::CharacterDevice,
+            EntryType::Block => rustix::fs::FileType::BlockDevice,
+            _ => rustix::fs::FileType::Fifo,
+        };
+        let (major, minor) = e.device.unwrap_or((0, 0));
+        let mode = Mode::from_raw_mode(e.mode & 0o7777);
+        rustix::fs::mknodat(parent, name, ft, mode, rustix::fs::makedev(major, minor))?;
+        self.x.chown(parent, Some(name), e.uid, e.gid)?;
+        rustix::fs::chmodat(parent, name, mode, AtFlags::empty())?;
+        self.x
+            .set_xattrs(parent, Some(name), &e.info, &mut self.report);
+        self.x.set_times(parent, name, mtime)
     }
 
     /// Directory modes and mtimes last, deepest first: children are in

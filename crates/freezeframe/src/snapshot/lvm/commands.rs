@@ -1,0 +1,74 @@
+//! The LVM commands freezeframe runs, built as data (tested in `tests.rs`),
+//! and the arithmetic of a classic snapshot's size.
+
+use super::report::{LV_FIELDS, VG_FIELDS};
+use super::{MIB, TAG};
+use crate::config::SnapshotSize;
+use crate::sys::{Cmd, Owner};
+
+/// `lvs` as JSON, of `target` (`vg`, `vg/lv`, or all), optionally only
+/// freezeframe-tagged LVs.
+pub fn lvs_cmd(target: Option<&str>, tagged_only: bool) -> Cmd {
+    let mut c = Cmd::new("lvs")
+        .arg("--reportformat")
+        .arg("json")
+        .arg("--units")
+        .arg("b")
+        .arg("--nosuffix")
+        .arg("-o")
+        .arg(LV_FIELDS);
+    if tagged_only {
+        c = c.arg("-S").arg(format!("lv_tags={TAG}"));
+    }
+    if let Some(t) = target {
+        c = c.arg(t);
+    }
+    c
+}
+
+/// `vgs` as JSON.
+pub fn vgs_cmd(vg: &str) -> Cmd {
+    Cmd::new("vgs")
+        .arg("--reportformat")
+        .arg("json")
+        .arg("--units")
+        .arg("b")
+        .arg("--nosuffix")
+        .arg("-o")
+        .arg(VG_FIELDS)
+        .arg(vg)
+}
+
+/// `lvcreate` of a snapshot of `origin` (`vg/lv`) tagged [`TAG`] and with
+/// its owner; `size_mib` for a classic snapshot, none for a thin one.
+pub fn create_cmd(origin: &str, name: &str, size_mib: Option<u64>, owner: &Owner) -> Cmd {
+    let mut c = Cmd::new("lvcreate").arg("-s");
+    if let Some(m) = size_mib {
+        c = c.arg("-L").arg(format!("{m}m"));
+    }
+    c.arg("-n")
+        .arg(name)
+        .arg("--addtag")
+        .arg(TAG)
+        .arg("--addtag")
+        .arg(owner.to_tag())
+        .arg(origin)
+}
+
+/// Mount options for a read-only snapshot of a file system still mounted
+/// from its origin.
+pub fn mount_options(fs_type: &str) -> &'static str {
+    match fs_type {
+        "ext4" | "ext3" | "ext2" => "ro,noload",
+        "xfs" => "ro,norecovery,nouuid",
+        _ => "ro",
+    }
+}
+
+/// Size of a classic snapshot of `origin` bytes, in MiB rounded up to whole
+/// extents of `extent` bytes.
+pub fn snapshot_mib(size: SnapshotSize, origin: u64, extent: u64) -> u64 {
+    let b = size.bytes_for(origin);
+    let extent = extent.max(MIB);
+    b.div_ceil(extent) * extent / MIB
+}
