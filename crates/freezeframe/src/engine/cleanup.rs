@@ -225,20 +225,9 @@ impl Cleanup {
 
     /// Runs the undo of `token` now and forgets it if it succeeded.
     pub fn undo_now(&self, token: Token) -> Result<(), UndoError> {
-        let undo = {
-            let g = self.items.lock().unwrap_or_else(|p| p.into_inner());
-            g.1.iter()
-                .find(|e| e.token == token)
-                .map(|e| e.undo.clone())
-        };
-        match undo {
-            None => Ok(()),
-            Some(u) => {
-                u.run()?;
-                self.done(token);
-                Ok(())
-            }
-        }
+        self.undo_unjournaled(token)?;
+        self.done(token);
+        Ok(())
     }
 
     /// Undoes everything still registered, newest first. Returns the failures.

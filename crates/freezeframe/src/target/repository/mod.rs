@@ -16,8 +16,6 @@ pub(crate) mod split;
 mod target;
 mod writer;
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 
 pub use password::read_password;
@@ -83,25 +81,6 @@ impl RepoError {
     pub fn is_consumer_gone(&self) -> bool {
         matches!(self, RepoError::StreamClosed(_))
     }
-}
-
-/// One container to back up into the repository.
-#[derive(Debug, Clone)]
-pub struct ContainerBackup<'a> {
-    /// Container id (the snapshot label and the `ct:<id>` tag).
-    pub id: &'a str,
-    /// Run id (the `run:<run>` tag).
-    pub run: &'a str,
-    /// Host name recorded in the snapshot.
-    pub host: &'a str,
-    /// The container's private area as seen in the read-only snapshot.
-    pub source: &'a Path,
-    /// Its config file, stored as `.freezeframe/config`.
-    pub config: Option<&'a Path>,
-    /// Its memory dump, stored as `.freezeframe/dump`.
-    pub dump: Option<&'a Path>,
-    /// Freeze window of this run, recorded in the snapshot's description.
-    pub freeze_ms: Option<f64>,
 }
 
 /// What one container's backup did, as recorded in the run manifest.

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{ContainerBackup, Repo, RepoBackupRecord};
+use super::{Repo, RepoBackupRecord};
 use crate::archive::TreeReport;
 use crate::target::{BackupWriter, ContainerJob, PendingBackup, TargetError, Written};
 
@@ -20,17 +20,7 @@ impl BackupWriter for RepoWriter {
         // The first call is where the `mid-archive` fault point and a
         // cancelled run are noticed.
         (job.progress)(0).map_err(|_| TargetError::Interrupted)?;
-        let id = job.id.to_string();
-        let req = ContainerBackup {
-            id: &id,
-            run: job.run.as_str(),
-            host: job.host,
-            source: job.source,
-            config: job.config,
-            dump: job.dump,
-            freeze_ms: job.freeze_ms,
-        };
-        let rec = self.repo.backup(&req, job.cancel)?;
+        let rec = self.repo.backup(job)?;
         let _ = (job.progress)(rec.bytes_read);
         Ok(Box::new(Pending {
             repo: self.repo.clone(),

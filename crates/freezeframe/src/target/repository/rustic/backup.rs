@@ -21,11 +21,9 @@ use rustic_core::{BackupOptions, IndexedIdsStatus, Repository, RusticError, Snap
 
 use super::source::{CountingSource, Extra, Findings, Part};
 use super::{full_hex, Repo, Writer};
-use crate::sys::Cancel;
 use crate::target::repository::split::Split;
-use crate::target::repository::{
-    ContainerBackup, RepoBackupRecord, RepoError, PARTIAL_TAG, RESERVED_DIR, TAG,
-};
+use crate::target::repository::{RepoBackupRecord, RepoError, PARTIAL_TAG, RESERVED_DIR, TAG};
+use crate::target::ContainerJob;
 
 /// Lines of a partial snapshot's description naming what could not be read.
 pub(super) const MISSING_PREFIX: &str = "missing: ";
@@ -41,11 +39,8 @@ impl Repo {
     /// Backs up one container as one snapshot. Files that cannot be read
     /// are listed in the record (and the snapshot is tagged `partial`);
     /// a cancelled backup leaves no snapshot.
-    pub fn backup(
-        &self,
-        req: &ContainerBackup<'_>,
-        cancel: &Cancel,
-    ) -> Result<RepoBackupRecord, RepoError> {
+    pub fn backup(&self, req: &ContainerJob<'_>) -> Result<RepoBackupRecord, RepoError> {
+        let cancel = req.cancel;
         let t0 = Instant::now();
         let findings = Arc::new(Findings::default());
         let workers = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
@@ -113,7 +108,7 @@ impl Repo {
         let give_up = |err: RepoError| -> Result<RepoBackupRecord, RepoError> {
             if let Err(e) = self.remove(repo, &parts) {
                 // The next backup of this container removes them.
-                tracing::warn!(container = req.id, "{e}");
+                tracing::warn!(container = %req.id, "{e}");
             }
             Err(err)
         };
@@ -207,7 +202,7 @@ impl Repo {
     fn parent_and_leftovers(
         &self,
         repo: &Indexed,
-        req: &ContainerBackup<'_>,
+        req: &ContainerJob<'_>,
     ) -> Result<(Option<SnapshotFile>, Vec<SnapshotFile>), RepoError> {
         let ct = format!("ct:{}", req.id);
         let mut parent: Option<SnapshotFile> = None;
@@ -222,7 +217,7 @@ impl Repo {
             if s.tags.contains(PART_TAG) && s.tags.contains(&ct) {
                 leftovers.push(s);
             } else if s.tags.contains(TAG)
-                && s.label == req.id
+                && s.label == req.id.as_str()
                 && parent.as_ref().is_none_or(|p| s.time > p.time)
             {
                 parent = Some(s);
@@ -245,7 +240,7 @@ impl Repo {
     fn merge(
         &self,
         repo: &Indexed,
-        req: &ContainerBackup<'_>,
+        req: &ContainerJob<'_>,
         parts: &[SnapshotFile],
         parent: Option<&SnapshotFile>,
         unreadable: &[String],
@@ -318,7 +313,7 @@ impl Repo {
             .find(|s| {
                 s.tags.contains(TAG)
                     && s.tags.contains(&run)
-                    && s.label == req.id
+                    && s.label == req.id.as_str()
                     && s.hostname == req.host
             })
             .ok_or_else(|| self.err("saving the snapshot", "saved snapshot not found"))
@@ -328,11 +323,11 @@ impl Repo {
 /// Label, host, tags and description of the container's snapshot (with
 /// `kind` as the first tag: `freezeframe`, or the part tag).
 fn snapshot_options(
-    req: &ContainerBackup<'_>,
+    req: &ContainerJob<'_>,
     kind: &str,
 ) -> Result<SnapshotOptions, Box<RusticError>> {
     let mut o = SnapshotOptions::default()
-        .label(req.id.to_owned())
+        .label(req.id.to_string())
         .host(req.host.to_owned())
         .command("freezeframe backup".to_owned())
         .add_tags(&format!("{kind},ct:{},run:{}", req.id, req.run))?;
@@ -346,7 +341,7 @@ fn snapshot_options(
 }
 
 /// The config file and memory dump, stored under the reserved folder.
-fn extras(req: &ContainerBackup<'_>) -> Vec<Extra> {
+fn extras(req: &ContainerJob<'_>) -> Vec<Extra> {
     let mut extras = Vec::new();
     if let Some(c) = req.config {
         extras.push(Extra {
