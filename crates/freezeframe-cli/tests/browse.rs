@@ -12,7 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use common::tree::{assert_same, describe};
-use common::{local_repo_env, privileged, sh, CgVersion, Ct, Env, LoopBtrfs, TestCgroup};
+use common::{local_repo_env, privileged, sh, Ct, Env};
 use serde_json::Value;
 
 fn build(p: &Path) {
@@ -48,6 +48,15 @@ fn os(s: &str) -> &OsStr {
     OsStr::new(s)
 }
 
+/// `restore 101 --to TO --include P...`.
+fn restore_include(env: &Env, to: &std::path::Path, includes: &[&str]) -> (i32, Vec<u8>, String) {
+    let mut args = vec![os("restore"), os("101"), os("--to"), to.as_os_str()];
+    for i in includes {
+        args.extend([os("--include"), os(i)]);
+    }
+    run_os(env, &args)
+}
+
 /// `ls --json`, without what restic does not record (hardlinks).
 fn ls(env: &Env, path: Option<&OsStr>) -> Vec<Value> {
     let mut args = vec![os("ls"), os("101"), os("--json")];
@@ -65,11 +74,7 @@ fn both_targets_answer_alike_and_refuse_the_same() {
     if !privileged() {
         return;
     }
-    let vol = LoopBtrfs::new("1G");
-    let mut cg = TestCgroup::new(CgVersion::V2);
-    cg.spawn(&["sleep", "1000"]);
-    let private = vol.volume().join("101");
-    std::fs::create_dir(&private).unwrap();
+    let (vol, cg, private) = common::volume_with_container("101");
     build(&private);
     let conf = vol.dir.path().join("101.conf");
     std::fs::write(&conf, "hostname=ct101\n").unwrap();
@@ -151,19 +156,7 @@ fn both_targets_answer_alike_and_refuse_the_same() {
     let mut got = Vec::new();
     for (name, env) in [("tar", &tar), ("repository", &repo)] {
         let to = vol.mnt.join(format!("include-{name}"));
-        let (code, out, err) = run_os(
-            env,
-            &[
-                os("restore"),
-                os("101"),
-                os("--to"),
-                to.as_os_str(),
-                os("--include"),
-                os("dir/sub"),
-                os("--include"),
-                os("/sp ace\nnewline"),
-            ],
-        );
+        let (code, out, err) = restore_include(env, &to, &["dir/sub", "/sp ace\nnewline"]);
         assert_eq!(code, 0, "{name}: {}{err}", String::from_utf8_lossy(&out));
         assert!(
             !vol.mnt.join(format!("include-{name}.conf")).exists(),
@@ -182,17 +175,7 @@ fn both_targets_answer_alike_and_refuse_the_same() {
     }
     for (name, env) in [("tar", &tar), ("repository", &repo)] {
         let to = vol.mnt.join(format!("only-{name}"));
-        run_os(
-            env,
-            &[
-                os("restore"),
-                os("101"),
-                os("--to"),
-                to.as_os_str(),
-                os("--include"),
-                os("dir"),
-            ],
-        );
+        restore_include(env, &to, &["dir"]);
         let top: Vec<String> = std::fs::read_dir(&to)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -201,17 +184,7 @@ fn both_targets_answer_alike_and_refuse_the_same() {
     }
     // A hardlink whose first name is not selected gets its content.
     let to = vol.mnt.join("hardlink");
-    let (code, _, err) = run_os(
-        &tar,
-        &[
-            os("restore"),
-            os("101"),
-            os("--to"),
-            to.as_os_str(),
-            os("--include"),
-            os("linked"),
-        ],
-    );
+    let (code, _, err) = restore_include(&tar, &to, &["linked"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         std::fs::read(to.join("linked/second")).unwrap(),
@@ -227,17 +200,7 @@ fn both_targets_answer_alike_and_refuse_the_same() {
             ("nosuch/file", "no"),
         ] {
             let to = vol.mnt.join("refused");
-            let (code, _, err) = run_os(
-                env,
-                &[
-                    os("restore"),
-                    os("101"),
-                    os("--to"),
-                    to.as_os_str(),
-                    os("--include"),
-                    os(path),
-                ],
-            );
+            let (code, _, err) = restore_include(env, &to, &[path]);
             assert_eq!(code, 2, "--include {path}: {err}");
             assert!(err.contains(why), "--include {path}: {err}");
             assert!(!to.exists(), "--include {path}: something was written");

@@ -12,9 +12,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{
-    local_repo_env, privileged, require, sh, which, CgVersion, Ct, Env, LoopBtrfs, TestCgroup,
-};
+use common::{local_repo_env, privileged, require, sh, which, Ct, Env};
 use serde_json::Value;
 
 /// Describes a tree of any depth: relative path → type, mode, owner, mtime
@@ -125,11 +123,7 @@ fn times_deep_paths_and_inner_mounts_round_trip_in_both_targets() {
     if !privileged() || !require("python3", which("python3")) || !require("zstd", which("zstd")) {
         return;
     }
-    let vol = LoopBtrfs::new("1G");
-    let mut cg = TestCgroup::new(CgVersion::V2);
-    cg.spawn(&["sleep", "1000"]);
-    let private = vol.volume().join("101");
-    std::fs::create_dir(&private).unwrap();
+    let (vol, cg, private) = common::volume_with_container("101");
     build_times(&private);
     build_deep(&private);
     // A tmpfs mounted over a folder that has a file of its own beneath.

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use common::tree::{assert_same, describe, Node};
 use common::{
-    privileged, pw_file, repo_env, repo_env_with, require, sh, unique, which, workloads, CgVersion,
-    Ct, Env, LoopBtrfs, TestCgroup,
+    local_repo_env_uninit, privileged, pw_file, repo_env_with, require, sh, unique, which,
+    workloads, CgVersion, Ct, Env, LoopBtrfs, TestCgroup,
 };
 use serde_json::Value;
 
@@ -494,7 +494,7 @@ fn one_container(vol: &LoopBtrfs, id: &str, private: &Path) -> (Env, TestCgroup)
 fn one_container_no_init(vol: &LoopBtrfs, id: &str, private: &Path) -> (Env, TestCgroup) {
     let mut cg = TestCgroup::new(CgVersion::V2);
     cg.spawn(&["sleep", "600"]);
-    let env = repo_env(
+    let env = local_repo_env_uninit(
         &vol.volume(),
         &[Ct {
             id: id.into(),
@@ -502,23 +502,8 @@ fn one_container_no_init(vol: &LoopBtrfs, id: &str, private: &Path) -> (Env, Tes
             private: private.to_owned(),
             config: None,
         }],
-        env_repo_placeholder(),
-        "",
     );
-    fix_repo_path(&env);
     (env, cg)
-}
-
-/// A repository beside the env (its path is only known after `Env::new`).
-fn env_repo_placeholder() -> &'static str {
-    "/REPO_PLACEHOLDER"
-}
-
-fn fix_repo_path(env: &Env) {
-    let repo = env.dir.path().join("repo");
-    env.edit(|c| {
-        c.set("target.repository", common::config::path(&repo));
-    });
 }
 
 #[test]
@@ -590,8 +575,7 @@ fn prune_keeps_exactly_the_retained_snapshots() {
             }
         })
         .collect();
-    let env = repo_env(&vol.volume(), &cts, env_repo_placeholder(), "");
-    fix_repo_path(&env);
+    let env = local_repo_env_uninit(&vol.volume(), &cts);
     assert_eq!(env.run(&["init"]).0, 0);
     let mut runs = Vec::new();
     for run in 0..5 {

@@ -9,9 +9,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{
-    local_repo_env, privileged, require, sh, which, CgVersion, Ct, Env, LoopBtrfs, TestCgroup,
-};
+use common::{local_repo_env, privileged, require, sh, which, Ct, Env};
 
 /// Root without the capabilities that bypass file permissions.
 const UNPRIVILEGED_ROOT: [&str; 4] = [
@@ -51,11 +49,7 @@ fn restores_pick_complete_backups_and_never_write_through_symlinks() {
     if !privileged() || !require("setpriv", which("setpriv")) {
         return;
     }
-    let vol = LoopBtrfs::new("1G");
-    let mut cg = TestCgroup::new(CgVersion::V2);
-    cg.spawn(&["sleep", "1000"]);
-    let private = vol.volume().join("101");
-    std::fs::create_dir(&private).unwrap();
+    let (vol, cg, private) = common::volume_with_container("101");
     std::fs::write(private.join("ok.txt"), "v1\n").unwrap();
     let conf = vol.dir.path().join("101.conf");
     std::fs::write(&conf, "hostname=ct101\n").unwrap();

@@ -7,7 +7,7 @@
 mod common;
 
 use common::tree::{assert_same, describe};
-use common::{privileged, require, sh, which, CgVersion, Ct, Env, LoopBtrfs, TestCgroup};
+use common::{privileged, require, sh, which, Ct, Env};
 
 /// Creates every kind of entry the archive format must carry.
 fn build_tree(p: &std::path::Path) {
@@ -67,11 +67,7 @@ fn every_file_type_round_trips_through_gnu_tar_and_restore() {
     {
         return;
     }
-    let vol = LoopBtrfs::new("1G");
-    let mut cg = TestCgroup::new(CgVersion::V2);
-    cg.spawn(&["sleep", "1000"]);
-    let private = vol.volume().join("101");
-    std::fs::create_dir(&private).unwrap();
+    let (vol, cg, private) = common::volume_with_container("101");
     build_tree(&private);
     let conf = vol.dir.path().join("101.conf");
     std::fs::write(&conf, "hostname=ct101\n").unwrap();

@@ -329,6 +329,19 @@ impl Drop for TestCgroup {
     }
 }
 
+/// A 1 GiB loop-backed btrfs volume holding the empty private area of
+/// container `id`, and a cgroup with one sleeping process for it. Bind the
+/// three in this order (`let (vol, cg, private) = …`): locals drop in
+/// reverse, so the process goes before the volume.
+pub fn volume_with_container(id: &str) -> (LoopBtrfs, TestCgroup, PathBuf) {
+    let vol = LoopBtrfs::new("1G");
+    let mut cg = TestCgroup::new(CgVersion::V2);
+    cg.spawn(&["sleep", "1000"]);
+    let private = vol.volume().join(id);
+    std::fs::create_dir(&private).unwrap();
+    (vol, cg, private)
+}
+
 /// One container of a test config.
 pub struct Ct {
     pub id: String,
@@ -506,13 +519,20 @@ pub fn pw_file(env: &Env) -> PathBuf {
 
 /// An `Env` backing up into a new local repository beside it.
 pub fn local_repo_env(volume: &Path, cts: &[Ct]) -> Env {
+    let env = local_repo_env_uninit(volume, cts);
+    let (code, out, err) = env.run(&["init"]);
+    assert_eq!(code, 0, "init: {out}{err}");
+    env
+}
+
+/// [`local_repo_env`] with the repository not created yet.
+pub fn local_repo_env_uninit(volume: &Path, cts: &[Ct]) -> Env {
     let env = repo_env(volume, cts, "/REPO", "");
+    // The repository goes beside the config, known only once it exists.
     let repo = env.dir.path().join("repo");
     env.edit(|c| {
         c.set("target.repository", config::path(&repo));
     });
-    let (code, out, err) = env.run(&["init"]);
-    assert_eq!(code, 0, "init: {out}{err}");
     env
 }
 
