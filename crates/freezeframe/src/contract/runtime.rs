@@ -1,6 +1,6 @@
 //! The [`Runtime`] contract.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::{Container, ContainerSpec, Mode};
 use crate::runtime::{Quiesced, Runtime};
@@ -79,13 +79,22 @@ pub fn runtime_contract(s: &RuntimeSubject<'_>) {
     let _resume = Resume(rt, &ct, &q);
 
     // 2. At rest, together, within the budget.
+    let start = Instant::now();
     let rs = rt.quiesce_all(&[(&ct, &q)], BUDGET);
+    let answered = Instant::now();
     assert_eq!(rs.len(), 1, "contract: one answer per container");
     match &rs[0] {
-        Ok(after) => assert!(
-            *after <= BUDGET,
-            "contract: at rest after {after:?}, past the budget"
-        ),
+        Ok(at) => {
+            let after = at.saturating_duration_since(start);
+            assert!(
+                after <= BUDGET,
+                "contract: at rest after {after:?}, past the budget"
+            );
+            assert!(
+                *at >= start && *at <= answered,
+                "contract: the instant at rest is within the call"
+            );
+        }
         Err(e) => panic!("contract: {kind} brings {} to rest: {e}", ct.id),
     }
     assert!(

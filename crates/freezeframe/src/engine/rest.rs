@@ -4,7 +4,7 @@
 //! side. The last container asked is not held longer than the first.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::Container;
 use crate::runtime::{Quiesced, Runtime, RuntimeError};
@@ -13,9 +13,9 @@ use crate::runtime::{Quiesced, Runtime, RuntimeError};
 pub(super) type ToRest = (Container, Arc<dyn Runtime>, Quiesced);
 
 /// Brings all of `batch` to rest within `budget`; per container, in order,
-/// how long after the start it was confirmed at rest, or why it was not
-/// (it is then running).
-pub(super) fn rest_all(batch: &[ToRest], budget: Duration) -> Vec<Result<Duration, RuntimeError>> {
+/// the instant it was seen at rest (never before it was), or why it was
+/// not (it is then running).
+pub(super) fn rest_all(batch: &[ToRest], budget: Duration) -> Vec<Result<Instant, RuntimeError>> {
     // Groups of the same runtime, in first-seen order.
     let mut groups: Vec<(Arc<dyn Runtime>, Vec<usize>)> = Vec::new();
     for (i, (_, rt, _)) in batch.iter().enumerate() {
@@ -29,7 +29,7 @@ pub(super) fn rest_all(batch: &[ToRest], budget: Duration) -> Vec<Result<Duratio
             idx.iter().map(|&i| (&batch[i].0, &batch[i].2)).collect();
         rt.quiesce_all(&items, budget)
     };
-    let results: Vec<Vec<Result<Duration, RuntimeError>>> = if groups.len() == 1 {
+    let results: Vec<Vec<Result<Instant, RuntimeError>>> = if groups.len() == 1 {
         vec![run(&groups[0])]
     } else {
         std::thread::scope(|s| {
@@ -40,7 +40,7 @@ pub(super) fn rest_all(batch: &[ToRest], budget: Duration) -> Vec<Result<Duratio
                 .collect()
         })
     };
-    let mut out: Vec<Option<Result<Duration, RuntimeError>>> =
+    let mut out: Vec<Option<Result<Instant, RuntimeError>>> =
         (0..batch.len()).map(|_| None).collect();
     for ((_, idx), rs) in groups.iter().zip(results) {
         for (&i, r) in idx.iter().zip(rs) {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::plan::VolumePlan;
 use super::*;
@@ -23,6 +23,9 @@ struct FakeRuntime {
     log: Log,
     fail_freeze: Option<&'static str>,
     frozen: Mutex<Vec<String>>,
+    /// Milliseconds `quiesce_all` takes before it starts to freeze (as a
+    /// runtime that first looks its cgroups up).
+    setup_ms: AtomicU64,
 }
 
 impl Runtime for FakeRuntime {
@@ -66,6 +69,14 @@ impl Runtime for FakeRuntime {
         }
         self.frozen.lock().unwrap().push(ct.id.to_string());
         Ok(())
+    }
+    fn quiesce_all(
+        &self,
+        batch: &[(&Container, &Quiesced)],
+        budget: Duration,
+    ) -> Vec<Result<Instant, RuntimeError>> {
+        std::thread::sleep(Duration::from_millis(self.setup_ms.load(Ordering::SeqCst)));
+        crate::runtime::quiesce_each(self, batch, budget)
     }
     fn resume(&self, ct: &Container, _: &Quiesced) -> Result<(), RuntimeError> {
         self.log.lock().unwrap().push(format!("thaw {}", ct.id));
@@ -216,6 +227,7 @@ fn setup(
         log: log.clone(),
         fail_freeze,
         frozen: Mutex::default(),
+        setup_ms: AtomicU64::new(0),
     });
     let tools = Toolbox::new(
         vec![runtime.clone()],
@@ -286,6 +298,22 @@ fn each_takes_one_window_and_one_snapshot_per_container() {
     }
     assert_eq!(ev.iter().filter(|e| *e == "remove").count(), 3);
     assert_eq!(r.manifest.strategy, Strategy::Each);
+}
+
+/// The window starts when the runtime saw the container at rest, not when
+/// the runtime began: one that spends time before it freezes must not make
+/// the manifest claim rest before there was any (a heartbeat written in
+/// that gap would be "inside" the window).
+#[test]
+fn the_window_starts_when_rest_was_seen_not_when_the_runtime_began() {
+    let (b, plan, tools) = setup(&["a"], None, false, false, Strategy::Group);
+    b.runtime.setup_ms.store(60, Ordering::SeqCst);
+    let r = execute(&plan, &tools, &target(&plan), &SilentObserver).unwrap();
+    let w = r.manifest.container("a").unwrap().window.unwrap();
+    assert!(
+        w.frozen_ns - w.requested_ns >= Duration::from_millis(60).as_nanos() as i128,
+        "the window claims rest before the runtime froze: {w:?}"
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! before it is done.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::cleanup::{Token, Undo};
 use super::lifecycle::{ms, unix_ns, Run};
@@ -208,17 +208,21 @@ impl Run<'_> {
         for (ct, _, _) in &ready {
             self.observer.phase(ct.id.as_str(), &Phase::Freezing);
         }
+        // `start` before `w0`: `w0 + (at - start)` is then never earlier
+        // than the moment `at`, and the manifest's window never claims a
+        // container was at rest before it was.
+        let start = Instant::now();
         let (t0, w0) = (self.tools.clock.mono(), self.tools.clock.wall());
         let rested = rest_all(&ready, timeout / 2);
         let mut frozen = Vec::new();
         for (((ct, _, q), token), r) in ready.into_iter().zip(tokens.iter().copied()).zip(rested) {
             match r {
-                Ok(after) => frozen.push(Frozen {
+                Ok(at) => frozen.push(Frozen {
                     ct,
                     token,
                     t0,
                     requested: w0,
-                    confirmed: w0 + after,
+                    confirmed: w0 + at.saturating_duration_since(start),
                     dump: q.dump,
                 }),
                 Err(e) => {

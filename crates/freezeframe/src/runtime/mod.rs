@@ -6,7 +6,7 @@ pub mod lxc;
 pub mod openvz;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -138,14 +138,15 @@ pub trait Runtime: Send + Sync {
     fn quiesce(&self, ct: &Container, q: &Quiesced, timeout: Duration) -> Result<(), RuntimeError>;
     /// Brings every container of `batch` to rest at once, each within
     /// `budget`: one that is not is left running and fails alone, the
-    /// others stay at rest. Returns, per container in order, how long
-    /// after the start it was confirmed at rest. The default runs
+    /// others stay at rest. Returns, per container in order, the instant
+    /// it was seen at rest: taken after the runtime confirmed it, never
+    /// before (a manifest's window starts there). The default runs
     /// [`Runtime::quiesce`] for each on a thread of its own.
     fn quiesce_all(
         &self,
         batch: &[(&Container, &Quiesced)],
         budget: Duration,
-    ) -> Vec<Result<Duration, RuntimeError>> {
+    ) -> Vec<Result<Instant, RuntimeError>> {
         quiesce_each(self, batch, budget)
     }
     /// Lets it run again. Resuming a running container is not an error.
@@ -177,15 +178,15 @@ pub fn quiesce_each<R: Runtime + ?Sized>(
     rt: &R,
     batch: &[(&Container, &Quiesced)],
     budget: Duration,
-) -> Vec<Result<Duration, RuntimeError>> {
-    let t0 = std::time::Instant::now();
+) -> Vec<Result<Instant, RuntimeError>> {
+    let t0 = Instant::now();
     std::thread::scope(|s| {
         let running: Vec<_> = batch
             .iter()
             .map(|(c, q)| {
                 s.spawn(move || {
                     let left = budget.saturating_sub(t0.elapsed());
-                    rt.quiesce(c, q, left).map(|()| t0.elapsed())
+                    rt.quiesce(c, q, left).map(|()| Instant::now())
                 })
             })
             .collect();

@@ -209,10 +209,10 @@ impl Freezer {
 /// is not frozen longer than the first. Each not frozen within `budget` is
 /// thawed again and fails alone; the others stay frozen. Returns, per
 /// freezer in order, how long after the start it was confirmed.
-pub fn freeze_all(freezers: &[Freezer], budget: Duration) -> Vec<Result<Duration, RuntimeError>> {
+pub fn freeze_all(freezers: &[Freezer], budget: Duration) -> Vec<Result<Instant, RuntimeError>> {
     let t0 = Instant::now();
     let deadline = t0 + budget;
-    let mut out: Vec<Option<Result<Duration, RuntimeError>>> = freezers
+    let mut out: Vec<Option<Result<Instant, RuntimeError>>> = freezers
         .iter()
         .map(|f| f.request().err().map(Err))
         .collect();
@@ -225,7 +225,7 @@ pub fn freeze_all(freezers: &[Freezer], budget: Duration) -> Vec<Result<Duration
                 continue;
             }
             match f.confirmed() {
-                Ok(Ok(())) => out[i] = Some(Ok(t0.elapsed())),
+                Ok(Ok(())) => out[i] = Some(Ok(Instant::now())),
                 Ok(Err(state)) => {
                     last_state[i] = state;
                     pending = true;
@@ -252,7 +252,7 @@ pub fn freeze_all(freezers: &[Freezer], budget: Duration) -> Vec<Result<Duration
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(1));
     }
-    let out: Vec<Result<Duration, RuntimeError>> = out
+    let out: Vec<Result<Instant, RuntimeError>> = out
         .into_iter()
         .map(|r| r.expect("every freezer has a result"))
         .collect();

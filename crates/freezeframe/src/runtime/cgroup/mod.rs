@@ -7,7 +7,7 @@ mod freezer;
 pub use freezer::{freeze_all, Freezer, FreezerVersion};
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Listed, Quiesced, Resolved};
 use super::{Runtime, RuntimeError};
@@ -79,7 +79,7 @@ impl CgroupRuntime {
         &self,
         cts: impl Iterator<Item = &'c Container>,
         budget: Duration,
-    ) -> Vec<Result<Duration, RuntimeError>> {
+    ) -> Vec<Result<Instant, RuntimeError>> {
         let found: Vec<Result<Freezer, RuntimeError>> = cts.map(|c| self.freezer(c)).collect();
         let freezers: Vec<Freezer> = found
             .iter()
@@ -176,7 +176,7 @@ impl Runtime for CgroupRuntime {
         &self,
         batch: &[(&Container, &Quiesced)],
         budget: Duration,
-    ) -> Vec<Result<Duration, RuntimeError>> {
+    ) -> Vec<Result<Instant, RuntimeError>> {
         self.freeze_batch(batch.iter().map(|(c, _)| *c), budget)
     }
 

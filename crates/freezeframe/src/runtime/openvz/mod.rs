@@ -11,7 +11,7 @@ pub mod parse;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parse::{expand_ctid, shell_vars, vzlist_columns, vzlist_json, VzRow};
 
@@ -236,7 +236,7 @@ impl Runtime for OpenvzRuntime {
         &self,
         batch: &[(&Container, &Quiesced)],
         budget: Duration,
-    ) -> Vec<Result<Duration, RuntimeError>> {
+    ) -> Vec<Result<Instant, RuntimeError>> {
         // Containers frozen through their cgroup are frozen together; the
         // ones `vzctl` brings to rest run beside them.
         let (frozen, commanded): (Vec<usize>, Vec<usize>) = (0..batch.len())
@@ -250,7 +250,7 @@ impl Runtime for OpenvzRuntime {
             let cmds = cmds.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
             (cgroups, cmds)
         });
-        let mut out: Vec<Option<Result<Duration, RuntimeError>>> =
+        let mut out: Vec<Option<Result<Instant, RuntimeError>>> =
             (0..batch.len()).map(|_| None).collect();
         for (i, r) in frozen.into_iter().zip(by_cgroup) {
             out[i] = Some(r);
