@@ -13,7 +13,7 @@ pub use model::{
     LevelOutOfRange, LvmOptions, Mode, ProviderKind, RuntimeKind, SnapshotSize, Strategy, Volume,
 };
 pub use retention::Retention;
-pub use target::{Location, PasswordSource, RepositoryConfig, S3Options, TargetConfig, MAX_PARTS};
+pub use target::{Location, PasswordSource, RepositoryConfig, S3Options, TargetConfig};
 pub use validate::MAX_JOBS;
 
 use std::path::{Path, PathBuf};

@@ -12,9 +12,6 @@ use serde::Serialize;
 /// for a few percent more space (see `docs/BENCHMARKS.md`).
 pub const DEFAULT_COMPRESSION: i32 = 1;
 
-/// Most archivers one container is read by at once (`target.max_parts`).
-pub const MAX_PARTS: usize = 4;
-
 /// Where backups go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -70,8 +67,6 @@ pub struct RepositoryConfig {
     pub cache_dir: PathBuf,
     /// zstd level for data written, fixed at `init`.
     pub compression: i32,
-    /// Most archivers one container is read by at once (1..=[`MAX_PARTS`]).
-    pub max_parts: usize,
 }
 
 /// Where the repository lives.
@@ -156,7 +151,6 @@ struct RepositoryKeys<'a> {
     password_command: Option<&'a str>,
     cache_dir: &'a Path,
     compression: i32,
-    max_parts: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     s3: Option<&'a S3Options>,
 }
@@ -180,7 +174,6 @@ impl Serialize for RepositoryConfig {
             password_command: command,
             cache_dir: &self.cache_dir,
             compression: self.compression,
-            max_parts: self.max_parts,
             s3,
         }
         .serialize(s)

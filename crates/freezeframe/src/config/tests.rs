@@ -189,16 +189,15 @@ fn repository_target_local_and_s3() {
         }
     );
     assert_eq!(r.cache_dir, Path::new("/var/lib/freezeframe/repo-cache"));
-    assert_eq!(r.max_parts, MAX_PARTS, "the default is applied here");
     assert_eq!(r.compression, DEFAULT_COMPRESSION);
-    let c = parse(
+    // Older configs' `max_parts` still load (it has no effect).
+    parse(
         &with_target(
             "kind = \"repository\"\nrepository = \"/srv/repo\"\npassword_env = \"PW\"\nmax_parts = 1",
         ),
         Path::new("x"),
     )
     .unwrap();
-    assert_eq!(c.target.repository().cloned().unwrap().max_parts, 1);
 
     let c = parse(
         &with_target(
@@ -252,14 +251,6 @@ fn repository_target_mistakes_say_what_to_do() {
         (
             &format!("{base}\npassword_env = \"PW\"\ncompression = 30")[..],
             "target.compression = 30",
-        ),
-        (
-            &format!("{base}\npassword_env = \"PW\"\nmax_parts = 0")[..],
-            "target.max_parts = 0: allowed are 1",
-        ),
-        (
-            &format!("{base}\npassword_env = \"PW\"\nmax_parts = 9")[..],
-            "target.max_parts = 9",
         ),
         ("max_parts = 2", "apply only to kind = \"repository\""),
     ] {

@@ -8,7 +8,6 @@ use super::{absolute, line_of, Invalid};
 use crate::config::raw::RawTarget;
 use crate::config::target::{
     Location, PasswordSource, RepositoryConfig, S3Options, TargetConfig, DEFAULT_COMPRESSION,
-    MAX_PARTS,
 };
 
 /// The repository of a `kind = "repository"` target.
@@ -77,19 +76,13 @@ fn repository(rt: &RawTarget, state_dir: &Path) -> Result<RepositoryConfig, Stri
             ));
         }
     }
-    if let Some(n) = rt.max_parts {
-        if !(1..=MAX_PARTS).contains(&n) {
-            return Err(format!(
-                "target.max_parts = {n}: allowed are 1 (large files are not read separately) to {MAX_PARTS}"
-            ));
-        }
-    }
+    // `max_parts` split large containers into parts before freezeframe
+    // wrote the repository itself; it is accepted and has no effect.
     Ok(RepositoryConfig {
         location,
         password,
         cache_dir,
         compression: rt.compression.unwrap_or(DEFAULT_COMPRESSION),
-        max_parts: rt.max_parts.unwrap_or(MAX_PARTS),
     })
 }
 

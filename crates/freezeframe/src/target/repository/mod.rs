@@ -12,7 +12,6 @@ pub(crate) mod gomode;
 mod password;
 mod restore;
 mod rustic;
-pub(crate) mod split;
 mod target;
 mod writer;
 
@@ -105,9 +104,6 @@ pub struct RepoBackupRecord {
     pub bytes_added_packed: u64,
     /// How long the backup took, in milliseconds.
     pub duration_ms: f64,
-    /// How many archivers read the container side by side (see `split`).
-    #[serde(default)]
-    pub parts: u32,
     /// Files that could not be read (the snapshot is tagged `partial`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreadable: Vec<String>,

@@ -1,7 +1,9 @@
 //! The only place that speaks `rustic_core` (pinned to an exact version in
-//! the workspace `Cargo.toml`): open and create repositories, back up a
-//! container, list, stream a snapshot out for restore, check, forget and
-//! prune. An API change of rustic_core touches this module only.
+//! the workspace `Cargo.toml`): open and create repositories, list, stream
+//! a snapshot out for restore, check, forget and prune. Backups are
+//! written by freezeframe's own writer (`write`), which uses rustic_core's
+//! backends and its types of the format's JSON files. An API change of
+//! rustic_core touches this module only.
 //!
 //! All calls are blocking and made from plain threads; the S3 backend runs
 //! its own private I/O runtime.
@@ -11,18 +13,18 @@ mod browse;
 mod s3;
 mod source;
 mod tar_stream;
+mod write;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use rustic_backend::LocalBackend;
 use rustic_core::repofile::{SnapshotFile, SnapshotId};
 use rustic_core::{
-    CheckOptions, ConfigOptions, Credentials, Id, IndexedIdsStatus, KeyOptions, OpenStatus,
-    PruneOptions, ReadSubsetOption, Repository, RepositoryBackends, RepositoryOptions, RusticError,
-    WriteBackend,
+    CheckOptions, ConfigOptions, Credentials, Id, KeyOptions, OpenStatus, PruneOptions,
+    ReadSubsetOption, Repository, RepositoryBackends, RepositoryOptions, RusticError, WriteBackend,
 };
 
 use super::{CheckReport, RepoError, Selection, SnapshotInfo, PARTIAL_TAG, RESERVED_DIR, TAG};
@@ -44,17 +46,17 @@ pub struct InitReport {
 }
 
 type Opened = Option<Repository<OpenStatus>>;
-type Writer = Option<Repository<IndexedIdsStatus>>;
 
-/// An open repository. It is held either unindexed (`open`) or indexed for
-/// writing (`writer`), never both: rustic_core's states consume each other.
+/// An open repository: rustic_core's, for reading, checking and pruning,
+/// and freezeframe's writer's view of the same backend.
 pub struct Repo {
     location: String,
     open: Mutex<Opened>,
-    /// The indexed repository backups write through (indexed on first use).
-    writer: Mutex<Writer>,
-    /// Most parts one container is split into (see `repo::split`).
-    max_parts: usize,
+    /// Where backups write.
+    store: write::Store,
+    /// The blobs the repository holds (read on the first backup, added to
+    /// by each).
+    known: Mutex<Option<Arc<RwLock<write::Known>>>>,
 }
 
 impl std::fmt::Debug for Repo {
@@ -69,7 +71,13 @@ fn full_hex(id: &Id) -> String {
     id.to_hex().to_string()
 }
 
-fn backends(location: &Location) -> Result<(RepositoryBackends, Option<s3::S3Backend>), RepoError> {
+type Backends = (
+    RepositoryBackends,
+    Arc<dyn WriteBackend>,
+    Option<s3::S3Backend>,
+);
+
+fn backends(location: &Location) -> Result<Backends, RepoError> {
     match location {
         Location::Local { path } => {
             let be = LocalBackend::new(path.to_string_lossy(), BTreeMap::<String, String>::new())
@@ -77,12 +85,12 @@ fn backends(location: &Location) -> Result<(RepositoryBackends, Option<s3::S3Bac
                 RepoError::Invalid(format!("repository {}: {e}", path.display()))
             })?;
             let be: Arc<dyn WriteBackend> = Arc::new(be);
-            Ok((RepositoryBackends::new(be, None), None))
+            Ok((RepositoryBackends::new(be.clone(), None), be, None))
         }
         Location::S3(o) => {
             let s3 = s3::S3Backend::new(o)?;
             let be: Arc<dyn WriteBackend> = Arc::new(s3.clone());
-            Ok((RepositoryBackends::new(be, None), Some(s3)))
+            Ok((RepositoryBackends::new(be.clone(), None), be, Some(s3)))
         }
     }
 }
@@ -121,7 +129,7 @@ impl Repo {
                 ))
             })?;
         }
-        let (be, s3) = backends(&spec.location)?;
+        let (be, _, s3) = backends(&spec.location)?;
         let conditional_writes = match &s3 {
             Some(s3) => Some(s3.honours_conditional_writes()?),
             None => None,
@@ -154,7 +162,7 @@ impl Repo {
     pub fn open(spec: &RepositoryConfig, runner: &dyn CommandRunner) -> Result<Self, RepoError> {
         let location = spec.location.describe();
         let password = read_password(&spec.password, runner)?;
-        let (be, _) = backends(&spec.location)?;
+        let (be, raw, _) = backends(&spec.location)?;
         let fail = |e: Box<RusticError>| {
             RepoError::Open {
             location: location.clone(),
@@ -168,11 +176,16 @@ impl Repo {
             .map_err(fail)?
             .open(&Credentials::password(&password))
             .map_err(fail)?;
+        let store =
+            write::Store::new(raw, &repo.key(), repo.config()).map_err(|e| RepoError::Open {
+                location: location.clone(),
+                message: e.to_string(),
+            })?;
         Ok(Self {
             location,
             open: Mutex::new(Some(repo)),
-            writer: Mutex::new(None),
-            max_parts: spec.max_parts,
+            store,
+            known: Mutex::new(None),
         })
     }
 
@@ -181,18 +194,11 @@ impl Repo {
         &self.location
     }
 
-    /// Both halves, locked, with the repository moved back to the open
-    /// (unindexed) side if backups held it indexed.
-    fn reclaim(&self) -> Result<(MutexGuard<'_, Writer>, MutexGuard<'_, Opened>), RepoError> {
-        let poisoned = || self.err("locking", "poisoned");
-        let mut w = self.writer.lock().map_err(|_| poisoned())?;
-        let mut o = self.open.lock().map_err(|_| poisoned())?;
-        if o.is_none() {
-            if let Some(r) = w.take() {
-                *o = Some(r.drop_index());
-            }
-        }
-        Ok((w, o))
+    /// The open repository, locked.
+    fn opened(&self) -> Result<MutexGuard<'_, Opened>, RepoError> {
+        self.open
+            .lock()
+            .map_err(|_| self.err("locking", "poisoned"))
     }
 
     /// Runs `f` on the open (unindexed) repository.
@@ -200,11 +206,27 @@ impl Repo {
         &self,
         f: impl FnOnce(&Repository<OpenStatus>) -> Result<T, RepoError>,
     ) -> Result<T, RepoError> {
-        let (_w, o) = self.reclaim()?;
+        let o = self.opened()?;
         let repo = o
             .as_ref()
             .ok_or_else(|| self.err("opening", "repository lost"))?;
         f(repo)
+    }
+
+    /// The blobs the repository holds, read from its index files once.
+    fn known(&self) -> Result<Arc<RwLock<write::Known>>, RepoError> {
+        let mut k = self
+            .known
+            .lock()
+            .map_err(|_| self.err("locking", "poisoned"))?;
+        if let Some(known) = &*k {
+            return Ok(known.clone());
+        }
+        let known = Arc::new(RwLock::new(
+            write::Known::load(&self.store).map_err(|e| self.err("reading the index", e))?,
+        ));
+        *k = Some(known.clone());
+        Ok(known)
     }
 
     /// Removes a snapshot this run wrote (the snapshot it was read from
@@ -214,16 +236,6 @@ impl Repo {
             .parse()
             .map_err(|e: Box<RusticError>| e)
             .map_err(|e| self.err("parsing a snapshot id", e))?;
-        let w = self
-            .writer
-            .lock()
-            .map_err(|_| self.err("locking", "poisoned"))?;
-        if let Some(repo) = w.as_ref() {
-            return repo
-                .delete_snapshots(&[id.into()])
-                .map_err(|e| self.err("removing a snapshot", e));
-        }
-        drop(w);
         self.with_open(|repo| {
             repo.delete_snapshots(&[id.into()])
                 .map_err(|e| self.err("removing a snapshot", e))
@@ -414,7 +426,7 @@ impl Repo {
         &self,
         f: impl FnOnce(&Repository<rustic_core::IndexedFullStatus>) -> Result<T, RepoError>,
     ) -> Result<T, RepoError> {
-        let (_w, mut o) = self.reclaim()?;
+        let mut o = self.opened()?;
         let open = o
             .take()
             .ok_or_else(|| self.err("opening", "repository lost"))?;

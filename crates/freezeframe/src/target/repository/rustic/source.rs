@@ -4,10 +4,9 @@
 //! rustic_core's archiver as restic nodes. Every file that cannot be
 //! opened or read is counted on our side (rustic_core only logs it and
 //! saves the snapshot as if complete), and the container's config file and
-//! memory dump are added under the reserved top-level folder. A source can
-//! be one part of a split container (see `repo::split`): every folder, but
-//! only its files. Owner names come from the container's own `etc/passwd`
-//! and `etc/group`, as in tar archives.
+//! memory dump are added under the reserved top-level folder. Owner names
+//! come from the container's own `etc/passwd` and `etc/group`, as in tar
+//! archives.
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -31,7 +30,6 @@ use crate::archive::walk::{walk, Entry, Kind, Visitor};
 use crate::sys::time::Timestamp;
 use crate::sys::Cancel;
 use crate::target::repository::gomode::to_go;
-use crate::target::repository::split::Split;
 use crate::target::repository::RESERVED_DIR;
 
 /// Entries walked ahead of the archiver.
@@ -73,41 +71,31 @@ pub(super) struct Extra {
     pub path: PathBuf,
 }
 
-/// Which files of a split container a source reads.
-#[derive(Debug, Clone)]
-pub(super) struct Part {
-    /// The assignment of files to parts.
-    pub split: Arc<Split>,
-    /// This source's part.
-    pub index: usize,
-}
-
-/// The container's private area (or one part of it) plus the extras.
+/// The container's private area plus the extras.
 pub(super) struct CountingSource {
     root: PathBuf,
     owners: Arc<Owners>,
     extras: Vec<Extra>,
     findings: Arc<Findings>,
     cancel: Cancel,
-    part: Part,
 }
 
 impl CountingSource {
+    /// The source of the tree at `root`, with `extras` under the reserved
+    /// folder; what cannot be read goes to `findings`.
     pub(super) fn new(
         root: &Path,
         extras: Vec<Extra>,
         findings: Arc<Findings>,
         cancel: Cancel,
-        part: Part,
-    ) -> RusticResult<Self> {
-        Ok(Self {
+    ) -> Self {
+        Self {
             root: root.to_owned(),
             owners: Arc::new(Owners::load(root)),
             extras,
             findings,
             cancel,
-            part,
-        })
+        }
     }
 }
 
@@ -211,7 +199,6 @@ impl ReadSource for CountingSource {
             owners: self.owners.clone(),
             findings: self.findings.clone(),
             cancel: self.cancel.clone(),
-            part: self.part.clone(),
             tx,
         };
         std::thread::spawn(move || {
@@ -248,7 +235,6 @@ struct NodeWalker {
     owners: Arc<Owners>,
     findings: Arc<Findings>,
     cancel: Cancel,
-    part: Part,
     tx: Sender<Item>,
 }
 
@@ -328,17 +314,12 @@ impl Visitor for NodeWalker {
             self.findings.reserved_clash.store(true, Ordering::SeqCst);
             return Ok(false);
         }
-        if !e.meta.is_dir() && self.part.split.part_of(&path) != self.part.index {
-            return Ok(false);
-        }
         let name = e.name();
         let shown = String::from_utf8_lossy(rel).into_owned();
         let node = match self.node(e, name) {
             Ok(n) => n,
             Err(err) => {
-                if self.part.index == 0 {
-                    self.findings.unreadable(format!("{shown}: {err}"));
-                }
+                self.findings.unreadable(format!("{shown}: {err}"));
                 return Ok(false);
             }
         };
@@ -366,12 +347,9 @@ impl Visitor for NodeWalker {
     }
 
     fn problem(&mut self, rel: &[u8], what: &str, error: &io::Error) {
-        // Every part sees a folder that cannot be listed; part 0 reports it.
-        if self.part.index == 0 {
-            let rel = rel.strip_prefix(b"./").unwrap_or(rel);
-            self.findings
-                .unreadable(format!("{}: {what}: {error}", String::from_utf8_lossy(rel)));
-        }
+        let rel = rel.strip_prefix(b"./").unwrap_or(rel);
+        self.findings
+            .unreadable(format!("{}: {what}: {error}", String::from_utf8_lossy(rel)));
     }
 }
 

@@ -1,0 +1,190 @@
+//! Index files (which pack holds which blob, restic's JSON) and the
+//! repository's known blobs built from them: data blob ids (to skip what is
+//! stored) and where each tree lies (to read a parent snapshot's trees).
+//! Entries in rustic's `packs_to_delete` (packs a two-phase prune marked)
+//! are not known: a blob there may be gone by the time a snapshot names it.
+
+use std::collections::{HashMap, HashSet};
+
+use rustic_core::FileType;
+use serde::{Deserialize, Serialize};
+
+use super::pack::{BlobKind, Hash, WrittenPack};
+use super::store::{hex, Store};
+use super::WriteError;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct IndexJson {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    supersedes: Option<Vec<String>>,
+    packs: Vec<PackJson>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct PackJson {
+    id: String,
+    blobs: Vec<BlobJson>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct BlobJson {
+    id: String,
+    #[serde(rename = "type")]
+    tpe: String,
+    offset: u32,
+    length: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uncompressed_length: Option<u32>,
+}
+
+/// Where a tree blob lies.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TreeAt {
+    /// Its pack.
+    pub pack: Hash,
+    /// Offset in the pack.
+    pub offset: u32,
+    /// Stored length.
+    pub length: u32,
+    /// Plain length, when compressed.
+    pub raw_len: Option<u32>,
+}
+
+/// The blobs the repository holds.
+#[derive(Debug, Default)]
+pub(crate) struct Known {
+    data: HashSet<Hash>,
+    trees: HashMap<Hash, TreeAt>,
+}
+
+fn unhex(s: &str) -> Option<Hash> {
+    let mut h = [0u8; 32];
+    hex::decode_to_slice(s, &mut h).ok()?;
+    Some(h)
+}
+
+impl Known {
+    /// Reads every index file of `store`.
+    pub(crate) fn load(store: &Store) -> Result<Self, WriteError> {
+        let mut known = Known::default();
+        for id in store.list(FileType::Index)? {
+            let json = store.read_json(FileType::Index, &id)?;
+            let index: IndexJson = serde_json::from_slice(&json)
+                .map_err(|e| WriteError::Damaged(format!("index file {id}: {e}")))?;
+            for p in &index.packs {
+                let pack = unhex(&p.id)
+                    .ok_or_else(|| WriteError::Damaged(format!("index file {id}: pack id")))?;
+                for b in &p.blobs {
+                    let bid = unhex(&b.id)
+                        .ok_or_else(|| WriteError::Damaged(format!("index file {id}: blob id")))?;
+                    match b.tpe.as_str() {
+                        "data" => {
+                            known.data.insert(bid);
+                        }
+                        "tree" => {
+                            known.trees.insert(
+                                bid,
+                                TreeAt {
+                                    pack,
+                                    offset: b.offset,
+                                    length: b.length,
+                                    raw_len: b.uncompressed_length,
+                                },
+                            );
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(known)
+    }
+
+    /// Whether the repository holds blob `id` of `kind`.
+    pub(crate) fn has(&self, kind: BlobKind, id: &Hash) -> bool {
+        match kind {
+            BlobKind::Data => self.data.contains(id),
+            BlobKind::Tree => self.trees.contains_key(id),
+        }
+    }
+
+    /// Where tree `id` lies.
+    pub(crate) fn tree(&self, id: &Hash) -> Option<TreeAt> {
+        self.trees.get(id).copied()
+    }
+
+    /// Adds the blobs of packs now written and indexed.
+    pub(crate) fn add(&mut self, packs: &[WrittenPack]) {
+        for (pack, blobs) in packs {
+            for b in blobs {
+                match b.kind {
+                    BlobKind::Data => {
+                        self.data.insert(b.id);
+                    }
+                    BlobKind::Tree => {
+                        self.trees.insert(
+                            b.id,
+                            TreeAt {
+                                pack: *pack,
+                                offset: b.offset,
+                                length: b.length,
+                                raw_len: b.raw_len,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The JSON of an index file naming `packs`.
+pub(crate) fn index_json(packs: &[WrittenPack]) -> Vec<u8> {
+    let index = IndexJson {
+        supersedes: None,
+        packs: packs
+            .iter()
+            .map(|(id, blobs)| PackJson {
+                id: hex(id),
+                blobs: blobs
+                    .iter()
+                    .map(|b| BlobJson {
+                        id: hex(&b.id),
+                        tpe: b.kind.name().into(),
+                        offset: b.offset,
+                        length: b.length,
+                        uncompressed_length: b.raw_len,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    serde_json::to_vec(&index).expect("an index serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::repository::rustic::write::pack::Placed;
+
+    #[test]
+    fn index_json_is_restics_shape() {
+        let p = Placed {
+            id: [1; 32],
+            kind: BlobKind::Data,
+            offset: 0,
+            length: 50,
+            raw_len: Some(70),
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(&index_json(&[([2; 32], vec![p])])).unwrap();
+        let b = &v["packs"][0]["blobs"][0];
+        assert_eq!(v["packs"][0]["id"], hex(&[2; 32]));
+        assert_eq!(
+            (b["type"].as_str(), b["length"].as_u64()),
+            (Some("data"), Some(50))
+        );
+        assert_eq!(b["uncompressed_length"], 70);
+        assert!(v.get("supersedes").is_none());
+    }
+}

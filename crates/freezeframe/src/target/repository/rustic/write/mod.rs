@@ -1,0 +1,212 @@
+//! freezeframe's own writer of restic-format snapshots (DESIGN.md §6):
+//! the walk of the snapshot mount, compared with the parent snapshot's
+//! trees; changed and new files cut with FastCDC (restic's bounds) and
+//! hashed, compressed and sealed on every core (`chunks`); folders stored
+//! bottom-up (`trees`); then the index files naming every pack written,
+//! and only then (by the caller) the snapshot file. A crash at any instant
+//! leaves at worst packs no snapshot refers to.
+
+mod chunks;
+mod index;
+mod pack;
+mod seal;
+mod store;
+mod trees;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use fastcdc::v2020::StreamCDC;
+use rustic_core::{FileType, ReadSourceEntry, ReadSourceOpen, RusticResult};
+
+use self::chunks::DataPipe;
+pub(crate) use self::index::Known;
+use self::pack::{Hash, WrittenPack};
+pub(crate) use self::store::{hex, id_bytes, Store};
+use self::trees::{unchanged, Slot, Trees};
+
+/// restic's chunk size bounds: 512 KiB, 1 MiB on average, 8 MiB.
+const CHUNK_MIN: usize = 512 << 10;
+const CHUNK_AVG: usize = 1 << 20;
+const CHUNK_MAX: usize = 8 << 20;
+/// Packs named per index file.
+const PACKS_PER_INDEX: usize = 500;
+
+/// Why writing failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WriteError {
+    /// Sealing or opening under the key failed.
+    #[error(transparent)]
+    Seal(#[from] seal::SealError),
+    /// The backend refused a read or write.
+    #[error("{0}")]
+    Backend(String),
+    /// A repository file is damaged.
+    #[error("{0}")]
+    Damaged(String),
+    /// A stage of the writer stopped.
+    #[error("{0}")]
+    Stopped(String),
+}
+
+/// Counts of one tree written.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Wrote {
+    /// The root tree's id.
+    pub tree: Hash,
+    /// Files new / changed / unchanged against the parent snapshot.
+    pub files_new: u64,
+    /// Files changed since the parent snapshot.
+    pub files_changed: u64,
+    /// Files whose blob lists were taken from the parent snapshot.
+    pub files_unchanged: u64,
+    /// Folders in the tree.
+    pub dirs: u64,
+    /// Bytes of all files in the tree.
+    pub bytes_total: u64,
+    /// Folder counts and tree blobs added.
+    pub trees: trees::TreeCounts,
+    /// Data blobs added.
+    pub data_blobs: u64,
+    /// Their plain and stored bytes.
+    pub data_bytes: u64,
+    /// Their stored bytes.
+    pub data_stored: u64,
+    /// What the writer noticed that the operator should know.
+    pub warnings: Vec<String>,
+    /// Index files written.
+    pub index_files: usize,
+}
+
+/// The source: walked entries in path order, below `root`.
+pub(crate) struct Source<'a, O, I>
+where
+    O: ReadSourceOpen,
+    I: Iterator<Item = RusticResult<ReadSourceEntry<O>>>,
+{
+    /// The folder the entries are below.
+    pub root: &'a Path,
+    /// The entries.
+    pub entries: I,
+    /// Threads that hash, compress and seal.
+    pub workers: usize,
+    /// Whether the run was stopped: nothing more is written.
+    pub stopped: &'a dyn Fn() -> bool,
+}
+
+/// Writes the tree of `src` and every blob it needs, then the index files
+/// naming the packs; the caller writes the snapshot file after. Files that
+/// cannot be opened or read are left out (the source records them).
+pub(crate) fn write_tree<O, I>(
+    store: &Store,
+    known: &Arc<RwLock<Known>>,
+    src: Source<'_, O, I>,
+    parent_root: Option<Hash>,
+) -> Result<Wrote, WriteError>
+where
+    O: ReadSourceOpen,
+    I: Iterator<Item = RusticResult<ReadSourceEntry<O>>>,
+{
+    let pipe = DataPipe::start(store, known, src.workers);
+    let mut trees = Trees::new(store, known.clone(), src.root.to_owned(), parent_root);
+    let mut w = Wrote::default();
+    for entry in src.entries {
+        // A walk error is recorded by the source; the rest is backed up.
+        let Ok(entry) = entry else { continue };
+        add_entry(&pipe, &mut trees, known, entry, &mut w)?;
+    }
+    if (src.stopped)() {
+        pipe.abort();
+        return Err(WriteError::Stopped("the run was stopped".into()));
+    }
+    let (tree, tree_packs) = trees.finish_into(&mut w)?;
+    let mut packs = pipe_finish(pipe, &mut w)?;
+    packs.extend(tree_packs);
+    w.tree = tree;
+    for group in packs.chunks(PACKS_PER_INDEX) {
+        store.write_json(FileType::Index, &index::index_json(group))?;
+        w.index_files += 1;
+    }
+    if let Ok(mut k) = known.write() {
+        k.add(&packs);
+    }
+    Ok(w)
+}
+
+fn pipe_finish(pipe: DataPipe, w: &mut Wrote) -> Result<Vec<WrittenPack>, WriteError> {
+    let added = pipe.added.clone();
+    let packs = pipe.finish()?;
+    use std::sync::atomic::Ordering::Relaxed;
+    w.data_blobs = added.blobs.load(Relaxed);
+    w.data_bytes = added.bytes.load(Relaxed);
+    w.data_stored = added.stored.load(Relaxed);
+    Ok(packs)
+}
+
+impl Trees<'_> {
+    fn finish_into(self, w: &mut Wrote) -> Result<(Hash, Vec<WrittenPack>), WriteError> {
+        w.warnings.extend(self.warnings.iter().cloned());
+        w.trees = self.counts;
+        self.finish()
+    }
+}
+
+/// One walked entry into its folder; a file's content read unless the
+/// parent snapshot has it unchanged.
+fn add_entry<O: ReadSourceOpen>(
+    pipe: &DataPipe,
+    trees: &mut Trees<'_>,
+    known: &RwLock<Known>,
+    entry: ReadSourceEntry<O>,
+    w: &mut Wrote,
+) -> Result<(), WriteError> {
+    let ReadSourceEntry {
+        path,
+        mut node,
+        open,
+    } = entry;
+    let dir: PathBuf = path.parent().map(Path::to_owned).unwrap_or_default();
+    trees.enter(&dir)?;
+    if node.is_dir() {
+        w.dirs += 1;
+        trees.push(path, Slot::bare(node));
+        return Ok(());
+    }
+    let Some(open) = open.filter(|_| node.is_file()) else {
+        trees.push(path, Slot::bare(node));
+        return Ok(());
+    };
+    w.bytes_total += node.meta.size;
+    let old = trees.parent_node(&node.name).cloned();
+    if let Some(old) = &old {
+        let same = known
+            .read()
+            .map(|k| unchanged(&node, old, &k))
+            .unwrap_or(false);
+        if same {
+            w.files_unchanged += 1;
+            node.content = old.content.clone();
+            trees.push(path, Slot::bare(node));
+            return Ok(());
+        }
+    }
+    // Opening or reading fails: the file is left out (the source has
+    // recorded it); chunks already handed on are stored, unreferenced.
+    let Ok(reader) = open.open() else {
+        return Ok(());
+    };
+    let mut chunks = Vec::new();
+    for chunk in StreamCDC::new(reader, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX) {
+        match chunk {
+            Ok(c) => chunks.push(pipe.submit(c.data)),
+            Err(_) => return Ok(()),
+        }
+    }
+    if old.is_some() {
+        w.files_changed += 1;
+    } else {
+        w.files_new += 1;
+    }
+    trees.push(path, Slot { node, chunks });
+    Ok(())
+}
