@@ -41,7 +41,8 @@ Exit codes:
   3  partial: some containers failed or had unreadable files
   4  precondition: the system is not as configured (or the repository
      cannot be opened: not created, wrong password); nothing was frozen
-  5  locked: another freezeframe run holds the host lock (it is named)
+  5  locked: another freezeframe run holds the host lock, or another
+     process a repository lock in the way (it is named)
   130, 143, 129  interrupted by SIGINT, SIGTERM, SIGHUP: everything undone";
 
 /// The exit code for an error that ended a command.
@@ -116,6 +117,7 @@ fn repo_code(e: &RepoError) -> u8 {
         RepoError::NotFound { .. } | RepoError::Invalid(_) => USAGE,
         RepoError::Password(_) | RepoError::Open { .. } => PRECONDITION,
         RepoError::Interrupted => signal(2),
+        RepoError::Locked { .. } => LOCKED,
         RepoError::Repository { .. } | RepoError::StreamClosed(_) => FAILURE,
     }
 }

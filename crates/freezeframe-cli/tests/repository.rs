@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::tree::{assert_same, describe, Node};
+use common::restic::restic;
+use common::tree::{as_repository_restores, assert_same, describe, Node};
 use common::{
-    local_repo_env_uninit, privileged, pw_file, repo_env_with, require, sh, unique, which,
-    workloads, CgVersion, Ct, Env, LoopBtrfs, TestCgroup,
+    local_repo_env_uninit, privileged, pw_file, repo_env_with, require, sh, which, workloads,
+    CgVersion, Ct, Env, LoopBtrfs, TestCgroup,
 };
 use serde_json::Value;
 
@@ -48,15 +49,11 @@ fn populate(private: &Path) {
     std::fs::create_dir_all(private.join("busy")).unwrap();
 }
 
-/// Restored trees hold neither hardlink identities nor holes (restic
-/// records neither), and the root folder is the destination's own.
-fn comparable(mut m: BTreeMap<Vec<u8>, Node>, skip_busy: bool) -> BTreeMap<Vec<u8>, Node> {
-    m.remove(&b"."[..]);
+/// As a repository restore reproduces it, the busy folder left out on
+/// request.
+fn comparable(m: BTreeMap<Vec<u8>, Node>, skip_busy: bool) -> BTreeMap<Vec<u8>, Node> {
+    let mut m = as_repository_restores(m);
     m.retain(|k, _| !(skip_busy && (k.starts_with(b"./busy") || k.starts_with(b"busy"))));
-    for n in m.values_mut() {
-        n.names.clear();
-        n.sparse_alloc = None;
-    }
     m
 }
 
@@ -84,25 +81,6 @@ fn ct_of(m: &Value, id: &str) -> Value {
         .find(|c| c["id"] == id)
         .unwrap_or_else(|| panic!("{id} not in {m}"))
         .clone()
-}
-
-fn restic(env: &Env, repo: &str, args: &[&str]) -> std::process::Output {
-    let out = Command::new("restic")
-        .arg("-r")
-        .arg(repo)
-        .args(args)
-        .env("RESTIC_PASSWORD_FILE", pw_file(env))
-        .env("RESTIC_CACHE_DIR", env.dir.path().join("restic-cache"))
-        .envs(env.vars.iter().map(|(k, v)| (k, v)))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "restic {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// The round trip both storage backends must pass: two runs of a busy
@@ -360,61 +338,21 @@ fn local_repository_two_runs_restic_agrees() {
     drop(cg);
 }
 
-/// The S3 server's settings from `s3-server-up.sh`'s env file.
-fn s3_env() -> Option<BTreeMap<String, String>> {
-    let dir = std::env::var("S3_WORK").unwrap_or_else(|_| "/var/tmp/s3test".into());
-    let text = std::fs::read_to_string(Path::new(&dir).join("env")).ok()?;
-    let mut m = BTreeMap::new();
-    // `export A=1 B=2` lines.
-    for word in text.split_whitespace().filter(|w| *w != "export") {
-        if let Some((k, v)) = word.split_once('=') {
-            m.insert(
-                k.to_owned(),
-                v.trim_matches(|c| c == '"' || c == '\'').to_owned(),
-            );
-        }
-    }
-    Some(m)
-}
-
-fn s3_up(m: &BTreeMap<String, String>) -> bool {
-    m.get("S3_ENDPOINT").is_some_and(|e| {
-        Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-m", "5", e])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    })
-}
-
 #[test]
 fn s3_repository_two_runs_restic_agrees() {
     if !privileged() || !require("restic", which("restic")) {
         return;
     }
-    let s3 = s3_env();
-    if !require(
-        "S3 server (bash ../shared/testbed/s3-server-up.sh)",
-        s3.as_ref().is_some_and(s3_up),
-    ) {
+    let Some(s3) = common::s3::s3_repo() else {
         return;
-    }
-    let s3 = s3.unwrap();
-    let (endpoint, bucket) = (&s3["S3_ENDPOINT"], &s3["S3_BUCKET"]);
-    // Keys come from the environment, as on a real host.
-    let keys = [
-        ("AWS_ACCESS_KEY_ID", s3["AWS_ACCESS_KEY_ID"].as_str()),
-        (
-            "AWS_SECRET_ACCESS_KEY",
-            s3["AWS_SECRET_ACCESS_KEY"].as_str(),
-        ),
-    ];
-    let root = unique("ff-repo");
+    };
     let vol = LoopBtrfs::new("1G");
-    let extra = format!(
-        "[target.s3]\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\nroot = \"/{root}\"\n"
-    );
-    let restic_repo = format!("s3:{endpoint}/{bucket}/{root}");
+    let keys: Vec<(&str, &str)> = s3
+        .keys
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (extra, restic_repo) = (s3.target.clone(), s3.restic.clone());
     two_runs_round_trip(&vol, "opendal:s3", &restic_repo, &extra, &keys);
 }
 

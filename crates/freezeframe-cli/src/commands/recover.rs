@@ -28,7 +28,13 @@ pub fn run(config: &Config, args: &RecoverArgs) -> Result<u8> {
         crate::output::note(format_args!("freezeframe: warning: {w}"));
     }
     let tools = crate::system::toolbox(config);
-    let r = recover(&config.state_dir, &tools, &config.volumes, Scope::Dead)?;
+    let mut r = recover(&config.state_dir, &tools, &config.volumes, Scope::Dead)?;
+    // What a killed run left in the target (a repository's lock files);
+    // a target that cannot be opened now is no recovery failure.
+    match crate::system::target(config).and_then(|t| Ok(t.recover()?)) {
+        Ok(done) => r.actions.extend(done),
+        Err(e) => r.notes.push(format!("the target was not checked: {e}")),
+    }
     report(&r, "recover");
     if r.actions.is_empty() && r.failures.is_empty() {
         println!("nothing to recover");

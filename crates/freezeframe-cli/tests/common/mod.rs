@@ -7,6 +7,8 @@
 
 pub mod bin;
 pub mod config;
+pub mod restic;
+pub mod s3;
 pub mod tree;
 
 pub use bin::freezeframe;
@@ -523,6 +525,22 @@ pub fn local_repo_env(volume: &Path, cts: &[Ct]) -> Env {
     let (code, out, err) = env.run(&["init"]);
     assert_eq!(code, 0, "init: {out}{err}");
     env
+}
+
+/// [`volume_with_container`] with a local repository created for the one
+/// container (bind as `let (vol, cg, private, env) = …`).
+pub fn repo_with_container(id: &str) -> (LoopBtrfs, TestCgroup, PathBuf, Env) {
+    let (vol, cg, private) = volume_with_container(id);
+    let env = local_repo_env(
+        &vol.volume(),
+        &[Ct {
+            id: id.into(),
+            cgroup: cg.rel.clone(),
+            private: private.clone(),
+            config: None,
+        }],
+    );
+    (vol, cg, private, env)
 }
 
 /// [`local_repo_env`] with the repository not created yet.

@@ -168,3 +168,15 @@ pub fn assert_same(what: &str, src: &BTreeMap<Vec<u8>, Node>, got: &BTreeMap<Vec
         diffs.join("\n")
     );
 }
+
+/// `m` as a restore from a repository reproduces it: without the root
+/// folder (the destination's own), hardlink identities and holes (restic
+/// records neither).
+pub fn as_repository_restores(mut m: BTreeMap<Vec<u8>, Node>) -> BTreeMap<Vec<u8>, Node> {
+    m.remove(&b"."[..]);
+    for n in m.values_mut() {
+        n.names.clear();
+        n.sparse_alloc = None;
+    }
+    m
+}

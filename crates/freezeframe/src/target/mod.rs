@@ -210,6 +210,12 @@ pub trait Target: Send + Sync {
     /// Applies a keep policy (per container and host), under the caller's
     /// host lock (`faults`: the `mid-prune` testing aid).
     fn prune(&self, req: &PruneRequest, faults: &Faults) -> Result<Box<dyn Report>, TargetError>;
+    /// Undoes what a killed process of this host left in the target (for
+    /// `recover`); says what it did. A repository removes this host's
+    /// lock files whose process is gone.
+    fn recover(&self) -> Result<Vec<String>, TargetError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Opens the configured target; a repository is opened (its password

@@ -302,22 +302,36 @@ impl SnapshotProvider for BtrfsProvider {
             return Err(SnapshotError::NotOurs(snap.root.display().to_string()));
         }
         let record = Self::owner_path(&snap.root);
-        if std::fs::symlink_metadata(&snap.root).is_err() {
-            let _ = std::fs::remove_file(&record);
+        // Gone already, or gone while we looked (a killed run's guardian
+        // and `recover` may undo the same journal at once): removed.
+        let gone = || {
+            let g = std::fs::symlink_metadata(&snap.root).is_err();
+            if g {
+                let _ = std::fs::remove_file(&record);
+            }
+            g
+        };
+        if gone() {
             return Ok(());
         }
         if let Some(why) = self.foreign(&snap.volume, &snap.root, snap.origin.as_deref()) {
+            if gone() {
+                return Ok(());
+            }
             return Err(SnapshotError::NotOurs(format!(
                 "{}: {why}",
                 snap.root.display()
             )));
         }
-        self.runner
-            .run(&Self::delete_cmd(&snap.root))
-            .map_err(|source| SnapshotError::Command {
+        if let Err(source) = self.runner.run(&Self::delete_cmd(&snap.root)) {
+            if gone() {
+                return Ok(());
+            }
+            return Err(SnapshotError::Command {
                 volume: snap.volume.clone(),
                 source,
-            })?;
+            });
+        }
         let _ = std::fs::remove_file(&record);
         Ok(())
     }

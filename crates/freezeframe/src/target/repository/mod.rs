@@ -66,6 +66,15 @@ pub enum RepoError {
     /// The source or the data is not what a backup or restore can use.
     #[error("{0}")]
     Invalid(String),
+    /// Another process holds a repository lock in the way (restic's lock
+    /// files: a prune while a backup writes, or the reverse).
+    #[error("repository {location} is locked: {holder}; wait for it to finish (a lock not refreshed for 30 minutes, or of a process no longer running on its host, is ignored)")]
+    Locked {
+        /// The repository.
+        location: String,
+        /// Who holds the lock: kind, PID, host, user, age.
+        holder: String,
+    },
     /// The run was cancelled.
     #[error("interrupted")]
     Interrupted,

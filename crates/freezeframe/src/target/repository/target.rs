@@ -84,6 +84,18 @@ impl Target for RepoTarget {
         })
     }
 
+    fn recover(&self) -> Result<Vec<String>, TargetError> {
+        let n = self.repo.remove_stale_locks()?;
+        Ok(if n == 0 {
+            Vec::new()
+        } else {
+            vec![format!(
+                "removed {n} lock file(s) of this host's killed processes from repository {}",
+                self.repo.location()
+            )]
+        })
+    }
+
     fn list(&self) -> Result<Box<dyn Report>, TargetError> {
         Ok(Box::new(Snapshots {
             location: self.repo.location().to_owned(),

@@ -17,9 +17,6 @@ pub(super) struct RepoWriter {
 
 impl BackupWriter for RepoWriter {
     fn write(&self, job: &ContainerJob<'_>) -> Result<Box<dyn PendingBackup>, TargetError> {
-        // The first call is where the `mid-archive` fault point and a
-        // cancelled run are noticed.
-        (job.progress)(0).map_err(|_| TargetError::Interrupted)?;
         let rec = self.repo.backup(job)?;
         let _ = (job.progress)(rec.bytes_read);
         Ok(Box::new(Pending {

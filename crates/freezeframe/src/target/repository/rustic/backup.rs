@@ -38,6 +38,11 @@ impl Repo {
         let start = Zoned::now();
         let findings = Arc::new(Findings::default());
         let workers = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        // Held until the snapshot is saved: a prune elsewhere refuses.
+        let _lock = self.lock(false)?;
+        // The first progress call is where the `mid-archive` fault point
+        // and a cancelled run are noticed.
+        (req.progress)(0).map_err(|_| RepoError::Interrupted)?;
         let (parent, leftovers) = self.parent_and_leftovers(req)?;
         self.remove(&leftovers)?;
         let known = self.known()?;

@@ -73,7 +73,7 @@ fn full_hex(id: &Id) -> String {
 
 type Backends = (
     RepositoryBackends,
-    Arc<dyn WriteBackend>,
+    (Arc<dyn WriteBackend>, Arc<dyn write::LockDir>),
     Option<s3::S3Backend>,
 );
 
@@ -85,12 +85,18 @@ fn backends(location: &Location) -> Result<Backends, RepoError> {
                 RepoError::Invalid(format!("repository {}: {e}", path.display()))
             })?;
             let be: Arc<dyn WriteBackend> = Arc::new(be);
-            Ok((RepositoryBackends::new(be.clone(), None), be, None))
+            let locks: Arc<dyn write::LockDir> = Arc::new(write::LocalLocks(path.join("locks")));
+            Ok((RepositoryBackends::new(be.clone(), None), (be, locks), None))
         }
         Location::S3(o) => {
             let s3 = s3::S3Backend::new(o)?;
             let be: Arc<dyn WriteBackend> = Arc::new(s3.clone());
-            Ok((RepositoryBackends::new(be.clone(), None), be, Some(s3)))
+            let locks: Arc<dyn write::LockDir> = Arc::new(s3.clone());
+            Ok((
+                RepositoryBackends::new(be.clone(), None),
+                (be, locks),
+                Some(s3),
+            ))
         }
     }
 }
@@ -106,6 +112,30 @@ impl Repo {
             what: what.into(),
             message: e.to_string(),
         }
+    }
+
+    /// A writer error as a repository error: a lock in the way is
+    /// [`RepoError::Locked`].
+    fn locked(&self, e: write::WriteError) -> RepoError {
+        match e {
+            write::WriteError::Locked(holder) => RepoError::Locked {
+                location: self.location.clone(),
+                holder,
+            },
+            e => self.err("locking", e),
+        }
+    }
+
+    /// Takes a restic-format lock (exclusive for prune), refused while
+    /// one in the way is held.
+    pub(super) fn lock(&self, exclusive: bool) -> Result<write::HeldLock, RepoError> {
+        write::lock(&self.store, exclusive).map_err(|e| self.locked(e))
+    }
+
+    /// Removes this host's repository locks whose process is gone (a
+    /// backup that was killed); returns how many.
+    pub fn remove_stale_locks(&self) -> Result<usize, RepoError> {
+        write::remove_stale_own(&self.store).map_err(|e| self.err("removing stale locks", e))
     }
 
     /// Creates a new repository at `spec.location`. Refuses if one exists.
@@ -176,11 +206,12 @@ impl Repo {
             .map_err(fail)?
             .open(&Credentials::password(&password))
             .map_err(fail)?;
-        let store =
-            write::Store::new(raw, &repo.key(), repo.config()).map_err(|e| RepoError::Open {
+        let store = write::Store::new(raw.0, raw.1, &repo.key(), repo.config()).map_err(|e| {
+            RepoError::Open {
                 location: location.clone(),
                 message: e.to_string(),
-            })?;
+            }
+        })?;
         Ok(Self {
             location,
             open: Mutex::new(Some(repo)),
@@ -474,6 +505,13 @@ impl Repo {
     /// running on another host at the same time never loses data it just
     /// wrote. `req.dry_run`: decide only.
     pub fn prune(&self, req: &PruneRequest) -> Result<PruneReport, RepoError> {
+        // restic's rule: prune runs alone. Refused, naming the holder,
+        // while a backup (ours or restic's) holds a lock; held to the end.
+        let _lock = if req.dry_run {
+            None
+        } else {
+            Some(self.lock(true)?)
+        };
         let all = self.all_snapshots()?;
         let mut items = Vec::new();
         let mut by_id = BTreeMap::new();

@@ -246,6 +246,49 @@ impl WriteBackend for S3Backend {
     }
 }
 
+impl super::write::LockDir for S3Backend {
+    fn list(&self) -> Result<Vec<String>, super::write::WriteError> {
+        let entries = match self.op.list("locks/") {
+            Ok(e) => e,
+            Err(e) if e.kind() == DalKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(lock_err("listing", "locks/", &e)),
+        };
+        Ok(entries
+            .into_iter()
+            .filter(|e| !e.metadata().is_dir())
+            .map(|e| e.name().trim_end_matches('/').to_owned())
+            .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+            .collect())
+    }
+
+    fn read(&self, name: &str) -> Result<Vec<u8>, super::write::WriteError> {
+        let path = format!("locks/{name}");
+        self.op
+            .read(&path)
+            .map(|b| b.to_vec())
+            .map_err(|e| lock_err("reading", &path, &e))
+    }
+
+    fn write(&self, name: &str, data: Vec<u8>) -> Result<(), super::write::WriteError> {
+        let path = format!("locks/{name}");
+        self.op
+            .write(&path, data)
+            .map(|_| ())
+            .map_err(|e| lock_err("writing", &path, &e))
+    }
+
+    fn remove(&self, name: &str) -> Result<(), super::write::WriteError> {
+        let path = format!("locks/{name}");
+        self.op
+            .delete(&path)
+            .map_err(|e| lock_err("removing", &path, &e))
+    }
+}
+
+fn lock_err(what: &str, path: &str, e: &opendal::Error) -> super::write::WriteError {
+    super::write::WriteError::Backend(format!("{what} {path}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,10 +1,12 @@
 //! File content, chunk by chunk, on every core: the walk cuts files into
 //! chunks (sequential per file) and hands each to a pool of workers that
 //! hash it, skip it when the repository or this backup has it already,
-//! and compress and seal it; one packer thread fills data packs and writes
-//! each when full. Bounded queues between the stages bound the memory:
-//! at most `2 × workers` chunks wait, `workers` sealed blobs queue for the
-//! packer, one pack is open.
+//! and compress and seal it; one packer thread fills data packs, and
+//! uploaders write the full ones side by side (a local backend syncs every
+//! file: one writer would hold the whole pipeline at each sync). Bounded
+//! queues between the stages bound the memory: at most `2 × workers`
+//! chunks wait, `workers` sealed blobs queue for the packer, one pack is
+//! open and [`UPLOADERS`] + 1 full ones wait or are being written.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,12 +16,14 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::index::Known;
-use super::pack::{sha256, BlobKind, Hash, PackBuilder, SealedBlob, WrittenPack};
+use super::pack::{sha256, BlobKind, FinishedPack, Hash, PackBuilder, SealedBlob, WrittenPack};
 use super::store::Store;
 use super::WriteError;
 
 /// A data pack is written once it holds this much (restic's default).
 pub(crate) const DATA_PACK_SIZE: usize = 16 << 20;
+/// Packs written at once.
+pub(crate) const UPLOADERS: usize = 2;
 
 /// The id of a chunk handed to the workers, once they have it.
 pub(crate) struct PendingId(Receiver<Result<Hash, WriteError>>);
@@ -168,23 +172,66 @@ fn store_chunk(
     Ok(id)
 }
 
-/// The packer: fills packs from `blobs`, writes each when full and the
-/// last one at the end (unless aborted).
+/// The packer: fills packs from `blobs`, hands each to the uploaders when
+/// full and the last one at the end (unless aborted).
 fn pack_all(
     store: &Store,
     blobs: &Receiver<SealedBlob>,
     abort: &AtomicBool,
 ) -> Result<Vec<WrittenPack>, WriteError> {
+    let (full, queue) = bounded::<FinishedPack>(1);
+    let uploaders: Vec<JoinHandle<Result<Vec<WrittenPack>, WriteError>>> = (0..UPLOADERS)
+        .map(|_| {
+            let (queue, store) = (queue.clone(), store.clone());
+            std::thread::spawn(move || {
+                let mut done = Vec::new();
+                for pack in queue {
+                    done.push(store.upload(pack)?);
+                }
+                Ok(done)
+            })
+        })
+        .collect();
+    drop(queue);
+    let packed = fill(store, blobs, abort, &full);
+    drop(full);
     let mut written = Vec::new();
+    let mut failed = None;
+    for u in uploaders {
+        match u.join() {
+            Ok(Ok(w)) => written.extend(w),
+            Ok(Err(e)) => failed = failed.or(Some(e)),
+            Err(_) => {
+                failed = failed.or(Some(WriteError::Stopped("a pack writer panicked".into())))
+            }
+        }
+    }
+    // An upload's own error says more than "the uploaders stopped".
+    match (failed, packed) {
+        (Some(e), _) | (None, Err(e)) => Err(e),
+        (None, Ok(())) => Ok(written),
+    }
+}
+
+/// Fills packs from `blobs` and queues each full one on `full`.
+fn fill(
+    store: &Store,
+    blobs: &Receiver<SealedBlob>,
+    abort: &AtomicBool,
+    full: &Sender<FinishedPack>,
+) -> Result<(), WriteError> {
+    let stopped = || WriteError::Stopped("the pack writers stopped".into());
     let mut pack = PackBuilder::default();
     for blob in blobs {
         pack.add(blob);
         if pack.len() >= DATA_PACK_SIZE {
-            written.push(store.flush(std::mem::take(&mut pack))?);
+            let done = std::mem::take(&mut pack).finish(store.sealer())?;
+            full.send(done).map_err(|_| stopped())?;
         }
     }
     if !pack.is_empty() && !abort.load(Ordering::SeqCst) {
-        written.push(store.flush(pack)?);
+        full.send(pack.finish(store.sealer())?)
+            .map_err(|_| stopped())?;
     }
-    Ok(written)
+    Ok(())
 }

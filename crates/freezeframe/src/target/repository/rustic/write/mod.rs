@@ -7,7 +7,9 @@
 //! leaves at worst packs no snapshot refers to.
 
 mod chunks;
+mod cutter;
 mod index;
+mod lock;
 mod pack;
 mod seal;
 mod store;
@@ -16,19 +18,15 @@ mod trees;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use fastcdc::v2020::StreamCDC;
 use rustic_core::{FileType, ReadSourceEntry, ReadSourceOpen, RusticResult};
 
 use self::chunks::DataPipe;
 pub(crate) use self::index::Known;
+pub(crate) use self::lock::{lock, remove_stale_own, HeldLock, LocalLocks, LockDir};
 use self::pack::{Hash, WrittenPack};
 pub(crate) use self::store::{hex, id_bytes, Store};
 use self::trees::{unchanged, Slot, Trees};
 
-/// restic's chunk size bounds: 512 KiB, 1 MiB on average, 8 MiB.
-const CHUNK_MIN: usize = 512 << 10;
-const CHUNK_AVG: usize = 1 << 20;
-const CHUNK_MAX: usize = 8 << 20;
 /// Packs named per index file.
 const PACKS_PER_INDEX: usize = 500;
 
@@ -44,6 +42,9 @@ pub(crate) enum WriteError {
     /// A repository file is damaged.
     #[error("{0}")]
     Damaged(String),
+    /// Another process holds a lock in the way (named).
+    #[error("{0}")]
+    Locked(String),
     /// A stage of the writer stopped.
     #[error("{0}")]
     Stopped(String),
@@ -110,16 +111,19 @@ where
     let pipe = DataPipe::start(store, known, src.workers);
     let mut trees = Trees::new(store, known.clone(), src.root.to_owned(), parent_root);
     let mut w = Wrote::default();
+    let mut buf = Vec::new();
     for entry in src.entries {
         // A walk error is recorded by the source; the rest is backed up.
         let Ok(entry) = entry else { continue };
-        add_entry(&pipe, &mut trees, known, entry, &mut w)?;
+        add_entry(&pipe, &mut trees, known, entry, &mut buf, &mut w)?;
     }
     if (src.stopped)() {
         pipe.abort();
         return Err(WriteError::Stopped("the run was stopped".into()));
     }
-    let (tree, tree_packs) = trees.finish_into(&mut w)?;
+    w.warnings.extend(trees.warnings.iter().cloned());
+    let (tree, tree_packs, counts) = trees.finish()?;
+    w.trees = counts;
     let mut packs = pipe_finish(pipe, &mut w)?;
     packs.extend(tree_packs);
     w.tree = tree;
@@ -143,14 +147,6 @@ fn pipe_finish(pipe: DataPipe, w: &mut Wrote) -> Result<Vec<WrittenPack>, WriteE
     Ok(packs)
 }
 
-impl Trees<'_> {
-    fn finish_into(self, w: &mut Wrote) -> Result<(Hash, Vec<WrittenPack>), WriteError> {
-        w.warnings.extend(self.warnings.iter().cloned());
-        w.trees = self.counts;
-        self.finish()
-    }
-}
-
 /// One walked entry into its folder; a file's content read unless the
 /// parent snapshot has it unchanged.
 fn add_entry<O: ReadSourceOpen>(
@@ -158,6 +154,7 @@ fn add_entry<O: ReadSourceOpen>(
     trees: &mut Trees<'_>,
     known: &RwLock<Known>,
     entry: ReadSourceEntry<O>,
+    buf: &mut Vec<u8>,
     w: &mut Wrote,
 ) -> Result<(), WriteError> {
     let ReadSourceEntry {
@@ -196,9 +193,9 @@ fn add_entry<O: ReadSourceOpen>(
         return Ok(());
     };
     let mut chunks = Vec::new();
-    for chunk in StreamCDC::new(reader, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX) {
+    for chunk in cutter::Cutter::new(reader, buf) {
         match chunk {
-            Ok(c) => chunks.push(pipe.submit(c.data)),
+            Ok(data) => chunks.push(pipe.submit(data)),
             Err(_) => return Ok(()),
         }
     }
@@ -207,6 +204,6 @@ fn add_entry<O: ReadSourceOpen>(
     } else {
         w.files_new += 1;
     }
-    trees.push(path, Slot { node, chunks });
+    trees.push(path, Slot::read(node, chunks));
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use rustic_core::repofile::{ConfigFile, MasterKey};
 use rustic_core::{FileType, Id, WriteBackend};
 
+use super::lock::LockDir;
 use super::pack::{sha256, FinishedPack, Hash, PackBuilder, SealedBlob, WrittenPack};
 use super::seal::{SealError, Sealer};
 use super::WriteError;
@@ -17,6 +18,7 @@ use super::WriteError;
 #[derive(Clone)]
 pub(crate) struct Store {
     be: Arc<dyn WriteBackend>,
+    locks: Arc<dyn LockDir>,
     sealer: Sealer,
     /// zstd level for blobs and JSON files; `None`: stored uncompressed
     /// (version 1, or compression turned off).
@@ -30,6 +32,7 @@ impl Store {
     /// The store of the repository `config` describes, opened with `key`.
     pub(crate) fn new(
         be: Arc<dyn WriteBackend>,
+        locks: Arc<dyn LockDir>,
         key: &MasterKey,
         config: &ConfigFile,
     ) -> Result<Self, SealError> {
@@ -42,6 +45,7 @@ impl Store {
         };
         Ok(Self {
             be,
+            locks,
             sealer: Sealer::new(key)?,
             level,
         })
@@ -55,9 +59,7 @@ impl Store {
         plain: &[u8],
     ) -> Result<SealedBlob, WriteError> {
         let packed = match self.level {
-            Some(l) => zstd::bulk::compress(plain, l)
-                .ok()
-                .filter(|c| c.len() < plain.len()),
+            Some(l) => compress(plain, l).filter(|c| c.len() < plain.len()),
             None => None,
         };
         let (body, raw_len) = match &packed {
@@ -74,15 +76,25 @@ impl Store {
 
     /// Finishes `pack` and writes it under its name.
     pub(crate) fn flush(&self, pack: PackBuilder) -> Result<WrittenPack, WriteError> {
-        let FinishedPack { bytes, id, blobs } = pack.finish(&self.sealer)?;
+        self.upload(pack.finish(&self.sealer)?)
+    }
+
+    /// Writes a finished pack under its name.
+    pub(crate) fn upload(&self, pack: FinishedPack) -> Result<WrittenPack, WriteError> {
+        let FinishedPack { bytes, id, blobs } = pack;
         self.be
             .write_bytes(FileType::Pack, &Id::new(id), false, bytes.into())
             .map_err(|e| WriteError::Backend(format!("writing pack {}: {e}", hex(&id))))?;
         Ok((id, blobs))
     }
 
-    /// Encodes, seals and writes a JSON file; returns its name.
-    pub(crate) fn write_json(&self, tpe: FileType, json: &[u8]) -> Result<Hash, WriteError> {
+    /// The key's sealer (packs seal their headers with it).
+    pub(crate) fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    /// Encodes and seals a JSON file; returns its name and bytes.
+    pub(crate) fn seal_json(&self, json: &[u8]) -> Result<(Hash, Vec<u8>), WriteError> {
         let plain = match self.level {
             Some(l) => {
                 let mut v = vec![COMPRESSED_JSON];
@@ -95,11 +107,36 @@ impl Store {
             None => json.to_vec(),
         };
         let sealed = self.sealer.seal(&plain)?;
-        let id = sha256(&sealed);
+        Ok((sha256(&sealed), sealed))
+    }
+
+    /// Checks (against its name `name`), opens and decodes a JSON file.
+    pub(crate) fn open_json(&self, stored: &[u8], name: &str) -> Result<Vec<u8>, WriteError> {
+        if hex(&sha256(stored)) != name {
+            return Err(WriteError::Damaged(format!(
+                "file {name} does not match its name"
+            )));
+        }
+        let plain = self.sealer.open(stored)?;
+        match plain.first() {
+            Some(&COMPRESSED_JSON) => zstd::stream::decode_all(&plain[1..])
+                .map_err(|e| WriteError::Damaged(format!("file {name}: {e}"))),
+            _ => Ok(plain),
+        }
+    }
+
+    /// Encodes, seals and writes a JSON file; returns its name.
+    pub(crate) fn write_json(&self, tpe: FileType, json: &[u8]) -> Result<Hash, WriteError> {
+        let (id, sealed) = self.seal_json(json)?;
         self.be
             .write_bytes(tpe, &Id::new(id), true, sealed.into())
             .map_err(|e| WriteError::Backend(format!("writing {tpe:?} file {}: {e}", hex(&id))))?;
         Ok(id)
+    }
+
+    /// The repository's `locks/` folder.
+    pub(crate) fn locks(&self) -> &dyn LockDir {
+        &*self.locks
     }
 
     /// The names of all files of type `tpe`.
@@ -115,17 +152,7 @@ impl Store {
             .be
             .read_full(tpe, id)
             .map_err(|e| WriteError::Backend(format!("reading {tpe:?} file {id}: {e}")))?;
-        if sha256(&stored) != id_bytes(id) {
-            return Err(WriteError::Damaged(format!(
-                "{tpe:?} file {id} does not match its name"
-            )));
-        }
-        let plain = self.sealer.open(&stored)?;
-        match plain.first() {
-            Some(&COMPRESSED_JSON) => zstd::stream::decode_all(&plain[1..])
-                .map_err(|e| WriteError::Damaged(format!("{tpe:?} file {id}: {e}"))),
-            _ => Ok(plain),
-        }
+        self.open_json(&stored, id.to_hex().as_str())
     }
 
     /// Reads one blob: `length` stored bytes at `offset` of pack `pack`,
@@ -155,6 +182,24 @@ impl Store {
         }
         Ok(plain)
     }
+}
+
+thread_local! {
+    /// Each thread's zstd context and its level: a new context per chunk
+    /// would clear its tables every time (a tenth of a backup's CPU).
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `plain`, zstd-compressed at `level` (`None` if zstd fails).
+fn compress(plain: &[u8], level: i32) -> Option<Vec<u8>> {
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().is_none_or(|(l, _)| *l != level) {
+            *c = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+        }
+        c.as_mut()?.1.compress(plain).ok()
+    })
 }
 
 /// Lower-case hex of an id.

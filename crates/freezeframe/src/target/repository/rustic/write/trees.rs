@@ -1,13 +1,19 @@
 //! Folders, bottom-up: the walk comes in path order, so the folders open
-//! form a stack; a folder is closed when the walk leaves it, its files'
-//! chunk ids are collected, its listing is serialised as restic's tree
-//! JSON (nodes by name, a newline at the end) and stored unless the
-//! repository has it. Beside each open folder lies the parent snapshot's
-//! tree of the same path, where unchanged files find their blob lists.
+//! form a stack; a folder is closed when the walk leaves it and handed to
+//! the tree builder, a thread of its own, so the walk goes on cutting
+//! while the chunks of the closed folder's files are still being stored.
+//! The builder takes closed folders in order (children before parents),
+//! waits for their files' chunk ids, serialises restic's tree JSON (nodes
+//! by name, a newline at the end) and stores it unless the repository has
+//! it. Beside each open folder lies the parent snapshot's tree of the same
+//! path, where unchanged files find their blob lists.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
 
 use rustic_core::repofile::{Node, NodeType, Tree};
 use rustic_core::{DataId, Id, TreeId};
@@ -20,6 +26,11 @@ use super::WriteError;
 
 /// A tree pack is written once it holds this much.
 const TREE_PACK_SIZE: usize = 4 << 20;
+/// Closed folders waiting for the builder.
+const CLOSED_AHEAD: usize = 256;
+
+/// A tree id to come from the builder.
+type PendingTree = Receiver<Result<Hash, WriteError>>;
 
 /// One entry of an open folder.
 pub(crate) struct Slot {
@@ -27,6 +38,8 @@ pub(crate) struct Slot {
     pub node: Node,
     /// A file's chunks, in order, when it was read.
     pub chunks: Vec<PendingId>,
+    /// A folder's tree, once the builder has it.
+    subtree: Option<PendingTree>,
 }
 
 impl Slot {
@@ -36,6 +49,16 @@ impl Slot {
         Self {
             node,
             chunks: Vec::new(),
+            subtree: None,
+        }
+    }
+
+    /// A file whose content is being stored.
+    pub(crate) fn read(node: Node, chunks: Vec<PendingId>) -> Self {
+        Self {
+            node,
+            chunks,
+            subtree: None,
         }
     }
 }
@@ -48,6 +71,15 @@ struct Frame {
     parent: HashMap<String, Node>,
     /// The parent snapshot's tree id of this folder.
     parent_id: Option<Hash>,
+    /// Where the builder answers with this folder's tree id.
+    done: Sender<Result<Hash, WriteError>>,
+}
+
+/// A folder left by the walk, for the builder.
+struct Closed {
+    slots: Vec<Slot>,
+    parent_id: Option<Hash>,
+    done: Sender<Result<Hash, WriteError>>,
 }
 
 /// What the trees added.
@@ -67,36 +99,50 @@ pub(crate) struct TreeCounts {
     pub stored: u64,
 }
 
-/// The stack of open folders and the tree packer.
+/// What the builder hands back: the tree packs and the counts.
+type Built = Result<(Vec<WrittenPack>, TreeCounts), WriteError>;
+
+/// The stack of open folders, on the walk's thread.
 pub(crate) struct Trees<'s> {
     store: &'s Store,
     known: Arc<RwLock<Known>>,
     stack: Vec<Frame>,
-    pack: PackBuilder,
-    written: Vec<WrittenPack>,
-    seen: HashSet<Hash>,
-    /// Counts so far.
-    pub counts: TreeCounts,
+    closed: Option<Sender<Closed>>,
+    builder: Option<JoinHandle<Built>>,
+    root: PendingTree,
     /// Parent trees that could not be read (their files are read again).
     pub warnings: Vec<String>,
 }
 
 impl<'s> Trees<'s> {
-    /// Opens the root folder `root`, beside the parent snapshot's root tree.
+    /// Opens the root folder `root`, beside the parent snapshot's root
+    /// tree, and starts the builder.
     pub(crate) fn new(
         store: &'s Store,
         known: Arc<RwLock<Known>>,
         root: PathBuf,
         parent_root: Option<Hash>,
     ) -> Self {
+        let (closed, inbox) = bounded::<Closed>(CLOSED_AHEAD);
+        let builder = {
+            let mut b = Builder {
+                store: store.clone(),
+                known: known.clone(),
+                pack: PackBuilder::default(),
+                written: Vec::new(),
+                seen: HashSet::new(),
+                counts: TreeCounts::default(),
+            };
+            std::thread::spawn(move || b.run(&inbox))
+        };
+        let (done, root_id) = bounded(1);
         let mut t = Self {
             store,
             known,
             stack: Vec::new(),
-            pack: PackBuilder::default(),
-            written: Vec::new(),
-            seen: HashSet::new(),
-            counts: TreeCounts::default(),
+            closed: Some(closed),
+            builder: Some(builder),
+            root: root_id,
             warnings: Vec::new(),
         };
         let parent = t.parent_tree(parent_root);
@@ -105,6 +151,7 @@ impl<'s> Trees<'s> {
             slots: Vec::new(),
             parent,
             parent_id: parent_root,
+            done,
         });
         t
     }
@@ -118,7 +165,7 @@ impl<'s> Trees<'s> {
                     dir.display()
                 )));
             }
-            self.close_top()?;
+            self.close_top();
         }
         Ok(())
     }
@@ -130,99 +177,63 @@ impl<'s> Trees<'s> {
 
     /// Adds an entry to the innermost folder; a folder is opened (its
     /// entries follow).
-    pub(crate) fn push(&mut self, path: PathBuf, slot: Slot) {
-        let is_dir = slot.node.is_dir();
-        let parent_id = if is_dir {
-            self.parent_node(&slot.node.name)
-                .filter(|n| n.is_dir())
-                .and_then(|n| n.subtree)
-                .map(|t| id_bytes(&t.into_inner()))
-        } else {
-            None
-        };
+    pub(crate) fn push(&mut self, path: PathBuf, mut slot: Slot) {
+        if !slot.node.is_dir() {
+            if let Some(top) = self.stack.last_mut() {
+                top.slots.push(slot);
+            }
+            return;
+        }
+        let parent_id = self
+            .parent_node(&slot.node.name)
+            .filter(|n| n.is_dir())
+            .and_then(|n| n.subtree)
+            .map(|t| id_bytes(&t.into_inner()));
+        let (done, subtree) = bounded(1);
+        slot.subtree = Some(subtree);
         if let Some(top) = self.stack.last_mut() {
             top.slots.push(slot);
         }
-        if is_dir {
-            let parent = self.parent_tree(parent_id);
-            self.stack.push(Frame {
-                path,
-                slots: Vec::new(),
-                parent,
-                parent_id,
+        let parent = self.parent_tree(parent_id);
+        self.stack.push(Frame {
+            path,
+            slots: Vec::new(),
+            parent,
+            parent_id,
+            done,
+        });
+    }
+
+    /// Closes every folder and waits for the builder; returns the root
+    /// tree's id, the tree packs and the counts.
+    pub(crate) fn finish(mut self) -> Result<(Hash, Vec<WrittenPack>, TreeCounts), WriteError> {
+        while !self.stack.is_empty() {
+            self.close_top();
+        }
+        self.closed = None;
+        let built = match self.builder.take().map(JoinHandle::join) {
+            Some(Ok(b)) => b,
+            _ => Err(WriteError::Stopped("the tree builder panicked".into())),
+        };
+        let (packs, counts) = built?;
+        let root = self
+            .root
+            .recv()
+            .unwrap_or_else(|_| Err(WriteError::Stopped("no root tree".into())))?;
+        Ok((root, packs, counts))
+    }
+
+    /// Hands the innermost folder to the builder (if the builder stopped,
+    /// `finish` says why).
+    fn close_top(&mut self) {
+        let Some(f) = self.stack.pop() else { return };
+        if let Some(c) = &self.closed {
+            let _ = c.send(Closed {
+                slots: f.slots,
+                parent_id: f.parent_id,
+                done: f.done,
             });
         }
-    }
-
-    /// Closes every folder; returns the root tree's id and the tree packs.
-    pub(crate) fn finish(mut self) -> Result<(Hash, Vec<WrittenPack>), WriteError> {
-        while self.stack.len() > 1 {
-            self.close_top()?;
-        }
-        let root = self
-            .stack
-            .pop()
-            .ok_or_else(|| WriteError::Stopped("no root folder".into()))?;
-        let id = self.store_tree(root)?;
-        if !self.pack.is_empty() {
-            let pack = std::mem::take(&mut self.pack);
-            self.written.push(self.store.flush(pack)?);
-        }
-        Ok((id, self.written))
-    }
-
-    fn close_top(&mut self) -> Result<(), WriteError> {
-        let frame = self.stack.pop().expect("a folder to close");
-        let id = self.store_tree(frame)?;
-        let top = self.stack.last_mut().expect("the closed folder's parent");
-        if let Some(s) = top.slots.last_mut() {
-            s.node.subtree = Some(TreeId::from(Id::new(id)));
-        }
-        Ok(())
-    }
-
-    /// Serialises and stores one folder's tree; returns its id.
-    fn store_tree(&mut self, frame: Frame) -> Result<Hash, WriteError> {
-        let mut nodes = Vec::with_capacity(frame.slots.len());
-        for s in frame.slots {
-            let mut node = s.node;
-            if !s.chunks.is_empty() || node.content.is_none() && node.is_file() {
-                let ids: Result<Vec<DataId>, WriteError> = s
-                    .chunks
-                    .into_iter()
-                    .map(|c| c.wait().map(|h| DataId::from(Id::new(h))))
-                    .collect();
-                node.content = Some(ids?);
-            }
-            nodes.push(node);
-        }
-        nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut json = serde_json::to_vec(&Tree { nodes })
-            .map_err(|e| WriteError::Stopped(format!("serialising a tree: {e}")))?;
-        json.push(b'\n');
-        let id = sha256(&json);
-        match frame.parent_id {
-            Some(p) if p == id => self.counts.dirs_unmodified += 1,
-            Some(_) => self.counts.dirs_changed += 1,
-            None => self.counts.dirs_new += 1,
-        }
-        let known = self
-            .known
-            .read()
-            .map(|k| k.has(BlobKind::Tree, &id))
-            .unwrap_or(false);
-        if !known && self.seen.insert(id) {
-            let blob = self.store.seal_blob(id, BlobKind::Tree, &json)?;
-            self.counts.blobs += 1;
-            self.counts.bytes += json.len() as u64;
-            self.counts.stored += blob.sealed.len() as u64;
-            self.pack.add(blob);
-            if self.pack.len() >= TREE_PACK_SIZE {
-                let pack = std::mem::take(&mut self.pack);
-                self.written.push(self.store.flush(pack)?);
-            }
-        }
-        Ok(id)
     }
 
     /// The parent snapshot's tree `id`, by name (empty if there is none or
@@ -252,6 +263,105 @@ impl<'s> Trees<'s> {
                 HashMap::new()
             }
         }
+    }
+}
+
+impl Drop for Trees<'_> {
+    fn drop(&mut self) {
+        // An error left the walk: stop the builder before returning.
+        self.stack.clear();
+        self.closed = None;
+        if let Some(b) = self.builder.take() {
+            let _ = b.join();
+        }
+    }
+}
+
+/// The tree builder's state, on its own thread.
+struct Builder {
+    store: Store,
+    known: Arc<RwLock<Known>>,
+    pack: PackBuilder,
+    written: Vec<WrittenPack>,
+    seen: HashSet<Hash>,
+    counts: TreeCounts,
+}
+
+impl Builder {
+    /// Builds every closed folder in order; then writes the last pack.
+    fn run(&mut self, inbox: &Receiver<Closed>) -> Built {
+        for c in inbox {
+            match self.store_tree(c.slots, c.parent_id) {
+                Ok(id) => {
+                    let _ = c.done.send(Ok(id));
+                }
+                Err(e) => {
+                    let _ = c
+                        .done
+                        .send(Err(WriteError::Stopped("a folder above failed".into())));
+                    return Err(e);
+                }
+            }
+        }
+        if !self.pack.is_empty() {
+            let pack = std::mem::take(&mut self.pack);
+            self.written.push(self.store.flush(pack)?);
+        }
+        Ok((std::mem::take(&mut self.written), self.counts))
+    }
+
+    /// Serialises and stores one folder's tree; returns its id.
+    fn store_tree(
+        &mut self,
+        slots: Vec<Slot>,
+        parent_id: Option<Hash>,
+    ) -> Result<Hash, WriteError> {
+        let mut nodes = Vec::with_capacity(slots.len());
+        for s in slots {
+            let mut node = s.node;
+            if let Some(sub) = s.subtree {
+                let id = sub
+                    .recv()
+                    .unwrap_or_else(|_| Err(WriteError::Stopped("a subfolder was lost".into())))?;
+                node.subtree = Some(TreeId::from(Id::new(id)));
+            }
+            if !s.chunks.is_empty() || node.content.is_none() && node.is_file() {
+                let ids: Result<Vec<DataId>, WriteError> = s
+                    .chunks
+                    .into_iter()
+                    .map(|c| c.wait().map(|h| DataId::from(Id::new(h))))
+                    .collect();
+                node.content = Some(ids?);
+            }
+            nodes.push(node);
+        }
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut json = serde_json::to_vec(&Tree { nodes })
+            .map_err(|e| WriteError::Stopped(format!("serialising a tree: {e}")))?;
+        json.push(b'\n');
+        let id = sha256(&json);
+        match parent_id {
+            Some(p) if p == id => self.counts.dirs_unmodified += 1,
+            Some(_) => self.counts.dirs_changed += 1,
+            None => self.counts.dirs_new += 1,
+        }
+        let known = self
+            .known
+            .read()
+            .map(|k| k.has(BlobKind::Tree, &id))
+            .unwrap_or(false);
+        if !known && self.seen.insert(id) {
+            let blob = self.store.seal_blob(id, BlobKind::Tree, &json)?;
+            self.counts.blobs += 1;
+            self.counts.bytes += json.len() as u64;
+            self.counts.stored += blob.sealed.len() as u64;
+            self.pack.add(blob);
+            if self.pack.len() >= TREE_PACK_SIZE {
+                let pack = std::mem::take(&mut self.pack);
+                self.written.push(self.store.flush(pack)?);
+            }
+        }
+        Ok(id)
     }
 }
 

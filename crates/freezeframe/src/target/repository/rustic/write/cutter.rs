@@ -1,0 +1,185 @@
+//! Cutting one file into content-defined chunks as it is read: FastCDC
+//! over a fixed buffer of twice the largest chunk. A chunk is handed out
+//! once it ends before the data read so far (its cut depends only on its
+//! own bytes), the last one at the end of the file; the unfinished rest is
+//! moved to the front once per refill, not once per chunk.
+
+use std::io::{self, Read};
+
+use fastcdc::v2020::FastCDC;
+
+/// Chunk bounds: restic's (512 KiB, 1 MiB on average, 8 MiB).
+pub(crate) const MIN: usize = 512 << 10;
+/// Average chunk size.
+pub(crate) const AVG: usize = 1 << 20;
+/// Largest chunk.
+pub(crate) const MAX: usize = 8 << 20;
+
+/// The chunks of a reader, in order.
+pub(crate) struct Cutter<'b, R> {
+    src: R,
+    /// Reused from file to file (allocated, and zeroed, once).
+    buf: &'b mut Vec<u8>,
+    /// Bytes of `buf` holding data.
+    filled: usize,
+    /// Start of the data not yet handed out.
+    start: usize,
+    eof: bool,
+    failed: bool,
+    min: usize,
+    avg: usize,
+    max: usize,
+}
+
+impl<'b, R: Read> Cutter<'b, R> {
+    /// Cuts `src` with restic's bounds, reading into `buf`.
+    pub(crate) fn new(src: R, buf: &'b mut Vec<u8>) -> Self {
+        Self::with_bounds(src, buf, MIN, AVG, MAX)
+    }
+
+    /// Cuts `src` with other bounds (tests).
+    pub(crate) fn with_bounds(
+        src: R,
+        buf: &'b mut Vec<u8>,
+        min: usize,
+        avg: usize,
+        max: usize,
+    ) -> Self {
+        buf.resize(2 * max, 0);
+        Self {
+            src,
+            buf,
+            filled: 0,
+            start: 0,
+            eof: false,
+            failed: false,
+            min,
+            avg,
+            max,
+        }
+    }
+
+    /// Moves the unfinished rest to the front and reads until the buffer
+    /// is full or the file ends.
+    fn refill(&mut self) -> io::Result<()> {
+        self.buf.copy_within(self.start..self.filled, 0);
+        self.filled -= self.start;
+        self.start = 0;
+        while self.filled < self.buf.len() {
+            match self.src.read(&mut self.buf[self.filled..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(n) => self.filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The next chunk's length at `start`, if it is final.
+    fn next_cut(&self) -> Option<usize> {
+        let data = &self.buf[self.start..self.filled];
+        let chunk = FastCDC::new(data, self.min, self.avg, self.max).next()?;
+        (chunk.length < data.len() || self.eof).then_some(chunk.length)
+    }
+}
+
+impl<R: Read> Iterator for Cutter<'_, R> {
+    type Item = io::Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let len = match self.next_cut() {
+            Some(n) => n,
+            None if self.eof => return None,
+            None => {
+                if let Err(e) = self.refill() {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+                self.next_cut()?
+            }
+        };
+        let chunk = self.buf[self.start..self.start + len].to_vec();
+        self.start += len;
+        Some(Ok(chunk))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands out at most `step` bytes per read.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    fn data(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed;
+        (0..len)
+            .map(|i| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                // Runs of zeros too, as in real files.
+                if (i / 5000) % 7 == 0 {
+                    0
+                } else {
+                    (x >> 33) as u8
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cuts_are_fastcdcs_over_the_whole_file_whatever_the_read_sizes() {
+        let (min, avg, max) = (1024, 4096, 16384);
+        for (len, seed) in [(0, 1), (100, 2), (16384, 3), (300_000, 4), (1_000_003, 5)] {
+            let d = data(len, seed);
+            let want: Vec<&[u8]> = FastCDC::new(&d, min, avg, max)
+                .map(|c| &d[c.offset..c.offset + c.length])
+                .collect();
+            for step in [1 << 20, 4096, 777] {
+                let mut buf = Vec::new();
+                let got: Vec<Vec<u8>> =
+                    Cutter::with_bounds(Trickle { data: &d, step }, &mut buf, min, avg, max)
+                        .collect::<io::Result<_>>()
+                        .unwrap();
+                assert_eq!(got.len(), want.len(), "len {len} step {step}");
+                for (g, w) in got.iter().zip(&want) {
+                    assert_eq!(&g[..], *w, "len {len} step {step}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_read_error_ends_the_chunks_with_it() {
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("EIO"))
+            }
+        }
+        let mut buf = Vec::new();
+        let mut c = Cutter::with_bounds(Broken, &mut buf, 64, 256, 1024);
+        assert!(c.next().unwrap().is_err());
+        assert!(c.next().is_none());
+    }
+}

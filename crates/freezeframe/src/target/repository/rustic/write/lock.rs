@@ -1,0 +1,263 @@
+//! restic-format lock files (restic `doc/design.rst`, "Locks"): while a
+//! backup writes, the repository holds a non-exclusive lock naming host,
+//! user and PID, refreshed every 5 minutes and removed at the end, so that
+//! a `restic prune` elsewhere refuses instead of deleting packs in flight.
+//! Another process's lock is stale (ignored) as restic judges it: older
+//! than 30 minutes, or from this host with its PID gone. rustic_core's
+//! backends do not reach restic's `locks/` folder; [`LockDir`] does.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rustic_core::jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::store::{hex, Store};
+use super::WriteError;
+
+/// restic's `locks/` folder of a repository.
+pub(crate) trait LockDir: Send + Sync {
+    /// The names of the lock files.
+    fn list(&self) -> Result<Vec<String>, WriteError>;
+    /// One lock file's bytes.
+    fn read(&self, name: &str) -> Result<Vec<u8>, WriteError>;
+    /// Writes a lock file.
+    fn write(&self, name: &str, data: Vec<u8>) -> Result<(), WriteError>;
+    /// Removes a lock file.
+    fn remove(&self, name: &str) -> Result<(), WriteError>;
+}
+
+/// The `locks/` folder of a repository on a local file system.
+pub(crate) struct LocalLocks(pub PathBuf);
+
+impl LockDir for LocalLocks {
+    fn list(&self) -> Result<Vec<String>, WriteError> {
+        let rd = match std::fs::read_dir(&self.0) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("listing", &self.0, &e)),
+        };
+        Ok(rd
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+            .collect())
+    }
+
+    fn read(&self, name: &str) -> Result<Vec<u8>, WriteError> {
+        let p = self.0.join(name);
+        std::fs::read(&p).map_err(|e| io_err("reading", &p, &e))
+    }
+
+    fn write(&self, name: &str, data: Vec<u8>) -> Result<(), WriteError> {
+        std::fs::create_dir_all(&self.0).map_err(|e| io_err("creating", &self.0, &e))?;
+        let p = self.0.join(name);
+        // Whole or not at all: another process may read it at any moment.
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(&self.0).map_err(|e| io_err("writing", &p, &e))?;
+        std::io::Write::write_all(&mut tmp, &data).map_err(|e| io_err("writing", &p, &e))?;
+        tmp.persist(&p)
+            .map(|_| ())
+            .map_err(|e| io_err("writing", &p, &e.error))
+    }
+
+    fn remove(&self, name: &str) -> Result<(), WriteError> {
+        let p = self.0.join(name);
+        match std::fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("removing", &p, &e)),
+        }
+    }
+}
+
+fn io_err(what: &str, p: &std::path::Path, e: &std::io::Error) -> WriteError {
+    WriteError::Backend(format!("{what} lock file {}: {e}", p.display()))
+}
+
+/// restic refreshes its locks this often.
+const REFRESH: Duration = Duration::from_secs(5 * 60);
+/// A lock not refreshed for this long is stale (restic's rule).
+const STALE_SECS: i64 = 30 * 60;
+
+/// A lock file's JSON, as restic writes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct LockFile {
+    /// When it was written (or last refreshed).
+    pub time: Timestamp,
+    /// Whether it excludes every other lock.
+    pub exclusive: bool,
+    /// The host of the process.
+    pub hostname: String,
+    /// Its user.
+    #[serde(default)]
+    pub username: String,
+    /// Its PID.
+    pub pid: i64,
+    /// Its user id.
+    #[serde(default)]
+    pub uid: u32,
+    /// Its group id.
+    #[serde(default)]
+    pub gid: u32,
+}
+
+impl LockFile {
+    /// Whether restic would ignore it: old, or of a dead process here.
+    pub(crate) fn stale(&self, host: &str, now: Timestamp) -> bool {
+        if now.as_second() - self.time.as_second() > STALE_SECS {
+            return true;
+        }
+        self.hostname == host
+            && u32::try_from(self.pid)
+                .ok()
+                .and_then(crate::sys::process::start_time)
+                .is_none()
+    }
+
+    /// How a message names its holder.
+    pub(crate) fn describe(&self, now: Timestamp) -> String {
+        let age = (now.as_second() - self.time.as_second()).max(0);
+        format!(
+            "{} lock of PID {} on host {} (user {}), refreshed {} s ago",
+            if self.exclusive { "an exclusive" } else { "a" },
+            self.pid,
+            self.hostname,
+            if self.username.is_empty() {
+                "?"
+            } else {
+                &self.username
+            },
+            age
+        )
+    }
+}
+
+/// A lock this process holds; removed when dropped.
+pub(crate) struct HeldLock {
+    store: Store,
+    current: Arc<Mutex<String>>,
+    stop: Option<Sender<()>>,
+    refresher: Option<JoinHandle<()>>,
+}
+
+/// Every lock file that can be read, with its name (one removed while
+/// listed, or unreadable, is in nobody's way).
+fn all_locks(store: &Store) -> Result<Vec<(String, LockFile)>, WriteError> {
+    let mut out = Vec::new();
+    for id in store.locks().list()? {
+        let lock = store
+            .locks()
+            .read(&id)
+            .and_then(|stored| store.open_json(&stored, &id))
+            .ok()
+            .and_then(|json| serde_json::from_slice::<LockFile>(&json).ok());
+        if let Some(l) = lock {
+            out.push((id, l));
+        }
+    }
+    Ok(out)
+}
+
+/// The locks of other processes that restic would not ignore.
+pub(crate) fn live_locks(store: &Store) -> Result<Vec<(String, LockFile)>, WriteError> {
+    let (host, now) = (hostname(), Timestamp::now());
+    let mut locks = all_locks(store)?;
+    locks.retain(|(_, l)| !l.stale(&host, now));
+    Ok(locks)
+}
+
+/// This host's name, as restic's lock files carry it.
+fn hostname() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Takes a lock (exclusive or not) for this process; refused with the
+/// holder named when a live lock is in the way.
+pub(crate) fn lock(store: &Store, exclusive: bool) -> Result<HeldLock, WriteError> {
+    let now = Timestamp::now();
+    if let Some((_, l)) = live_locks(store)?
+        .into_iter()
+        .find(|(_, l)| exclusive || l.exclusive)
+    {
+        return Err(WriteError::Locked(l.describe(now)));
+    }
+    let me = LockFile {
+        time: now,
+        exclusive,
+        hostname: hostname(),
+        username: std::env::var("USER").unwrap_or_else(|_| "root".into()),
+        pid: i64::from(std::process::id()),
+        uid: rustix::process::getuid().as_raw(),
+        gid: rustix::process::getgid().as_raw(),
+    };
+    let id = write(store, &me)?;
+    let current = Arc::new(Mutex::new(id));
+    let (stop, stopped) = channel::<()>();
+    let (rstore, rcur) = (store.clone(), current.clone());
+    let refresher = std::thread::spawn(move || loop {
+        match stopped.recv_timeout(REFRESH) {
+            Err(RecvTimeoutError::Timeout) => {
+                let fresh = LockFile {
+                    time: Timestamp::now(),
+                    ..me.clone()
+                };
+                if let Ok(new) = write(&rstore, &fresh) {
+                    if let Ok(mut c) = rcur.lock() {
+                        let old = std::mem::replace(&mut *c, new);
+                        let _ = rstore.locks().remove(&old);
+                    }
+                }
+            }
+            _ => return,
+        }
+    });
+    Ok(HeldLock {
+        store: store.clone(),
+        current,
+        stop: Some(stop),
+        refresher: Some(refresher),
+    })
+}
+
+fn write(store: &Store, l: &LockFile) -> Result<String, WriteError> {
+    let json = serde_json::to_vec(l).map_err(|e| WriteError::Stopped(e.to_string()))?;
+    let (id, sealed) = store.seal_json(&json)?;
+    let name = hex(&id);
+    store.locks().write(&name, sealed)?;
+    Ok(name)
+}
+
+/// Removes this host's locks whose process is gone (left by a backup that
+/// was killed); returns how many.
+pub(crate) fn remove_stale_own(store: &Store) -> Result<usize, WriteError> {
+    let (host, now) = (hostname(), Timestamp::now());
+    let mut n = 0;
+    for (id, l) in all_locks(store)? {
+        if l.hostname == host && l.stale(&host, now) {
+            store.locks().remove(&id)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(r) = self.refresher.take() {
+            let _ = r.join();
+        }
+        if let Ok(c) = self.current.lock() {
+            if let Err(e) = self.store.locks().remove(&c) {
+                tracing::warn!("removing the repository lock failed: {e}");
+            }
+        }
+    }
+}
