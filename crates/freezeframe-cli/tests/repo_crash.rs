@@ -9,13 +9,14 @@
 
 mod common;
 
+use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 use common::restic::restic;
 use common::tree::{as_repository_restores as restorable, assert_same, describe};
 use common::{kill9, privileged, require, which};
 
-/// `n` files of `size` pseudo-random bytes (seeded) under `dir`.
+/// `n` files `f0`… of `size` pseudo-random bytes (seeded) under `dir`.
 fn files(dir: &std::path::Path, seed: u64, n: usize, size: usize) {
     std::fs::create_dir_all(dir).unwrap();
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -28,7 +29,7 @@ fn files(dir: &std::path::Path, seed: u64, n: usize, size: usize) {
                 x as u8
             })
             .collect();
-        std::fs::write(dir.join(format!("f{seed}-{i}")), data).unwrap();
+        std::fs::write(dir.join(format!("f{i}")), data).unwrap();
     }
 }
 
@@ -46,9 +47,11 @@ fn a_backup_killed_anywhere_while_writing_leaves_the_repository_good() {
     let first_tree = restorable(describe(&private));
 
     // Kill instants spread over the write: 0–600 ms after the backup took
-    // its repository lock (the first thing it writes).
+    // its repository lock (the first thing it writes); each run has 48 MiB
+    // of new data to store.
+    let mut mid_write = 0;
     for k in 0..10u64 {
-        files(&private.join(format!("k{k}")), 100 + k, 3, 6 << 20);
+        files(&private.join("new"), 100 + k, 3, 16 << 20);
         let mut child = env.spawn(&["backup", "db"], None);
         let t = Instant::now();
         let locked = || std::fs::read_dir(repo.join("locks")).is_ok_and(|mut d| d.next().is_some());
@@ -58,7 +61,9 @@ fn a_backup_killed_anywhere_while_writing_leaves_the_repository_good() {
         }
         std::thread::sleep(Duration::from_millis(k * 997 % 600));
         kill9(child.id());
-        let _ = child.wait();
+        if child.wait().unwrap().signal() == Some(9) {
+            mid_write += 1;
+        }
         let (code, out, err) = env.run(&["recover"]);
         assert_eq!(code, 0, "kill {k}: recover: {out}{err}");
         // restic: no error (packs no snapshot uses are only a hint).
@@ -80,6 +85,11 @@ fn a_backup_killed_anywhere_while_writing_leaves_the_repository_good() {
         );
         std::fs::remove_dir_all(&to).unwrap();
     }
+
+    assert!(
+        mid_write >= 4,
+        "only {mid_write} of 10 kills landed before the end"
+    );
 
     // The next backup, a prune and a full check.
     let last = env.backup_json(&["db"]);

@@ -9,54 +9,6 @@ mod common;
 use common::tree::{assert_same, describe};
 use common::{privileged, require, sh, which, Ct, Env};
 
-/// Creates every kind of entry the archive format must carry.
-fn build_tree(p: &std::path::Path) {
-    let script = r#"
-set -e
-cd "$1"
-mkdir -p d/sub && echo hello > d/sub/f
-head -c 3000000 /dev/urandom > big.bin
-: > empty
-printf 'x' > setuid && chmod 4755 setuid
-mkdir sgid && chmod 2775 sgid
-mkdir sticky && chmod 1777 sticky
-ln -s d/sub/f rel-link
-ln -s /nonexistent/abs abs-link
-echo hl > hard1 && ln hard1 d/hard2 && ln hard1 sgid/hard3
-mkfifo fifo
-mknod chardev c 1 3
-mknod blockdev b 7 200
-echo own > owned && chown 1234:5678 owned
-echo big > bigid && chown 3000000:3000001 bigid
-setfattr -n user.note -v 'hello world' owned
-setfattr -n trusted.secret -v s3cr3t owned
-echo cap > capfile && setfattr -n security.capability -v 0sAQAAAgAgAAAAAAAAAAAAAAAAAAA= capfile
-echo acl > acl-file && setfacl -m u:1000:rw,g:50:r acl-file
-setfacl -d -m u:1000:rwx d
-truncate -s 64M sparse && dd if=/dev/urandom of=sparse bs=4096 count=16 seek=4096 conv=notrunc status=none
-truncate -s 8M sparse-tail && printf data | dd of=sparse-tail conv=notrunc status=none
-python3 - <<'PY'
-import os, socket
-deep = "/".join("segment%02d_%s" % (i, "x" * 40) for i in range(6))
-os.makedirs(deep)
-open(os.path.join(deep, "n" * 120), "w").write("deep\n")
-open(b"bad-\xff-name", "w").write("x")
-open("sp ace\nnewline", "w").write("x")
-s = socket.socket(socket.AF_UNIX)
-s.bind("sock")
-PY
-touch -h -d '2001-02-03 04:05:06.123456789' owned
-touch -h -d '@1500000000.987654321' rel-link
-touch -d '2010-01-01 00:00:00.5' d/sub d sgid
-touch -d '2011-01-01 00:00:00.25' .
-"#;
-    sh(&format!(
-        "sh -c '{}' sh {}",
-        script.replace('\'', r"'\''"),
-        p.display()
-    ));
-}
-
 #[test]
 fn every_file_type_round_trips_through_gnu_tar_and_restore() {
     if !privileged()
@@ -68,7 +20,7 @@ fn every_file_type_round_trips_through_gnu_tar_and_restore() {
         return;
     }
     let (vol, cg, private) = common::volume_with_container("101");
-    build_tree(&private);
+    common::every_file_type(&private);
     let conf = vol.dir.path().join("101.conf");
     std::fs::write(&conf, "hostname=ct101\n").unwrap();
     let env = Env::new(

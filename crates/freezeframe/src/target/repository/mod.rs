@@ -111,6 +111,9 @@ pub struct RepoBackupRecord {
     pub bytes_added: u64,
     /// Bytes added to the repository after compression and encryption.
     pub bytes_added_packed: u64,
+    /// New data blobs (chunks the repository did not hold yet).
+    #[serde(default)]
+    pub data_blobs_added: u64,
     /// How long the backup took, in milliseconds.
     pub duration_ms: f64,
     /// Files that could not be read (the snapshot is tagged `partial`).

@@ -98,6 +98,7 @@ impl Repo {
             bytes_read: findings.bytes_read.load(Ordering::Relaxed),
             bytes_added: wrote.data_bytes + wrote.trees.bytes,
             bytes_added_packed: wrote.data_stored + wrote.trees.stored,
+            data_blobs_added: wrote.data_blobs,
             duration_ms: t0.elapsed().as_secs_f64() * 1000.0,
             unreadable,
         })

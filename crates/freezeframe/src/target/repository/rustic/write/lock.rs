@@ -261,3 +261,53 @@ impl Drop for HeldLock {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lock file as restic 0.14 writes it (decrypted).
+    const RESTIC_LOCK: &str = r#"{"time":"2026-12-01T23:59:01.123456789+01:00","exclusive":false,"hostname":"web7","username":"root","pid":4242,"uid":0,"gid":0}"#;
+
+    fn at(rfc: &str) -> Timestamp {
+        rfc.parse().unwrap()
+    }
+
+    #[test]
+    fn restics_lock_files_parse_and_ours_round_trip() {
+        let l: LockFile = serde_json::from_str(RESTIC_LOCK).unwrap();
+        assert_eq!(
+            (l.hostname.as_str(), l.pid, l.exclusive),
+            ("web7", 4242, false)
+        );
+        assert_eq!(l.time, at("2026-12-01T22:59:01.123456789Z"));
+        let back: LockFile = serde_json::from_slice(&serde_json::to_vec(&l).unwrap()).unwrap();
+        assert_eq!(back.time, l.time);
+    }
+
+    #[test]
+    fn staleness_follows_restics_rules() {
+        let now = at("2026-12-02T00:00:00Z");
+        let lock = |host: &str, pid: i64, time: &str| LockFile {
+            time: at(time),
+            exclusive: false,
+            hostname: host.into(),
+            username: "root".into(),
+            pid,
+            uid: 0,
+            gid: 0,
+        };
+        let me = i64::from(std::process::id());
+        // Another host's: stale only by age.
+        assert!(!lock("other", 1, "2026-12-01T23:31:00Z").stale("here", now));
+        assert!(lock("other", 1, "2026-12-01T23:29:00Z").stale("here", now));
+        // This host's: stale when its process is gone.
+        assert!(!lock("here", me, "2026-12-01T23:59:00Z").stale("here", now));
+        assert!(lock("here", i64::from(i32::MAX), "2026-12-01T23:59:00Z").stale("here", now));
+        let d = lock("other", 77, "2026-12-01T23:59:30Z").describe(now);
+        assert!(
+            d.contains("PID 77") && d.contains("host other") && d.contains("30 s ago"),
+            "{d}"
+        );
+    }
+}
