@@ -53,6 +53,21 @@ pub(crate) struct Added {
     pub stored: AtomicU64,
 }
 
+/// Hands chunks to the workers; cloned by every reader.
+#[derive(Clone)]
+pub(crate) struct Submitter(Sender<Job>);
+
+impl Submitter {
+    /// Hands one chunk to the workers (waits while they are all busy).
+    pub(crate) fn submit(&self, data: Vec<u8>) -> PendingId {
+        let (reply, rx) = bounded(1);
+        // A send fails only once the workers are gone: the reply's sender
+        // is dropped with the job and `wait` says so.
+        let _ = self.0.send(Job { data, reply });
+        PendingId(rx)
+    }
+}
+
 /// The running pool and packer.
 pub(crate) struct DataPipe {
     jobs: Option<Sender<Job>>,
@@ -98,15 +113,9 @@ impl DataPipe {
         }
     }
 
-    /// Hands one chunk to the workers (waits while they are all busy).
-    pub(crate) fn submit(&self, data: Vec<u8>) -> PendingId {
-        let (reply, rx) = bounded(1);
-        if let Some(jobs) = &self.jobs {
-            // A send fails only once the workers are gone: the reply's
-            // sender is dropped with the job and `wait` says so.
-            let _ = jobs.send(Job { data, reply });
-        }
-        PendingId(rx)
+    /// A handle to hand chunks on with (drop every one before `finish`).
+    pub(crate) fn submitter(&self) -> Submitter {
+        Submitter(self.jobs.clone().expect("a running pipe"))
     }
 
     /// Waits for every chunk to be stored and the last pack to be

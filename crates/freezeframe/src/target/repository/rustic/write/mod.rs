@@ -11,6 +11,7 @@ mod cutter;
 mod index;
 mod lock;
 mod pack;
+mod readers;
 mod seal;
 mod store;
 mod trees;
@@ -24,6 +25,7 @@ use self::chunks::DataPipe;
 pub(crate) use self::index::Known;
 pub(crate) use self::lock::{lock, remove_stale_own, HeldLock, LocalLocks, LockDir};
 use self::pack::{Hash, WrittenPack};
+use self::readers::Readers;
 pub(crate) use self::store::{hex, id_bytes, Store};
 use self::trees::{unchanged, Slot, Trees};
 
@@ -106,23 +108,28 @@ pub(crate) fn write_tree<O, I>(
 ) -> Result<Wrote, WriteError>
 where
     O: ReadSourceOpen,
+    O::Reader: Send + 'static,
     I: Iterator<Item = RusticResult<ReadSourceEntry<O>>>,
 {
     let pipe = DataPipe::start(store, known, src.workers);
     let mut trees = Trees::new(store, known.clone(), src.root.to_owned(), parent_root);
+    let readers = Readers::start(&pipe.submitter());
     let mut w = Wrote::default();
-    let mut buf = Vec::new();
     for entry in src.entries {
         // A walk error is recorded by the source; the rest is backed up.
         let Ok(entry) = entry else { continue };
-        add_entry(&pipe, &mut trees, known, entry, &mut buf, &mut w)?;
+        add_entry(&readers, &mut trees, known, entry, &mut w)?;
     }
+    readers.finish();
     if (src.stopped)() {
+        drop(trees);
         pipe.abort();
         return Err(WriteError::Stopped("the run was stopped".into()));
     }
     w.warnings.extend(trees.warnings.iter().cloned());
     let (tree, tree_packs, counts) = trees.finish()?;
+    w.files_new -= counts.unread_new;
+    w.files_changed -= counts.unread_changed;
     w.trees = counts;
     let mut packs = pipe_finish(pipe, &mut w)?;
     packs.extend(tree_packs);
@@ -150,13 +157,15 @@ fn pipe_finish(pipe: DataPipe, w: &mut Wrote) -> Result<Vec<WrittenPack>, WriteE
 /// One walked entry into its folder; a file's content read unless the
 /// parent snapshot has it unchanged.
 fn add_entry<O: ReadSourceOpen>(
-    pipe: &DataPipe,
+    readers: &Readers,
     trees: &mut Trees<'_>,
     known: &RwLock<Known>,
     entry: ReadSourceEntry<O>,
-    buf: &mut Vec<u8>,
     w: &mut Wrote,
-) -> Result<(), WriteError> {
+) -> Result<(), WriteError>
+where
+    O::Reader: Send + 'static,
+{
     let ReadSourceEntry {
         path,
         mut node,
@@ -192,18 +201,13 @@ fn add_entry<O: ReadSourceOpen>(
     let Ok(reader) = open.open() else {
         return Ok(());
     };
-    let mut chunks = Vec::new();
-    for chunk in cutter::Cutter::new(reader, buf) {
-        match chunk {
-            Ok(data) => chunks.push(pipe.submit(data)),
-            Err(_) => return Ok(()),
-        }
-    }
-    if old.is_some() {
-        w.files_changed += 1;
-    } else {
+    let new = old.is_none();
+    if new {
         w.files_new += 1;
+    } else {
+        w.files_changed += 1;
     }
-    trees.push(path, Slot::read(node, chunks));
+    let file = readers.read(Box::new(reader));
+    trees.push(path, Slot::reading(node, file, new));
     Ok(())
 }

@@ -21,6 +21,7 @@ use rustic_core::{DataId, Id, TreeId};
 use super::chunks::PendingId;
 use super::index::Known;
 use super::pack::{sha256, BlobKind, Hash, PackBuilder, WrittenPack};
+use super::readers::PendingFile;
 use super::store::{id_bytes, Store};
 use super::WriteError;
 
@@ -40,6 +41,9 @@ pub(crate) struct Slot {
     pub chunks: Vec<PendingId>,
     /// A folder's tree, once the builder has it.
     subtree: Option<PendingTree>,
+    /// A file being read: its chunks, once its reader has cut it; and
+    /// whether it was counted as new (else changed).
+    file: Option<(PendingFile, bool)>,
 }
 
 impl Slot {
@@ -50,15 +54,17 @@ impl Slot {
             node,
             chunks: Vec::new(),
             subtree: None,
+            file: None,
         }
     }
 
-    /// A file whose content is being stored.
-    pub(crate) fn read(node: Node, chunks: Vec<PendingId>) -> Self {
+    /// A file being read (counted as new, or as changed).
+    pub(crate) fn reading(node: Node, file: PendingFile, new: bool) -> Self {
         Self {
             node,
-            chunks,
+            chunks: Vec::new(),
             subtree: None,
+            file: Some((file, new)),
         }
     }
 }
@@ -97,6 +103,10 @@ pub(crate) struct TreeCounts {
     pub bytes: u64,
     /// Their stored bytes.
     pub stored: u64,
+    /// Files counted as new that could not be read to the end (left out).
+    pub unread_new: u64,
+    /// Files counted as changed that could not be read to the end.
+    pub unread_changed: u64,
 }
 
 /// What the builder hands back: the tree packs and the counts.
@@ -317,7 +327,21 @@ impl Builder {
         parent_id: Option<Hash>,
     ) -> Result<Hash, WriteError> {
         let mut nodes = Vec::with_capacity(slots.len());
-        for s in slots {
+        for mut s in slots {
+            if let Some((file, new)) = s.file.take() {
+                match file.recv() {
+                    Ok(Ok(chunks)) => s.chunks = chunks,
+                    // Not read to the end: left out of the tree.
+                    _ => {
+                        if new {
+                            self.counts.unread_new += 1;
+                        } else {
+                            self.counts.unread_changed += 1;
+                        }
+                        continue;
+                    }
+                }
+            }
             let mut node = s.node;
             if let Some(sub) = s.subtree {
                 let id = sub
