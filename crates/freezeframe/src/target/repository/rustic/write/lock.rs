@@ -181,6 +181,11 @@ fn hostname() -> String {
 /// Takes a lock (exclusive or not) for this process; refused with the
 /// holder named when a live lock is in the way.
 pub(crate) fn lock(store: &Store, exclusive: bool) -> Result<HeldLock, WriteError> {
+    lock_refreshed(store, exclusive, REFRESH)
+}
+
+/// [`lock`], refreshed every `every`.
+fn lock_refreshed(store: &Store, exclusive: bool, every: Duration) -> Result<HeldLock, WriteError> {
     let now = Timestamp::now();
     if let Some((_, l)) = live_locks(store)?
         .into_iter()
@@ -202,7 +207,7 @@ pub(crate) fn lock(store: &Store, exclusive: bool) -> Result<HeldLock, WriteErro
     let (stop, stopped) = channel::<()>();
     let (rstore, rcur) = (store.clone(), current.clone());
     let refresher = std::thread::spawn(move || loop {
-        match stopped.recv_timeout(REFRESH) {
+        match stopped.recv_timeout(every) {
             Err(RecvTimeoutError::Timeout) => {
                 let fresh = LockFile {
                     time: Timestamp::now(),
@@ -283,6 +288,49 @@ mod tests {
         assert_eq!(l.time, at("2026-12-01T22:59:01.123456789Z"));
         let back: LockFile = serde_json::from_slice(&serde_json::to_vec(&l).unwrap()).unwrap();
         assert_eq!(back.time, l.time);
+    }
+
+    /// A store over a local folder (a v2 repository's layout, no config).
+    fn local_store(dir: &std::path::Path) -> Store {
+        let be = rustic_backend::LocalBackend::new(
+            dir.to_string_lossy(),
+            std::collections::BTreeMap::<String, String>::new(),
+        )
+        .unwrap();
+        let config = rustic_core::repofile::ConfigFile::new(2, Default::default(), 0);
+        Store::new(
+            Arc::new(be),
+            Arc::new(LocalLocks(dir.join("locks"))),
+            &rustic_core::repofile::MasterKey::new(),
+            &config,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_held_lock_is_refreshed_excludes_prune_and_is_removed_at_the_end() {
+        let d = tempfile::tempdir().unwrap();
+        let store = local_store(d.path());
+        let held = lock_refreshed(&store, false, Duration::from_millis(50)).unwrap();
+        let first = store.locks().list().unwrap();
+        assert_eq!(first.len(), 1);
+        let t0 = all_locks(&store).unwrap()[0].1.time;
+        std::thread::sleep(Duration::from_millis(300));
+        let now = all_locks(&store).unwrap();
+        assert_eq!(now.len(), 1, "the old file went with the refresh");
+        assert_ne!(now[0].0, first[0], "refreshed under a new name");
+        assert!(now[0].1.time > t0, "with a newer time");
+        // Another backup may share it; a prune may not (our own PID is
+        // alive: the lock is live to us too).
+        drop(lock(&store, false).unwrap());
+        let e = lock(&store, true).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains(&format!("PID {}", std::process::id())), "{e}");
+        drop(held);
+        assert!(
+            store.locks().list().unwrap().is_empty(),
+            "removed at the end"
+        );
+        drop(lock(&store, true).unwrap());
     }
 
     #[test]
