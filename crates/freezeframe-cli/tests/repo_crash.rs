@@ -3,7 +3,8 @@
 //! the snapshot file) leaves at worst data no snapshot refers to. After
 //! each kill and `recover`, restic's `check` passes and every earlier
 //! snapshot restores; afterwards the next backup and a prune succeed and
-//! `check --read-data` is clean.
+//! `check --read-data` is clean. A full repository disk fails a backup
+//! cleanly, and the next one, with room again, works.
 
 #![allow(clippy::unwrap_used)]
 
@@ -103,6 +104,86 @@ fn a_backup_killed_anywhere_while_writing_leaves_the_repository_good() {
     assert_eq!(code, 0, "{out}{err}");
     assert_same(
         "after the kills",
+        &restorable(describe(&private)),
+        &restorable(describe(&to)),
+    );
+}
+
+/// Unmounts a test's own mount when dropped.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_repository_disk_fails_the_backup_cleanly_and_the_next_one_works() {
+    if !privileged() || !require("restic", which("restic")) {
+        return;
+    }
+    let (vol, cg, private) = common::volume_with_container("db");
+    files(&private.join("data"), 7, 4, 4 << 20);
+    let env = common::local_repo_env_uninit(
+        &vol.volume(),
+        &[common::Ct {
+            id: "db".into(),
+            cgroup: cg.rel.clone(),
+            private: private.clone(),
+            config: None,
+        }],
+    );
+    // The repository on a 6 MiB file system of our own, for 16 MiB of
+    // data that does not compress.
+    let small = env.dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    common::sh(&format!(
+        "mount -t tmpfs -o size=6m ff-test-repo {}",
+        small.display()
+    ));
+    let _unmount = Unmount(small.clone());
+    let repo = small.join("repo");
+    env.edit(|c| {
+        c.set("target.repository", common::config::path(&repo));
+    });
+    let (code, out, err) = env.run(&["init"]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    let (code, out, err) = env.run(&["backup", "db"]);
+    assert_eq!(
+        code, 1,
+        "a full repository disk fails the backup: {out}{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("No space left") || err.contains("os error 28"),
+        "the error says why: {err}"
+    );
+    let r = repo.to_str().unwrap();
+    let out = restic(&env, r, &["snapshots", "--json"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "[]",
+        "no snapshot"
+    );
+    assert!(!cg.is_frozen(), "nothing stays frozen");
+    assert!(vol.snapshot_names().is_empty(), "no snapshot is left");
+    assert!(
+        std::fs::read_dir(repo.join("locks")).is_ok_and(|mut d| d.next().is_none()),
+        "no lock is left"
+    );
+
+    // Room again: the next backup works, restic agrees, it restores.
+    common::sh(&format!("mount -o remount,size=64m {}", small.display()));
+    let m = env.backup_json(&["db"]);
+    restic(&env, r, &["check", "--read-data"]);
+    let to = env.dir.path().join("restored");
+    let run = m["run"].as_str().unwrap();
+    let (code, out, err) = env.run(&["restore", "db", "--run", run, "--to", to.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_same(
+        "after the full disk",
         &restorable(describe(&private)),
         &restorable(describe(&to)),
     );

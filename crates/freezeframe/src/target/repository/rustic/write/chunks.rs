@@ -74,6 +74,8 @@ pub(crate) struct DataPipe {
     workers: Vec<JoinHandle<()>>,
     packer: Option<JoinHandle<Result<Vec<WrittenPack>, WriteError>>>,
     abort: Arc<AtomicBool>,
+    /// Set once a pack could not be written.
+    broken: Arc<AtomicBool>,
     /// What was added so far.
     pub added: Arc<Added>,
 }
@@ -102,15 +104,28 @@ impl DataPipe {
             })
             .collect();
         drop(blob_tx);
-        let (pstore, pabort) = (store.clone(), abort.clone());
-        let packer = std::thread::spawn(move || pack_all(&pstore, &blob_rx, &pabort));
+        let broken = Arc::new(AtomicBool::new(false));
+        let (pstore, pabort, pbroken) = (store.clone(), abort.clone(), broken.clone());
+        let packer = std::thread::spawn(move || {
+            let r = pack_all(&pstore, &blob_rx, &pabort);
+            if r.is_err() {
+                pbroken.store(true, Ordering::SeqCst);
+            }
+            r
+        });
         Self {
             jobs: Some(jobs),
             workers: handles,
             packer: Some(packer),
             abort,
+            broken,
             added,
         }
+    }
+
+    /// Whether a pack could not be written (`finish` says why).
+    pub(crate) fn broken(&self) -> bool {
+        self.broken.load(Ordering::SeqCst)
     }
 
     /// A handle to hand chunks on with (drop every one before `finish`).

@@ -116,6 +116,11 @@ where
     let readers = Readers::start(&pipe.submitter());
     let mut w = Wrote::default();
     for entry in src.entries {
+        // A pack that cannot be written (a full disk, a refused upload)
+        // ends the backup: nothing more is read.
+        if pipe.broken() {
+            break;
+        }
         // A walk error is recorded by the source; the rest is backed up.
         let Ok(entry) = entry else { continue };
         add_entry(&readers, &mut trees, known, entry, &mut w)?;
@@ -127,11 +132,17 @@ where
         return Err(WriteError::Stopped("the run was stopped".into()));
     }
     w.warnings.extend(trees.warnings.iter().cloned());
-    let (tree, tree_packs, counts) = trees.finish()?;
+    let built = trees.finish();
+    let data = pipe_finish(pipe, &mut w);
+    let ((tree, tree_packs, counts), mut packs) = match (built, data) {
+        (Ok(b), Ok(p)) => (b, p),
+        // The data side's own error (a full disk, say) says more than the
+        // trees' "the pack writer stopped".
+        (_, Err(e)) | (Err(e), Ok(_)) => return Err(e),
+    };
     w.files_new -= counts.unread_new;
     w.files_changed -= counts.unread_changed;
     w.trees = counts;
-    let mut packs = pipe_finish(pipe, &mut w)?;
     packs.extend(tree_packs);
     w.tree = tree;
     for group in packs.chunks(PACKS_PER_INDEX) {
