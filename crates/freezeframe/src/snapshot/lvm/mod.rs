@@ -444,21 +444,25 @@ impl SnapshotProvider for LvmProvider {
                 return Err(SnapshotError::NotOurs(format!("{dev}: {why}")));
             }
         }
+        // A killed run's guardian and `recover` may undo the same journal
+        // at once: what the other one removed meanwhile is removed.
         if self.is_mounted(&snap.root) {
-            self.runner
-                .run(&Cmd::new("umount").arg(&snap.root))
-                .map_err(|e| err_cmd(&snap.volume, e))?;
+            if let Err(e) = self.runner.run(&Cmd::new("umount").arg(&snap.root)) {
+                if self.is_mounted(&snap.root) {
+                    return Err(err_cmd(&snap.volume, e));
+                }
+            }
         }
         if snap.root.file_name().and_then(|n| n.to_str()) == Some(snap.name.as_str()) {
             let _ = std::fs::remove_dir(&snap.root);
         }
-        match lv {
-            None => Ok(()),
-            Some(_) => self
-                .runner
-                .run(&Cmd::new("lvremove").arg("-f").arg(&dev))
-                .map(|_| ())
-                .map_err(|e| err_cmd(&snap.volume, e)),
+        if lv.is_none() {
+            return Ok(());
+        }
+        match self.runner.run(&Cmd::new("lvremove").arg("-f").arg(&dev)) {
+            Ok(_) => Ok(()),
+            Err(_) if matches!(self.current(snap), Ok(None)) => Ok(()),
+            Err(e) => Err(err_cmd(&snap.volume, e)),
         }
     }
 

@@ -7,11 +7,29 @@ use crate::sys::{CommandError, CommandOutput};
 struct Fake {
     lvs: String,
     calls: Mutex<Vec<String>>,
+    /// `lvremove` fails; `Some(true)`: because someone else removed the
+    /// LV meanwhile (it is gone from then on).
+    lvremove_fails: Mutex<Option<bool>>,
+    /// LVs `lvs` no longer shows.
+    hidden: Mutex<Vec<String>>,
 }
 
 impl CommandRunner for Fake {
     fn run(&self, cmd: &Cmd) -> Result<CommandOutput, CommandError> {
         self.calls.lock().unwrap().push(cmd.to_string());
+        let fails = *self.lvremove_fails.lock().unwrap();
+        if let (Some(vanished), "lvremove") = (fails, cmd.program()) {
+            if vanished {
+                let dev = cmd.args().last().unwrap().to_string_lossy().into_owned();
+                let name = dev.rsplit('/').next().unwrap().to_owned();
+                self.hidden.lock().unwrap().push(name);
+            }
+            return Err(CommandError::Failed {
+                cmdline: cmd.to_string(),
+                status: "exit status: 5".into(),
+                stderr: "Failed to find logical volume".into(),
+            });
+        }
         let stdout = match cmd.program() {
             "lvs" => {
                 let all = parse_lvs(&self.lvs).unwrap();
@@ -22,6 +40,7 @@ impl CommandRunner for Fake {
                     .unwrap_or_default();
                 let keep: Vec<String> = all
                     .iter()
+                    .filter(|l| !self.hidden.lock().unwrap().contains(&l.name))
                     .filter(|l| {
                         target == l.vg
                             || target == l.full_name()
@@ -57,6 +76,8 @@ fn provider(lvs: &str, thin: bool) -> (LvmProvider, Arc<Fake>) {
     let fake = Arc::new(Fake {
         lvs: fx(lvs),
         calls: Mutex::default(),
+        lvremove_fails: Mutex::default(),
+        hidden: Mutex::default(),
     });
     let mi = super::fixture("mountinfo.txt");
     (
@@ -219,6 +240,26 @@ fn removes_only_tagged_ff_snapshots() {
 }
 
 #[test]
+fn an_lv_removed_by_someone_else_meanwhile_is_removed_not_a_failure() {
+    let (p, fake) = provider("lvs_snapshot.json", false);
+    let name = "ff-20261124T180501-data";
+    let snap = Snapshot {
+        name: name.into(),
+        volume: "data".into(),
+        root: format!("/run/ff/{name}").into(),
+        device: Some(format!("ffvg/{name}")),
+        origin: None,
+    };
+    // lvremove fails and the LV is still there: a failure.
+    *fake.lvremove_fails.lock().unwrap() = Some(false);
+    assert!(p.remove(&snap).is_err());
+    // lvremove fails because the LV went meanwhile: removed.
+    *fake.lvremove_fails.lock().unwrap() = Some(true);
+    p.remove(&snap).unwrap();
+    assert!(fake.hidden.lock().unwrap().iter().any(|h| h == name));
+}
+
+#[test]
 fn the_sweep_sees_owners_and_foreign_lvs_and_remove_checks_the_origin() {
     // The captured report, plus: our snapshot carries its owner; an
     // untagged LV and a tagged snapshot of another origin are named
@@ -241,6 +282,8 @@ fn the_sweep_sees_owners_and_foreign_lvs_and_remove_checks_the_origin() {
     let fake = Arc::new(Fake {
         lvs: v.to_string(),
         calls: Mutex::default(),
+        lvremove_fails: Mutex::default(),
+        hidden: Mutex::default(),
     });
     let p = LvmProvider::new(fake.clone(), false).with_mountinfo(super::fixture("mountinfo.txt"));
     let found = p.list(&volume("20%")).unwrap();
