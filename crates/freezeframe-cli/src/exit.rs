@@ -114,7 +114,9 @@ fn restore_code(e: &RestoreError) -> u8 {
 
 fn repo_code(e: &RepoError) -> u8 {
     match e {
-        RepoError::NotFound { .. } | RepoError::Invalid(_) => USAGE,
+        RepoError::NotFound { .. } | RepoError::OtherHostsOnly { .. } | RepoError::Invalid(_) => {
+            USAGE
+        }
         RepoError::Password(_) | RepoError::Open { .. } => PRECONDITION,
         RepoError::Interrupted => signal(2),
         RepoError::Locked { .. } => LOCKED,

@@ -1,7 +1,8 @@
 //! Many hosts, one repository: two hosts (each its own kernel host name,
 //! config and state dir) back up into one S3 repository at the same time,
 //! a third prunes it; every snapshot kept restores, restic's `check
-//! --read-data` is clean, and each host's snapshots are its own.
+//! --read-data` is clean, and each host's snapshots are its own (a
+//! restore takes another host's only when named).
 
 #![allow(clippy::unwrap_used)]
 
@@ -193,4 +194,38 @@ fn two_hosts_back_up_into_one_s3_repository_at_once_and_a_third_prunes() {
         );
         assert_ne!(code, 0, "{}: the pruned run is gone: {err}", h.name);
     }
+
+    // Another host's container is not restored for this host's by
+    // accident: without --run, host b is told whose snapshots there are.
+    let (a, b) = (&hosts[0], &hosts[1]);
+    let to = b.env.dir.path().join("from-a");
+    let (code, _, err) = run_on(
+        &b.env,
+        b.name,
+        &["restore", &a.id, "--to", to.to_str().unwrap()],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no snapshot from this host") && err.contains(a.name) && err.contains("--run"),
+        "says whose and what to do: {err}"
+    );
+    assert!(!to.exists(), "nothing written");
+    let (code, out, err) = run_on(
+        &b.env,
+        b.name,
+        &[
+            "restore",
+            &a.id,
+            "--run",
+            &runs[0][1],
+            "--to",
+            to.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "named, it restores on another host: {out}{err}");
+    assert_same(
+        "a's container on b",
+        &restorable(describe(&a.private)),
+        &restorable(describe(&to)),
+    );
 }

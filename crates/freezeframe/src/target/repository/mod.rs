@@ -63,6 +63,15 @@ pub enum RepoError {
         /// What was looked for.
         message: String,
     },
+    /// The container's snapshots are all from other hosts: one is taken
+    /// only when named (`--run`, or a snapshot id).
+    #[error("repository {location}: {message}")]
+    OtherHostsOnly {
+        /// The repository.
+        location: String,
+        /// Whose snapshots there are, and what to do.
+        message: String,
+    },
     /// The source or the data is not what a backup or restore can use.
     #[error("{0}")]
     Invalid(String),

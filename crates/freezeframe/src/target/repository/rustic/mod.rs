@@ -306,8 +306,28 @@ impl Repo {
             message: m,
         };
         match sel.which {
-            // The newest complete one; a partial one only when named.
+            // The newest complete one of this host; a partial one only
+            // when named. Another host's container of the same id is not
+            // taken for this one unless named (`--run`, or an id).
             None => {
+                let host = crate::sys::host_name();
+                let others: std::collections::BTreeSet<String> = mine
+                    .iter()
+                    .filter(|s| s.hostname != host)
+                    .map(|s| s.hostname.clone())
+                    .collect();
+                let mine: Vec<SnapshotFile> =
+                    mine.into_iter().filter(|s| s.hostname == host).collect();
+                if mine.is_empty() && !others.is_empty() {
+                    return Err(RepoError::OtherHostsOnly {
+                        location: self.location.clone(),
+                        message: format!(
+                        "container {} has no snapshot from this host ({host}), only from {}; name one with --run (`freezeframe list` shows them)",
+                        sel.container,
+                        others.into_iter().collect::<Vec<_>>().join(", ")
+                    ),
+                    });
+                }
                 let partial = |s: &SnapshotFile| s.tags.contains(PARTIAL_TAG);
                 let newest_partial = mine.iter().rev().find(|s| partial(s)).map(info);
                 mine.into_iter().rev().find(|s| !partial(s)).ok_or_else(|| {
