@@ -257,7 +257,7 @@ impl super::write::LockDir for S3Backend {
             .into_iter()
             .filter(|e| !e.metadata().is_dir())
             .map(|e| e.name().trim_end_matches('/').to_owned())
-            .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+            .filter(|n| super::write::is_lock_name(n))
             .collect())
     }
 

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use rustic_core::FileType;
 use serde::{Deserialize, Serialize};
 
-use super::pack::{BlobKind, Hash, WrittenPack};
+use super::pack::{BlobKind, Hash, Placed, WrittenPack};
 use super::store::{hex, Store};
 use super::WriteError;
 
@@ -77,23 +77,21 @@ impl Known {
                 for b in &p.blobs {
                     let bid = unhex(&b.id)
                         .ok_or_else(|| WriteError::Damaged(format!("index file {id}: blob id")))?;
-                    match b.tpe.as_str() {
-                        "data" => {
-                            known.data.insert(bid);
-                        }
-                        "tree" => {
-                            known.trees.insert(
-                                bid,
-                                TreeAt {
-                                    pack,
-                                    offset: b.offset,
-                                    length: b.length,
-                                    raw_len: b.uncompressed_length,
-                                },
-                            );
-                        }
-                        _ => {}
-                    }
+                    let kind = match b.tpe.as_str() {
+                        "data" => BlobKind::Data,
+                        "tree" => BlobKind::Tree,
+                        _ => continue,
+                    };
+                    known.insert(
+                        pack,
+                        &Placed {
+                            id: bid,
+                            kind,
+                            offset: b.offset,
+                            length: b.length,
+                            raw_len: b.uncompressed_length,
+                        },
+                    );
                 }
             }
         }
@@ -117,22 +115,27 @@ impl Known {
     pub(crate) fn add(&mut self, packs: &[WrittenPack]) {
         for (pack, blobs) in packs {
             for b in blobs {
-                match b.kind {
-                    BlobKind::Data => {
-                        self.data.insert(b.id);
-                    }
-                    BlobKind::Tree => {
-                        self.trees.insert(
-                            b.id,
-                            TreeAt {
-                                pack: *pack,
-                                offset: b.offset,
-                                length: b.length,
-                                raw_len: b.raw_len,
-                            },
-                        );
-                    }
-                }
+                self.insert(*pack, b);
+            }
+        }
+    }
+
+    /// Adds blob `b` of pack `pack`.
+    fn insert(&mut self, pack: Hash, b: &Placed) {
+        match b.kind {
+            BlobKind::Data => {
+                self.data.insert(b.id);
+            }
+            BlobKind::Tree => {
+                self.trees.insert(
+                    b.id,
+                    TreeAt {
+                        pack,
+                        offset: b.offset,
+                        length: b.length,
+                        raw_len: b.raw_len,
+                    },
+                );
             }
         }
     }
@@ -165,7 +168,6 @@ pub(crate) fn index_json(packs: &[WrittenPack]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::repository::rustic::write::pack::Placed;
 
     #[test]
     fn index_json_is_restics_shape() {

@@ -43,7 +43,7 @@ impl LockDir for LocalLocks {
         Ok(rd
             .filter_map(Result::ok)
             .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-            .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+            .filter(|n| is_lock_name(n))
             .collect())
     }
 
@@ -72,6 +72,12 @@ impl LockDir for LocalLocks {
             Err(e) => Err(io_err("removing", &p, &e)),
         }
     }
+}
+
+/// Whether `name` is a lock file's: 64 hex digits (anything else in
+/// `locks/` is not ours to read).
+pub(crate) fn is_lock_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn io_err(what: &str, p: &std::path::Path, e: &std::io::Error) -> WriteError {
@@ -164,18 +170,10 @@ fn all_locks(store: &Store) -> Result<Vec<(String, LockFile)>, WriteError> {
 
 /// The locks of other processes that restic would not ignore.
 pub(crate) fn live_locks(store: &Store) -> Result<Vec<(String, LockFile)>, WriteError> {
-    let (host, now) = (hostname(), Timestamp::now());
+    let (host, now) = (crate::sys::host_name(), Timestamp::now());
     let mut locks = all_locks(store)?;
     locks.retain(|(_, l)| !l.stale(&host, now));
     Ok(locks)
-}
-
-/// This host's name, as restic's lock files carry it.
-fn hostname() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
 }
 
 /// Takes a lock (exclusive or not) for this process; refused with the
@@ -196,7 +194,7 @@ fn lock_refreshed(store: &Store, exclusive: bool, every: Duration) -> Result<Hel
     let me = LockFile {
         time: now,
         exclusive,
-        hostname: hostname(),
+        hostname: crate::sys::host_name(),
         username: std::env::var("USER").unwrap_or_else(|_| "root".into()),
         pid: i64::from(std::process::id()),
         uid: rustix::process::getuid().as_raw(),
@@ -242,7 +240,7 @@ fn write(store: &Store, l: &LockFile) -> Result<String, WriteError> {
 /// Removes this host's locks whose process is gone (left by a backup that
 /// was killed); returns how many.
 pub(crate) fn remove_stale_own(store: &Store) -> Result<usize, WriteError> {
-    let (host, now) = (hostname(), Timestamp::now());
+    let (host, now) = (crate::sys::host_name(), Timestamp::now());
     let mut n = 0;
     for (id, l) in all_locks(store)? {
         if l.hostname == host && l.stale(&host, now) {

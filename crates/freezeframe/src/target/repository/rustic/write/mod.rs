@@ -23,7 +23,7 @@ use rustic_core::{FileType, ReadSourceEntry, ReadSourceOpen, RusticResult};
 
 use self::chunks::DataPipe;
 pub(crate) use self::index::Known;
-pub(crate) use self::lock::{lock, remove_stale_own, HeldLock, LocalLocks, LockDir};
+pub(crate) use self::lock::{is_lock_name, lock, remove_stale_own, HeldLock, LocalLocks, LockDir};
 use self::pack::{Hash, WrittenPack};
 use self::readers::Readers;
 pub(crate) use self::store::{hex, id_bytes, Store};
@@ -77,8 +77,6 @@ pub(crate) struct Wrote {
     pub data_stored: u64,
     /// What the writer noticed that the operator should know.
     pub warnings: Vec<String>,
-    /// Index files written.
-    pub index_files: usize,
 }
 
 /// The source: walked entries in path order, below `root`.
@@ -147,7 +145,6 @@ where
     w.tree = tree;
     for group in packs.chunks(PACKS_PER_INDEX) {
         store.write_json(FileType::Index, &index::index_json(group))?;
-        w.index_files += 1;
     }
     if let Ok(mut k) = known.write() {
         k.add(&packs);

@@ -59,7 +59,7 @@ impl Store {
         plain: &[u8],
     ) -> Result<SealedBlob, WriteError> {
         let packed = match self.level {
-            Some(l) => compress(plain, l).filter(|c| c.len() < plain.len()),
+            Some(l) => compress(plain, l).ok().filter(|c| c.len() < plain.len()),
             None => None,
         };
         let (body, raw_len) = match &packed {
@@ -99,7 +99,7 @@ impl Store {
             Some(l) => {
                 let mut v = vec![COMPRESSED_JSON];
                 v.extend(
-                    zstd::bulk::compress(json, l)
+                    compress(json, l)
                         .map_err(|e| WriteError::Backend(format!("compressing: {e}")))?,
                 );
                 v
@@ -191,14 +191,15 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// `plain`, zstd-compressed at `level` (`None` if zstd fails).
-fn compress(plain: &[u8], level: i32) -> Option<Vec<u8>> {
+/// `plain`, zstd-compressed at `level` with this thread's context.
+fn compress(plain: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
     COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
-        if c.as_ref().is_none_or(|(l, _)| *l != level) {
-            *c = Some((level, zstd::bulk::Compressor::new(level).ok()?));
-        }
-        c.as_mut()?.1.compress(plain).ok()
+        let cctx = match &mut *c {
+            Some((l, cctx)) if *l == level => cctx,
+            slot => &mut slot.insert((level, zstd::bulk::Compressor::new(level)?)).1,
+        };
+        cctx.compress(plain)
     })
 }
 
