@@ -9,14 +9,7 @@ use crate::sys::{Cmd, Owner};
 /// `lvs` as JSON, of `target` (`vg`, `vg/lv`, or all), optionally only
 /// freezeframe-tagged LVs.
 pub fn lvs_cmd(target: Option<&str>, tagged_only: bool) -> Cmd {
-    let mut c = Cmd::new("lvs")
-        .arg("--reportformat")
-        .arg("json")
-        .arg("--units")
-        .arg("b")
-        .arg("--nosuffix")
-        .arg("-o")
-        .arg(LV_FIELDS);
+    let mut c = json_report("lvs", LV_FIELDS);
     if tagged_only {
         c = c.arg("-S").arg(format!("lv_tags={TAG}"));
     }
@@ -28,15 +21,20 @@ pub fn lvs_cmd(target: Option<&str>, tagged_only: bool) -> Cmd {
 
 /// `vgs` as JSON.
 pub fn vgs_cmd(vg: &str) -> Cmd {
-    Cmd::new("vgs")
+    json_report("vgs", VG_FIELDS).arg(vg)
+}
+
+/// An LVM report command (`lvs`, `vgs`) as JSON, sizes in bytes without a
+/// suffix, of `fields`.
+fn json_report(program: &str, fields: &str) -> Cmd {
+    Cmd::new(program)
         .arg("--reportformat")
         .arg("json")
         .arg("--units")
         .arg("b")
         .arg("--nosuffix")
         .arg("-o")
-        .arg(VG_FIELDS)
-        .arg(vg)
+        .arg(fields)
 }
 
 /// `lvcreate` of a snapshot of `origin` (`vg/lv`) tagged [`TAG`] and with

@@ -14,6 +14,18 @@ struct Fake {
     hidden: Mutex<Vec<String>>,
 }
 
+impl Fake {
+    /// A fake answering `lvs` with the report `lvs`.
+    fn new(lvs: String) -> Arc<Self> {
+        Arc::new(Self {
+            lvs,
+            calls: Mutex::default(),
+            lvremove_fails: Mutex::default(),
+            hidden: Mutex::default(),
+        })
+    }
+}
+
 impl CommandRunner for Fake {
     fn run(&self, cmd: &Cmd) -> Result<CommandOutput, CommandError> {
         self.calls.lock().unwrap().push(cmd.to_string());
@@ -73,12 +85,7 @@ fn fx(name: &str) -> String {
 }
 
 fn provider(lvs: &str, thin: bool) -> (LvmProvider, Arc<Fake>) {
-    let fake = Arc::new(Fake {
-        lvs: fx(lvs),
-        calls: Mutex::default(),
-        lvremove_fails: Mutex::default(),
-        hidden: Mutex::default(),
-    });
+    let fake = Fake::new(fx(lvs));
     let mi = super::fixture("mountinfo.txt");
     (
         LvmProvider::new(fake.clone(), thin).with_mountinfo(mi),
@@ -279,12 +286,7 @@ fn the_sweep_sees_owners_and_foreign_lvs_and_remove_checks_the_origin() {
     other["origin"] = "xfs".into();
     lvs.push(untagged);
     lvs.push(other);
-    let fake = Arc::new(Fake {
-        lvs: v.to_string(),
-        calls: Mutex::default(),
-        lvremove_fails: Mutex::default(),
-        hidden: Mutex::default(),
-    });
+    let fake = Fake::new(v.to_string());
     let p = LvmProvider::new(fake.clone(), false).with_mountinfo(super::fixture("mountinfo.txt"));
     let found = p.list(&volume("20%")).unwrap();
     let by_name = |n: &str| found.iter().find(|f| f.snapshot.name == n).unwrap();
