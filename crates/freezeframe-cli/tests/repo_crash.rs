@@ -10,11 +10,12 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 use common::restic::restic;
-use common::tree::{as_repository_restores as restorable, assert_same, describe};
+use common::tree::{as_repository_restores as restorable, assert_same, describe, Node};
 use common::{kill9, privileged, require, which};
 
 /// `n` files `f0`… of `size` pseudo-random bytes (seeded) under `dir`.
@@ -70,20 +71,7 @@ fn a_backup_killed_anywhere_while_writing_leaves_the_repository_good() {
         // restic: no error (packs no snapshot uses are only a hint).
         restic(&env, r, &["check"]);
         let to = env.dir.path().join(format!("restore-{k}"));
-        let (code, out, err) = env.run(&[
-            "restore",
-            "db",
-            "--run",
-            &first_run,
-            "--to",
-            to.to_str().unwrap(),
-        ]);
-        assert_eq!(code, 0, "kill {k}: the first snapshot restores: {out}{err}");
-        assert_same(
-            &format!("kill {k}"),
-            &first_tree,
-            &restorable(describe(&to)),
-        );
+        assert_restores(&env, &first_run, &to, &format!("kill {k}"), &first_tree);
         std::fs::remove_dir_all(&to).unwrap();
     }
 
@@ -100,22 +88,27 @@ fn a_backup_killed_anywhere_while_writing_leaves_the_repository_good() {
     restic(&env, r, &["check", "--read-data"]);
     let to = env.dir.path().join("restore-last");
     let run = last["run"].as_str().unwrap();
-    let (code, out, err) = env.run(&["restore", "db", "--run", run, "--to", to.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}{err}");
-    assert_same(
+    assert_restores(
+        &env,
+        run,
+        &to,
         "after the kills",
         &restorable(describe(&private)),
-        &restorable(describe(&to)),
     );
 }
 
-/// Unmounts a test's own mount when dropped.
-struct Unmount(std::path::PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
+/// Restores run `run` of container `db` into `to` (which must succeed)
+/// and checks it holds `want`.
+fn assert_restores(
+    env: &common::Env,
+    run: &str,
+    to: &std::path::Path,
+    what: &str,
+    want: &BTreeMap<Vec<u8>, Node>,
+) {
+    let (code, out, err) = env.run(&["restore", "db", "--run", run, "--to", to.to_str().unwrap()]);
+    assert_eq!(code, 0, "{what}: restoring run {run}: {out}{err}");
+    assert_same(what, want, &restorable(describe(to)));
 }
 
 #[test]
@@ -142,7 +135,7 @@ fn a_full_repository_disk_fails_the_backup_cleanly_and_the_next_one_works() {
         "mount -t tmpfs -o size=6m ff-test-repo {}",
         small.display()
     ));
-    let _unmount = Unmount(small.clone());
+    let _unmount = common::Unmount(small.clone());
     let repo = small.join("repo");
     env.edit(|c| {
         c.set("target.repository", common::config::path(&repo));
@@ -180,11 +173,11 @@ fn a_full_repository_disk_fails_the_backup_cleanly_and_the_next_one_works() {
     restic(&env, r, &["check", "--read-data"]);
     let to = env.dir.path().join("restored");
     let run = m["run"].as_str().unwrap();
-    let (code, out, err) = env.run(&["restore", "db", "--run", run, "--to", to.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}{err}");
-    assert_same(
+    assert_restores(
+        &env,
+        run,
+        &to,
         "after the full disk",
         &restorable(describe(&private)),
-        &restorable(describe(&to)),
     );
 }

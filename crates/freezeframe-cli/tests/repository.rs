@@ -7,8 +7,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use common::restic::restic;
@@ -457,13 +456,7 @@ fn restore_into_a_full_file_system_fails_cleanly() {
         "mount -t tmpfs -o size=4m ff-test-small {}",
         small.display()
     ));
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(small.clone());
+    let _unmount = common::Unmount(small.clone());
     let to = small.join("restored");
     let (code, out, err) = env.run(&["restore", "big", "--to", to.to_str().unwrap()]);
     assert_eq!(code, 1, "a full disk is a failure (exit 1): {out}\n{err}");

@@ -622,3 +622,12 @@ touch -d '2011-01-01 00:00:00.25' .
         p.display()
     ));
 }
+
+/// Unmounts a test's own mount when dropped (also when the test fails).
+pub struct Unmount(pub PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
