@@ -263,6 +263,12 @@ impl super::write::LockDir for S3Backend {
 
     fn read(&self, name: &str) -> Result<Vec<u8>, super::write::WriteError> {
         let path = format!("locks/{name}");
+        let len = self
+            .op
+            .stat(&path)
+            .map_err(|e| lock_err("reading", &path, &e))?
+            .content_length();
+        super::write::check_lock_size(name, len)?;
         self.op
             .read(&path)
             .map(|b| b.to_vec())

@@ -49,6 +49,10 @@ impl LockDir for LocalLocks {
 
     fn read(&self, name: &str) -> Result<Vec<u8>, WriteError> {
         let p = self.0.join(name);
+        let len = std::fs::symlink_metadata(&p)
+            .map_err(|e| io_err("reading", &p, &e))?
+            .len();
+        check_lock_size(name, len)?;
         std::fs::read(&p).map_err(|e| io_err("reading", &p, &e))
     }
 
@@ -80,6 +84,20 @@ pub(crate) fn is_lock_name(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Largest lock file read (restic's are a few hundred bytes): a bigger
+/// one in `locks/` is not read into memory.
+pub(crate) const MAX_LOCK_FILE: u64 = 64 << 10;
+
+/// Refuses a lock file larger than [`MAX_LOCK_FILE`].
+pub(crate) fn check_lock_size(name: &str, len: u64) -> Result<(), WriteError> {
+    if len > MAX_LOCK_FILE {
+        return Err(WriteError::Damaged(format!(
+            "lock file {name} is {len} bytes, not a lock"
+        )));
+    }
+    Ok(())
+}
+
 fn io_err(what: &str, p: &std::path::Path, e: &std::io::Error) -> WriteError {
     WriteError::Backend(format!("{what} lock file {}: {e}", p.display()))
 }
@@ -109,6 +127,10 @@ pub(crate) struct LockFile {
     /// Its group id.
     #[serde(default)]
     pub gid: u32,
+    /// Written by freezeframe (restic ignores the extra field); only such
+    /// locks are ever removed by `recover`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub freezeframe: bool,
 }
 
 impl LockFile {
@@ -199,6 +221,7 @@ fn lock_refreshed(store: &Store, exclusive: bool, every: Duration) -> Result<Hel
         pid: i64::from(std::process::id()),
         uid: rustix::process::getuid().as_raw(),
         gid: rustix::process::getgid().as_raw(),
+        freezeframe: true,
     };
     let id = write(store, &me)?;
     let current = Arc::new(Mutex::new(id));
@@ -237,13 +260,14 @@ fn write(store: &Store, l: &LockFile) -> Result<String, WriteError> {
     Ok(name)
 }
 
-/// Removes this host's locks whose process is gone (left by a backup that
-/// was killed); returns how many.
+/// Removes freezeframe's own locks of this host whose process is gone
+/// (left by a backup that was killed); returns how many. Another tool's
+/// stale lock is its own to remove (`restic unlock`).
 pub(crate) fn remove_stale_own(store: &Store) -> Result<usize, WriteError> {
     let (host, now) = (crate::sys::host_name(), Timestamp::now());
     let mut n = 0;
     for (id, l) in all_locks(store)? {
-        if l.hostname == host && l.stale(&host, now) {
+        if l.freezeframe && l.hostname == host && l.stale(&host, now) {
             store.locks().remove(&id)?;
             n += 1;
         }
@@ -332,6 +356,38 @@ mod tests {
     }
 
     #[test]
+    fn recover_removes_only_freezeframes_own_dead_locks() {
+        let d = tempfile::tempdir().unwrap();
+        let store = local_store(d.path());
+        let dead = |ours: bool| LockFile {
+            time: Timestamp::now(),
+            exclusive: false,
+            hostname: crate::sys::host_name(),
+            username: "root".into(),
+            pid: i64::from(i32::MAX),
+            uid: 0,
+            gid: 0,
+            freezeframe: ours,
+        };
+        let restics = write(&store, &dead(false)).unwrap();
+        let ours = write(&store, &dead(true)).unwrap();
+        assert!(!serde_json::to_string(&dead(false))
+            .unwrap()
+            .contains("freezeframe"));
+        assert_eq!(remove_stale_own(&store).unwrap(), 1);
+        assert_eq!(store.locks().list().unwrap(), vec![restics.clone()]);
+        assert_ne!(restics, ours);
+        // A file too big to be a lock is not read, and in nobody's way.
+        std::fs::write(
+            d.path().join("locks").join("a".repeat(64)),
+            vec![0; 100 << 10],
+        )
+        .unwrap();
+        assert!(store.locks().read(&"a".repeat(64)).is_err());
+        assert_eq!(live_locks(&store).unwrap().len(), 0);
+    }
+
+    #[test]
     fn staleness_follows_restics_rules() {
         let now = at("2026-12-02T00:00:00Z");
         let lock = |host: &str, pid: i64, time: &str| LockFile {
@@ -342,6 +398,7 @@ mod tests {
             pid,
             uid: 0,
             gid: 0,
+            freezeframe: false,
         };
         let me = i64::from(std::process::id());
         // Another host's: stale only by age.

@@ -23,7 +23,9 @@ use rustic_core::{FileType, ReadSourceEntry, ReadSourceOpen, RusticResult};
 
 use self::chunks::DataPipe;
 pub(crate) use self::index::Known;
-pub(crate) use self::lock::{is_lock_name, lock, remove_stale_own, HeldLock, LocalLocks, LockDir};
+pub(crate) use self::lock::{
+    check_lock_size, is_lock_name, lock, remove_stale_own, HeldLock, LocalLocks, LockDir,
+};
 use self::pack::{Hash, WrittenPack};
 use self::readers::Readers;
 pub(crate) use self::store::{hex, id_bytes, Store};
