@@ -100,6 +100,19 @@ pub struct DebugArgs {
 pub enum DebugCommand {
     /// List the fault-injection points for FREEZEFRAME_FAULT.
     FaultPoints,
+    /// Show what changed from one read-only btrfs snapshot to a newer one
+    /// of the same subvolume, as the kernel reports it (`btrfs send
+    /// --no-data -p`), as JSON: per entry, the byte ranges written, a
+    /// truncation, and its path in BASE.
+    SendChanges {
+        /// The older read-only snapshot.
+        base: PathBuf,
+        /// The newer read-only snapshot.
+        new: PathBuf,
+        /// Folder for the scratch stream file [default: the temp dir].
+        #[arg(long)]
+        scratch: Option<PathBuf>,
+    },
 }
 
 /// `guardian`: only what undoing needs, never the config file.

@@ -51,6 +51,7 @@ pub use crate::sys::{
     host_name,
     mountinfo::{host_cgroup_mounts, CgroupMounts},
     process::{alive as process_alive, start_time as process_start_time},
+    send_stream::{parse as parse_send_stream, uuid_text, FileChange, SendChanges, StreamError},
     BadDuration, Cancel, Clock, Cmd, CommandError, CommandOutput, CommandRunner, Faults, HookError,
     HookPhase, Hooks, HumanDuration, NoHooks, ShellHooks, SystemClock, SystemRunner,
 };
@@ -80,7 +81,10 @@ pub use crate::target::manifest::{
 };
 
 // snapshot: copy-on-write snapshots.
-pub use crate::snapshot::{BtrfsProvider, LvmProvider, Snapshot, SnapshotError, SnapshotProvider};
+pub use crate::snapshot::{
+    send_changes, BtrfsProvider, ChangesError, LvmProvider, Snapshot, SnapshotError,
+    SnapshotProvider,
+};
 
 // runtime: freezing containers.
 pub use crate::runtime::{CgroupRuntime, LxcRuntime, OpenvzRuntime, Runtime, RuntimeError};

@@ -12,7 +12,7 @@ use crate::sys::{CommandError, Owner};
 
 pub use name::{candidates, is_snapshot_name, snapshot_name};
 
-pub use btrfs::BtrfsProvider;
+pub use btrfs::{send_changes, BtrfsProvider, ChangesError};
 pub use lvm::LvmProvider;
 
 /// Prefix of every snapshot freezeframe creates; nothing else is ever removed.

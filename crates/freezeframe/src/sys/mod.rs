@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod mountinfo;
 pub mod owner;
 pub mod process;
+pub mod send_stream;
 pub mod time;
 
 pub use cancel::Cancel;

@@ -5,8 +5,10 @@
 //! exact name form, read-only, whose parent UUID is the volume's own, is
 //! ever removed; the orphan sweep also needs its owner to be gone.
 
+mod changes;
 mod show;
 
+pub use changes::{send_changes, ChangesError};
 pub use show::{parse_show, SubvolInfo};
 
 use std::collections::HashMap;

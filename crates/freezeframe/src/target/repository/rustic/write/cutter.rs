@@ -15,6 +15,26 @@ pub(crate) const AVG: usize = 1 << 20;
 /// Largest chunk.
 pub(crate) const MAX: usize = 8 << 20;
 
+/// Chunk size bounds, as FastCDC takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bounds {
+    /// Smallest chunk (but a file's last).
+    pub min: usize,
+    /// Average chunk.
+    pub avg: usize,
+    /// Largest chunk.
+    pub max: usize,
+}
+
+impl Bounds {
+    /// restic's bounds, the writer's.
+    pub(crate) const RESTIC: Bounds = Bounds {
+        min: MIN,
+        avg: AVG,
+        max: MAX,
+    };
+}
+
 /// The chunks of a reader, in order.
 pub(crate) struct Cutter<'b, R> {
     src: R,
@@ -26,6 +46,8 @@ pub(crate) struct Cutter<'b, R> {
     start: usize,
     eof: bool,
     failed: bool,
+    /// Most bytes read per refill (`None`: fill the buffer).
+    step: Option<usize>,
     min: usize,
     avg: usize,
     max: usize,
@@ -34,7 +56,8 @@ pub(crate) struct Cutter<'b, R> {
 impl<'b, R: Read> Cutter<'b, R> {
     /// Cuts `src` with restic's bounds, reading into `buf`.
     pub(crate) fn new(src: R, buf: &'b mut Vec<u8>) -> Self {
-        Self::with_bounds(src, buf, MIN, AVG, MAX)
+        let b = Bounds::RESTIC;
+        Self::with_bounds(src, buf, b.min, b.avg, b.max)
     }
 
     /// Cuts `src` with other bounds (tests).
@@ -53,20 +76,33 @@ impl<'b, R: Read> Cutter<'b, R> {
             start: 0,
             eof: false,
             failed: false,
+            step: None,
             min,
             avg,
             max,
         }
     }
 
+    /// Reads at most `step` bytes per refill, so that a reader stopped
+    /// after a few chunks has read little beyond them (the same cuts).
+    pub(crate) fn stepwise(mut self, step: usize) -> Self {
+        self.step = Some(step.max(1));
+        self
+    }
+
     /// Moves the unfinished rest to the front and reads until the buffer
-    /// is full or the file ends.
+    /// is full (or `step` more bytes are in) or the file ends.
     fn refill(&mut self) -> io::Result<()> {
-        self.buf.copy_within(self.start..self.filled, 0);
-        self.filled -= self.start;
-        self.start = 0;
-        while self.filled < self.buf.len() {
-            match self.src.read(&mut self.buf[self.filled..]) {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.filled, 0);
+            self.filled -= self.start;
+            self.start = 0;
+        }
+        let want = self
+            .step
+            .map_or(self.buf.len(), |s| (self.filled + s).min(self.buf.len()));
+        while self.filled < want {
+            match self.src.read(&mut self.buf[self.filled..want]) {
                 Ok(0) => {
                     self.eof = true;
                     break;
@@ -94,15 +130,16 @@ impl<R: Read> Iterator for Cutter<'_, R> {
         if self.failed {
             return None;
         }
-        let len = match self.next_cut() {
-            Some(n) => n,
-            None if self.eof => return None,
-            None => {
-                if let Err(e) = self.refill() {
-                    self.failed = true;
-                    return Some(Err(e));
-                }
-                self.next_cut()?
+        let len = loop {
+            if let Some(n) = self.next_cut() {
+                break n;
+            }
+            if self.eof {
+                return None;
+            }
+            if let Err(e) = self.refill() {
+                self.failed = true;
+                return Some(Err(e));
             }
         };
         let chunk = self.buf[self.start..self.start + len].to_vec();
@@ -112,7 +149,7 @@ impl<R: Read> Iterator for Cutter<'_, R> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// Hands out at most `step` bytes per read.
@@ -130,7 +167,8 @@ mod tests {
         }
     }
 
-    fn data(len: usize, seed: u64) -> Vec<u8> {
+    /// `len` pseudo-random bytes from `seed`, with runs of zeros.
+    pub(in super::super) fn data(len: usize, seed: u64) -> Vec<u8> {
         let mut x = seed;
         (0..len)
             .map(|i| {
@@ -155,12 +193,19 @@ mod tests {
             let want: Vec<&[u8]> = FastCDC::new(&d, min, avg, max)
                 .map(|c| &d[c.offset..c.offset + c.length])
                 .collect();
-            for step in [1 << 20, 4096, 777] {
+            for (step, refill) in [
+                (1 << 20, None),
+                (4096, None),
+                (777, None),
+                (1 << 20, Some(5000)),
+            ] {
                 let mut buf = Vec::new();
-                let got: Vec<Vec<u8>> =
-                    Cutter::with_bounds(Trickle { data: &d, step }, &mut buf, min, avg, max)
-                        .collect::<io::Result<_>>()
-                        .unwrap();
+                let mut cutter =
+                    Cutter::with_bounds(Trickle { data: &d, step }, &mut buf, min, avg, max);
+                if let Some(r) = refill {
+                    cutter = cutter.stepwise(r);
+                }
+                let got: Vec<Vec<u8>> = cutter.collect::<io::Result<_>>().unwrap();
                 assert_eq!(got.len(), want.len(), "len {len} step {step}");
                 for (g, w) in got.iter().zip(&want) {
                     assert_eq!(&g[..], *w, "len {len} step {step}");

@@ -1,0 +1,229 @@
+//! Cutting a changed file by reading only around its changes (DESIGN.md
+//! §7). The parent snapshot holds the file's blob list as the base had it;
+//! the kernel says which byte ranges differ. Where the parent's chunks lie
+//! in unchanged bytes they are taken as they are; around each change the
+//! file is cut again from the parent chunk boundary before it, until a cut
+//! lands on a parent boundary whose chunk is unchanged — from there the
+//! cuts of a full read are the parent's again.
+//!
+//! Why the result is the blob list of a full read: FastCDC ends a chunk
+//! where the gear hash of its bytes matches (the byte after the chunk is
+//! the last one it looks at), or at the largest chunk, or at the end of
+//! the file; how much is left matters only when that is less than the
+//! average chunk (the mask changes there). So, from a boundary both reads
+//! cut at, a parent chunk whose bytes and next byte are unchanged ends
+//! where the parent's did, if the two files have the same length or the
+//! chunk starts more than an average chunk before the shorter one's end.
+//! Offset 0 is such a boundary, and every chunk cut here starts at one. This needs the
+//! parent's list to be FastCDC's with the same bounds (freezeframe's
+//! writer); with another chunker the blobs are still right, only the cuts
+//! may differ from a full read's.
+
+use std::cell::Cell;
+use std::io::{self, Read};
+
+use super::cutter::{Bounds, Cutter};
+use super::pack::Hash;
+
+/// Reads at a position (`pread`), so one open file serves every region.
+pub(crate) trait ReadAt {
+    /// Reads into `buf` from `offset`; 0 at the end.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+}
+
+impl ReadAt for std::fs::File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(self, buf, offset)
+    }
+}
+
+impl ReadAt for [u8] {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let rest = usize::try_from(offset)
+            .ok()
+            .and_then(|o| self.get(o..))
+            .unwrap_or_default();
+        let n = buf.len().min(rest.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        Ok(n)
+    }
+}
+
+/// One chunk of the parent's blob list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ParentChunk {
+    /// The blob's id.
+    pub id: Hash,
+    /// Its plain length.
+    pub len: u64,
+}
+
+/// One chunk of the new blob list.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Piece {
+    /// The parent's blob, unchanged.
+    Reused(Hash),
+    /// Bytes read and cut again.
+    Cut(Vec<u8>),
+}
+
+/// Bytes read per refill while cutting around a change: small, so that
+/// stopping at a parent boundary wastes little.
+const STEP: usize = 256 << 10;
+
+/// Cuts the file `src` of `len` bytes whose parent blob list is `parent`
+/// and whose bytes differ from the parent's only inside `changed` (sorted
+/// or not, `[start, end)`; beyond the parent's length everything counts
+/// as changed); hands each piece to `emit` in order. Returns the bytes
+/// read.
+pub(crate) fn recut<R: ReadAt + ?Sized, E: From<io::Error>>(
+    src: &R,
+    len: u64,
+    parent: &[ParentChunk],
+    changed: &[(u64, u64)],
+    bounds: Bounds,
+    mut emit: impl FnMut(Piece) -> Result<(), E>,
+) -> Result<u64, E> {
+    let plan = Plan::new(len, parent, changed, bounds);
+    let read = Cell::new(0u64);
+    let mut buf = Vec::new();
+    let (mut pos, mut k) = (0u64, 0usize);
+    while pos < len {
+        if plan.starts.get(k) == Some(&pos) && plan.clean(k) {
+            emit(Piece::Reused(parent[k].id))?;
+            pos = plan.starts[k + 1];
+            k += 1;
+            continue;
+        }
+        let ahead = Cell::new(pos);
+        let from = Region {
+            src,
+            pos: &ahead,
+            end: len,
+            read: &read,
+        };
+        let cutter =
+            Cutter::with_bounds(from, &mut buf, bounds.min, bounds.avg, bounds.max).stepwise(STEP);
+        for chunk in cutter {
+            let chunk = chunk?;
+            pos += chunk.len() as u64;
+            emit(Piece::Cut(chunk))?;
+            // Back on the parent's cuts: stop reading, unless the next
+            // change lies in what was read already (cutting on from here
+            // gives the same cuts without reading anything twice).
+            if let Some(j) = plan.boundary(pos).filter(|&j| plan.clean(j)) {
+                if plan.next_unclean_start(pos) >= ahead.get() {
+                    k = j;
+                    break;
+                }
+            }
+        }
+    }
+    Ok(read.get())
+}
+
+/// Where the parent's chunks start and which bytes count as changed.
+struct Plan {
+    /// Start of each parent chunk, and the parent's length last.
+    starts: Vec<u64>,
+    /// Sorted, merged changed ranges.
+    changed: Vec<(u64, u64)>,
+    len: u64,
+}
+
+impl Plan {
+    fn new(len: u64, parent: &[ParentChunk], changed: &[(u64, u64)], bounds: Bounds) -> Self {
+        let mut starts = Vec::with_capacity(parent.len() + 1);
+        let mut at = 0u64;
+        starts.push(0);
+        for c in parent {
+            at += c.len;
+            starts.push(at);
+        }
+        let base = at;
+        let mut ranges: Vec<(u64, u64)> = changed.iter().copied().filter(|(a, b)| a < b).collect();
+        if base != len {
+            // Within an average chunk of the shorter end, how much is left
+            // changes the cuts: not the same in both.
+            ranges.push((base.min(len).saturating_sub(bounds.avg as u64), u64::MAX));
+        }
+        ranges.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+        for (a, b) in ranges {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        Self {
+            starts,
+            changed: merged,
+            len,
+        }
+    }
+
+    /// The parent chunk starting at `pos`, if one does.
+    fn boundary(&self, pos: u64) -> Option<usize> {
+        self.starts
+            .binary_search(&pos)
+            .ok()
+            .filter(|&j| j + 1 < self.starts.len())
+    }
+
+    /// Where the first parent chunk at or after `pos` that is not clean
+    /// starts (the file's length when none is): the chunk holding the
+    /// byte before the next change.
+    fn next_unclean_start(&self, pos: u64) -> u64 {
+        let i = self.changed.partition_point(|&(_, e)| e <= pos);
+        let Some(&(s, _)) = self.changed.get(i) else {
+            return self.len;
+        };
+        let byte = s.max(pos + 1) - 1;
+        let m = self.starts.partition_point(|&a| a <= byte);
+        self.starts[m.saturating_sub(1)].max(pos)
+    }
+
+    /// Whether parent chunk `k` ends where a full read's does: its bytes
+    /// and the one after it unchanged, and all of it inside the file.
+    fn clean(&self, k: usize) -> bool {
+        let (Some(&a), Some(&b)) = (self.starts.get(k), self.starts.get(k + 1)) else {
+            return false;
+        };
+        let b1 = b.saturating_add(1);
+        let i = self.changed.partition_point(|&(_, e)| e <= a);
+        b <= self.len && self.changed.get(i).is_none_or(|&(s, _)| s >= b1)
+    }
+}
+
+/// The file from `pos` to `end`, read with `read_at`, counted; `pos`
+/// shows how far it has been read.
+struct Region<'a, R: ?Sized> {
+    src: &'a R,
+    pos: &'a Cell<u64>,
+    end: u64,
+    read: &'a Cell<u64>,
+}
+
+impl<R: ReadAt + ?Sized> Read for Region<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let at = self.pos.get();
+        let left = usize::try_from(self.end - at).unwrap_or(usize::MAX);
+        let n = buf.len().min(left);
+        if n == 0 {
+            return Ok(0);
+        }
+        let got = self.src.read_at(&mut buf[..n], at)?;
+        if got == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file is shorter than when it was listed",
+            ));
+        }
+        self.pos.set(at + got as u64);
+        self.read.set(self.read.get() + got as u64);
+        Ok(got)
+    }
+}
+
+#[cfg(test)]
+mod tests;
