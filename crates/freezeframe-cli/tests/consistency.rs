@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{
-    cgroup_v1_freezer_root, privileged, require, sh, which, workloads, CgVersion, Ct, Env,
-    LoopBtrfs, TestCgroup,
+    cgroup_v1_freezer_root, privileged, require, sh, wait_for_lines, which, workloads, CgVersion,
+    Ct, Env, LoopBtrfs, TestCgroup,
 };
 use serde_json::Value;
 
@@ -39,19 +39,6 @@ fn read_log(p: &Path) -> Vec<Vec<i128>> {
                 .collect::<Option<Vec<i128>>>()
         })
         .collect()
-}
-
-fn wait_for_lines(p: &Path, n: usize) {
-    for _ in 0..500 {
-        if std::fs::read_to_string(p)
-            .map(|s| s.lines().count() >= n)
-            .unwrap_or(false)
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("{} never reached {n} lines", p.display());
 }
 
 /// Asserts that no beat was taken while the container was frozen, and that

@@ -128,6 +128,20 @@ pub fn workloads() -> PathBuf {
     manifest_dir().join("../../scripts/workloads")
 }
 
+/// Waits until the file `p` (a workload's status file) has `n` lines.
+pub fn wait_for_lines(p: &Path, n: usize) {
+    for _ in 0..3000 {
+        if std::fs::read_to_string(p)
+            .map(|s| s.lines().count() >= n)
+            .unwrap_or(false)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{} never reached {n} lines", p.display());
+}
+
 /// A loop-backed btrfs file system with a subvolume `ct` (the volume) and a
 /// snapshot folder beside it.
 pub struct LoopBtrfs {
@@ -180,6 +194,26 @@ impl LoopBtrfs {
     /// beside them.
     pub fn snapshot_folder(&self) -> Vec<String> {
         self.snapshot_entries(false)
+    }
+
+    /// Everything in the snapshot folder but the base snapshots the state
+    /// dirs `states` keep (and their owner records): what a run leaked.
+    pub fn leftovers(&self, states: &[&Path]) -> Vec<String> {
+        let mut keep = Vec::new();
+        for s in states {
+            let Ok(text) = std::fs::read_to_string(s.join("bases.json")) else {
+                continue;
+            };
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            for b in v["bases"].as_object().into_iter().flat_map(|m| m.values()) {
+                let name = b["snapshot"]["name"].as_str().unwrap().to_owned();
+                keep.push(format!("{name}.owner"));
+                keep.push(name);
+            }
+        }
+        let mut left = self.snapshot_folder();
+        left.retain(|n| !keep.contains(n));
+        left
     }
 
     fn snapshot_entries(&self, dirs_only: bool) -> Vec<String> {

@@ -370,6 +370,10 @@ pub struct Volume {
     /// LVM settings (lvm and lvm-thin volumes only).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub lvm: Option<LvmOptions>,
+    /// Keep each run's snapshot as the base of the next (btrfs volumes
+    /// backed up into a repository; `None`: yes there, no elsewhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_base: Option<bool>,
 }
 
 /// A container as configured. For the `openvz` and `lxc` runtimes the

@@ -79,6 +79,7 @@ pub(super) struct RawCgroup {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawVolume {
+    pub keep_base: Option<bool>,
     pub name: String,
     pub path: PathBuf,
     pub provider: ProviderKind,

@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
+use super::bases::{incremental, Incremental, Keeper};
 use super::cleanup::{Cleanup, Token, Undo};
 use super::observer::{Observer, Phase};
 use super::plan::Plan;
@@ -27,7 +28,7 @@ use super::Toolbox;
 use crate::archive::{ArchiveOptions, TreeReport};
 use crate::config::{Container, Strategy, Volume};
 use crate::snapshot::Snapshot;
-use crate::state::Journal;
+use crate::state::{Base, Bases, Journal};
 use crate::sys::atomic;
 use crate::sys::{Clock, HookEnv, HookError, HookPhase, Owner};
 use crate::target::layout::MANIFEST_NAME;
@@ -109,6 +110,10 @@ fn new_record(ct: &Container, plan: &Plan) -> ContainerRecord {
 struct Lease {
     remaining: usize,
     token: Token,
+    /// Kept as the base under this key once all its containers are saved.
+    keep: Option<(String, Base)>,
+    /// A container archived from it failed: it is removed, not kept.
+    failed: bool,
 }
 
 /// A run under way.
@@ -129,6 +134,8 @@ pub(super) struct Run<'a> {
     pub(super) watch: &'a Watch,
     /// This run, as recorded beside each snapshot it makes.
     pub(super) owner: Owner,
+    /// The base snapshots kept by earlier runs (and this one).
+    bases: Bases,
 }
 
 /// Carries out `plan`. Every freeze and snapshot is journaled and
@@ -164,7 +171,14 @@ pub fn execute(
         queued_hooks: Vec::new(),
         watch: &watch,
         owner: Owner::me(&state_dir, run_id.as_str()),
+        bases: Bases::default(),
     };
+    if plan.state_dir.is_some() {
+        match Bases::load(&state_dir) {
+            Ok(b) => run.bases = b,
+            Err(e) => run.warnings.push(e.to_string()),
+        }
+    }
     match run.hook(HookPhase::JobStart, None, None) {
         Err(e) => {
             let ids: Vec<String> = run.records.iter().map(|r| r.id.clone()).collect();
@@ -452,6 +466,7 @@ impl Run<'_> {
                     rel,
                     dump: None,
                     freeze_ms: None,
+                    incremental: None,
                 })
                 .is_err()
             {
@@ -474,11 +489,33 @@ impl Run<'_> {
                 continue;
             }
             if let Some((snap, token, ok)) = self.window(vol, w, &provider) {
+                let key = Bases::key(
+                    &vol.name,
+                    (self.plan.strategy == Strategy::Each).then(|| w[0].id.as_str()),
+                );
+                let mut notes = Vec::new();
+                let inc = self.incremental(vol, &snap, &key, &*provider, &mut notes);
+                for r in &ok {
+                    for n in &notes {
+                        self.add_note(r.ct.id.as_str(), n);
+                    }
+                }
+                let keep = inc.as_ref().and_then(|i| i.source_id.clone()).map(|id| {
+                    let base = Base {
+                        snapshot: snap.clone(),
+                        provider: vol.provider,
+                        id,
+                        run: self.run.to_string(),
+                    };
+                    (key.clone(), base)
+                });
                 self.leases.insert(
                     snap.name.clone(),
                     Lease {
                         remaining: ok.len(),
                         token,
+                        keep,
+                        failed: false,
                     },
                 );
                 for Rested { ct, dump } in ok {
@@ -495,6 +532,7 @@ impl Run<'_> {
                         rel,
                         dump,
                         freeze_ms,
+                        incremental: inc.clone(),
                     };
                     if jobs.send(job).is_err() {
                         self.fail(&id, "archive workers stopped".into());
@@ -517,12 +555,82 @@ impl Run<'_> {
         lease.remaining = lease.remaining.saturating_sub(1);
         if lease.remaining == 0 {
             let token = lease.token;
+            let keep = lease.keep.take().filter(|_| !lease.failed);
             self.leases.remove(snap);
-            if let Err(e) = self.cleanup.undo_now(token) {
+            if let Some((key, base)) = keep {
+                self.keep_base(&key, base, token);
+            } else if let Err(e) = self.cleanup.undo_now(token) {
                 self.warnings
                     .push(format!("snapshot {snap} not removed: {e}"));
             }
         }
+    }
+
+    /// Adds `note` to container `id`'s record.
+    fn add_note(&mut self, id: &str, note: &str) {
+        let r = self.record(id);
+        r.note = Some(match r.note.take() {
+            Some(n) => format!("{n}; {note}"),
+            None => note.to_owned(),
+        });
+    }
+
+    /// What the containers of `snap` are backed up with, when runs keep
+    /// bases of `vol` (why the base is not used goes to `notes`); runs
+    /// that keep none drop the bases left.
+    fn incremental(
+        &mut self,
+        vol: &Volume,
+        snap: &Snapshot,
+        key: &str,
+        provider: &dyn crate::snapshot::SnapshotProvider,
+        notes: &mut Vec<String>,
+    ) -> Option<Arc<Incremental>> {
+        let state_dir = self.plan.state_dir.clone()?;
+        if !self.plan.keeps_base(vol) {
+            let mut bases = std::mem::take(&mut self.bases);
+            let mut notes = Vec::new();
+            self.keeper(provider, &state_dir)
+                .drop_all(&mut bases, &vol.name, &mut notes);
+            self.bases = bases;
+            self.warnings.extend(notes);
+            return None;
+        }
+        let base = self.bases.bases.get(key);
+        Some(Arc::new(incremental(
+            provider, snap, base, &state_dir, notes,
+        )))
+    }
+
+    fn keeper<'p>(
+        &'p self,
+        provider: &'p dyn crate::snapshot::SnapshotProvider,
+        state_dir: &'p Path,
+    ) -> Keeper<'p> {
+        Keeper {
+            provider,
+            cleanup: &self.cleanup,
+            faults: &self.tools.faults,
+            cancel: &self.tools.cancel,
+            state_dir,
+        }
+    }
+
+    /// `base`, registered for removal under `token`, becomes the base
+    /// under `key`.
+    fn keep_base(&mut self, key: &str, base: Base, token: Token) {
+        let (Some(state_dir), Some(provider)) = (
+            self.plan.state_dir.clone(),
+            self.tools.provider(base.provider).cloned(),
+        ) else {
+            return;
+        };
+        let mut bases = std::mem::take(&mut self.bases);
+        let mut notes = Vec::new();
+        self.keeper(&*provider, &state_dir)
+            .keep(&mut bases, key, base, token, &mut notes);
+        self.bases = bases;
+        self.warnings.extend(notes);
     }
 
     fn finish_job(&mut self, d: JobDone) {
@@ -555,6 +663,9 @@ impl Run<'_> {
             Err(e) => {
                 self.record(&d.id).timings.archive_ms = Some(d.archive_ms);
                 self.fail(&d.id, e);
+                if let Some(l) = self.leases.get_mut(&d.snap) {
+                    l.failed = true;
+                }
             }
         }
         self.release(&d.snap);

@@ -2,6 +2,7 @@
 //! release → commit), report it. Pure logic over the traits of the layers
 //! below, so it runs the same against fakes and the real system.
 
+mod bases;
 pub mod cleanup;
 pub mod lifecycle;
 pub mod observer;

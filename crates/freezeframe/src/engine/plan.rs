@@ -75,6 +75,15 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether each run keeps its snapshot of `v` as the base of the next
+    /// (a btrfs volume backed up into a repository, unless turned off).
+    pub fn keeps_base(&self, v: &Volume) -> bool {
+        self.repository.is_some()
+            && self.state_dir.is_some()
+            && v.provider == crate::config::ProviderKind::Btrfs
+            && v.keep_base.unwrap_or(true)
+    }
+
     /// Number of containers.
     pub fn container_count(&self) -> usize {
         self.volumes.iter().map(|v| v.containers.len()).sum()

@@ -8,7 +8,7 @@ use super::cleanup::{remove_incomplete_run, UndoError};
 use super::Toolbox;
 use crate::config::Volume;
 use crate::state::journal::JOURNAL_NAME;
-use crate::state::{Journal, JournalError, Pending, Step};
+use crate::state::{is_current_base, Journal, JournalError, Pending, Step};
 
 /// Which journal entries to undo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +73,12 @@ fn sweep_volume(v: &Volume, tools: &Toolbox, report: &mut RecoverReport) {
                 "in use by {}, still running",
                 o.describe()
             ))),
+            (None, Some(o)) if is_current_base(&o.state_dir, s) => {
+                report.notes.push(left_alone(format!(
+                    "the current base snapshot of state dir {} (kept for the next run)",
+                    o.state_dir.display()
+                )))
+            }
             (None, Some(o)) => match p.remove(s) {
                 Ok(()) => report.actions.push(format!(
                     "removed orphaned snapshot {} of volume {} (its maker, {}, is gone)",

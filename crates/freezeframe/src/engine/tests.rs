@@ -203,6 +203,7 @@ fn setup(
         path: vol_path,
         provider: ProviderKind::Btrfs,
         snapshot_dir: dir.path().into(),
+        keep_base: None,
         lvm: None,
     };
     let plan = Plan {

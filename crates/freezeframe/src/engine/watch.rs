@@ -260,6 +260,7 @@ mod tests {
             path: "/v".into(),
             provider: ProviderKind::Lvm,
             snapshot_dir: "/s".into(),
+            keep_base: None,
             lvm: Some(LvmOptions {
                 lv: None,
                 snapshot_size: SnapshotSize::Percent(10.0),

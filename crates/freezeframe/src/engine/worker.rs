@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::bases::Incremental;
 use super::lifecycle::ms;
 use super::observer::{Observer, Phase};
 use super::watch::Watch;
@@ -29,6 +30,8 @@ pub(super) struct Job {
     pub dump: Option<PathBuf>,
     /// Its freeze window, if it was frozen (recorded with a repository snapshot).
     pub freeze_ms: Option<f64>,
+    /// The snapshot's identity and the kernel's changes since its base.
+    pub incremental: Option<Arc<Incremental>>,
 }
 
 /// What archiving one container produced.
@@ -111,7 +114,13 @@ fn archive_one(job: &Job, ctx: &WorkerCtx<'_>) -> Result<Archived, String> {
         ctx.observer.bytes(n);
         ctx.cancel.check()
     };
+    let changes = job
+        .incremental
+        .as_ref()
+        .and_then(|i| i.for_container(&job.rel));
     let cj = ContainerJob {
+        source_id: job.incremental.as_ref().and_then(|i| i.source_id.as_ref()),
+        changes: changes.as_ref(),
         id: &job.ct.id,
         run: ctx.run,
         run_dir: ctx.dir,

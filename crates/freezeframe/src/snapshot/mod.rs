@@ -5,10 +5,12 @@ pub mod btrfs;
 pub mod lvm;
 mod name;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::config::{ProviderKind, Volume};
+use crate::sys::send_stream::SendChanges;
 use crate::sys::{CommandError, Owner};
+use crate::target::SourceId;
 
 pub use name::{candidates, is_snapshot_name, snapshot_name};
 
@@ -109,6 +111,14 @@ pub enum SnapshotError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// What changed between two snapshots could not be had.
+    #[error("volume {volume}: {source}")]
+    Changes {
+        /// The volume.
+        volume: String,
+        /// Why.
+        source: ChangesError,
+    },
     /// Refusing to touch something freezeframe did not create.
     #[error("refusing to remove `{0}`: not a freezeframe snapshot")]
     NotOurs(String),
@@ -158,6 +168,22 @@ pub trait SnapshotProvider: Send + Sync {
     /// ([`SnapshotError::NotOurs`]) anything not provably a freezeframe
     /// snapshot of its origin; a snapshot already gone needs nothing.
     fn remove(&self, snap: &Snapshot) -> Result<(), SnapshotError>;
+    /// The snapshot's identity, where the provider has one (btrfs: the
+    /// subvolume UUID and generation), recorded with repository backups.
+    fn identity(&self, _snap: &Snapshot) -> Result<Option<SourceId>, SnapshotError> {
+        Ok(None)
+    }
+    /// What changed from the older snapshot `base` to `new` (both of the
+    /// same volume), where the provider can say (btrfs: `btrfs send
+    /// --no-data -p`), through a scratch file in `scratch`.
+    fn changes(
+        &self,
+        _base: &Snapshot,
+        _new: &Snapshot,
+        _scratch: &Path,
+    ) -> Result<Option<SendChanges>, SnapshotError> {
+        Ok(None)
+    }
     /// Everything on `volume` named like a snapshot of it by freezeframe
     /// ([`is_snapshot_name`]), with its owner record and, if it is not
     /// provably ours, why (for the orphan sweep).

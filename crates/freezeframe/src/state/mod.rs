@@ -2,9 +2,11 @@
 //! lock. Both survive the process, which is the point: they are how a
 //! killed run is cleaned up.
 
+pub mod bases;
 pub mod journal;
 pub mod lock;
 
+pub use bases::{is_current_base, Base, Bases};
 pub use journal::{Journal, JournalError, Key, Pending, Step};
 pub use lock::{HostLock, LockError};
 

@@ -52,6 +52,14 @@ pub const FAULT_POINTS: &[(&str, &str)] = &[
         "an archive is partly written to its temporary file",
     ),
     (
+        "before-base-swap",
+        "a snapshot is to become its volume's base: no longer journaled for removal, not yet recorded",
+    ),
+    (
+        "after-base-swap",
+        "the new base is recorded, the old base not yet removed",
+    ),
+    (
         "before-manifest",
         "archives committed and snapshots removed, no manifest yet",
     ),

@@ -17,8 +17,9 @@ pub mod retention;
 pub mod store;
 pub mod tar;
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::archive::{ArchiveOptions, TreeReport};
@@ -121,6 +122,52 @@ pub struct ContainerJob<'a> {
     pub progress: &'a (dyn Fn(u64) -> io::Result<()> + Sync),
     /// Set when the run is stopped.
     pub cancel: &'a Cancel,
+    /// The snapshot read, as its provider identifies it (recorded with a
+    /// repository backup, so that the next run can pair with it).
+    pub source_id: Option<&'a SourceId>,
+    /// What the kernel says changed since a base snapshot. A repository
+    /// target uses it only if the parent backup was read from exactly
+    /// that base; then changed files are read only around their changes.
+    pub changes: Option<&'a KernelChanges>,
+}
+
+/// The kernel's changes for one container: each changed entry by its
+/// path below the container's root in the snapshot.
+pub type ChangedFiles = BTreeMap<PathBuf, crate::sys::send_stream::FileChange>;
+
+/// A read-only snapshot's identity: btrfs subvolume UUID and generation
+/// (a snapshot made writable and changed gets a new generation).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SourceId {
+    /// Subvolume UUID.
+    pub uuid: String,
+    /// Generation (transaction id of its last change).
+    pub generation: u64,
+}
+
+impl SourceId {
+    /// As recorded: `<uuid> <generation>`.
+    pub fn text(&self) -> String {
+        format!("{} {}", self.uuid, self.generation)
+    }
+
+    /// Reads [`SourceId::text`] back.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (uuid, g) = s.trim().split_once(' ')?;
+        Some(Self {
+            uuid: uuid.to_owned(),
+            generation: g.parse().ok()?,
+        })
+    }
+}
+
+/// The kernel's changes from a base snapshot to the one being read.
+#[derive(Debug, Clone)]
+pub struct KernelChanges {
+    /// The base.
+    pub base: SourceId,
+    /// The container's changed entries.
+    pub files: ChangedFiles,
 }
 
 /// What a container's backup wrote.

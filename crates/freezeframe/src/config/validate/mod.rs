@@ -80,6 +80,18 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
     let target = target::target(raw.target, text, &state_dir)?;
     let backup = backup::backup(raw.backup, text)?;
     let volumes = volumes::volumes(raw.volumes, text)?;
+    if let (None, Some(v)) = (
+        target.repository(),
+        volumes.iter().find(|v| v.keep_base == Some(true)),
+    ) {
+        return Err((
+            0,
+            format!(
+                "volume `{}`: keep_base needs a repository target (tar archives are always whole); remove it or use kind = \"repository\"",
+                v.name
+            ),
+        ));
+    }
     let containers = containers::containers(raw.containers, text, &volumes)?;
     let hooks = hooks::hooks(raw.hooks, text)?;
     let retention = match raw.retention {

@@ -105,12 +105,22 @@ pub(super) fn volumes(raw: Vec<Spanned<RawVolume>>, text: &str) -> Result<Vec<Vo
             thin_max_data_percent: v.thin_max_data_percent.unwrap_or(80.0),
             thin_max_metadata_percent: v.thin_max_metadata_percent.unwrap_or(80.0),
         });
+        if v.keep_base == Some(true) && v.provider != ProviderKind::Btrfs {
+            return Err((
+                line,
+                format!(
+                    "volume `{}`: keep_base applies only to provider = \"btrfs\" (LVM has no base snapshots yet); remove it",
+                    v.name
+                ),
+            ));
+        }
         volumes.push(Volume {
             name: v.name,
             path: v.path,
             provider: v.provider,
             snapshot_dir,
             lvm,
+            keep_base: v.keep_base,
         });
     }
     Ok(volumes)

@@ -20,7 +20,9 @@ use super::{is_snapshot_name, Found, Health, Snapshot, SnapshotError, SnapshotPr
 use crate::config::{ProviderKind, Volume};
 use crate::sys::fs::{fs_magic, read_regular, syncfs, BTRFS_SUPER_MAGIC};
 use crate::sys::owner::MAX_OWNER_RECORD;
+use crate::sys::send_stream::SendChanges;
 use crate::sys::{Cmd, CommandRunner, Owner};
+use crate::target::SourceId;
 
 /// Inode number of the root of every btrfs subvolume.
 const BTRFS_SUBVOL_ROOT_INO: u64 = 256;
@@ -162,6 +164,28 @@ fn write_owner(record: &Path, owner: &Owner) -> std::io::Result<()> {
 }
 
 impl SnapshotProvider for BtrfsProvider {
+    fn identity(&self, snap: &Snapshot) -> Result<Option<SourceId>, SnapshotError> {
+        let info = self.info(&snap.volume, &snap.root)?;
+        Ok(Some(SourceId {
+            uuid: info.uuid,
+            generation: info.generation,
+        }))
+    }
+
+    fn changes(
+        &self,
+        base: &Snapshot,
+        new: &Snapshot,
+        scratch: &Path,
+    ) -> Result<Option<SendChanges>, SnapshotError> {
+        send_changes(&*self.runner, &base.root, &new.root, scratch)
+            .map(Some)
+            .map_err(|source| SnapshotError::Changes {
+                volume: new.volume.clone(),
+                source,
+            })
+    }
+
     fn kind(&self) -> ProviderKind {
         ProviderKind::Btrfs
     }
@@ -385,6 +409,7 @@ mod tests {
             path: d.path().to_owned(),
             provider: ProviderKind::Btrfs,
             snapshot_dir: d.path().to_owned(),
+            keep_base: None,
             lvm: None,
         };
         let msg = BtrfsProvider::new(Arc::new(crate::sys::SystemRunner))

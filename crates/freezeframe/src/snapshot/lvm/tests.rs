@@ -99,6 +99,7 @@ fn volume(size: &str) -> Volume {
         path: "/mnt/ext".into(),
         provider: ProviderKind::Lvm,
         snapshot_dir: "/run/ff".into(),
+        keep_base: None,
         lvm: Some(LvmOptions {
             lv: None,
             snapshot_size: size.parse().unwrap(),

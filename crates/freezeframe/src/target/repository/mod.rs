@@ -123,11 +123,36 @@ pub struct RepoBackupRecord {
     /// New data blobs (chunks the repository did not hold yet).
     #[serde(default)]
     pub data_blobs_added: u64,
+    /// The extent path, when the kernel's changes were offered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extents: Option<ExtentRecord>,
     /// How long the backup took, in milliseconds.
     pub duration_ms: f64,
     /// Files that could not be read (the snapshot is tagged `partial`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreadable: Vec<String>,
+}
+
+/// What reading only around the kernel's changed ranges did for one
+/// container (DESIGN.md §7).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExtentRecord {
+    /// The base snapshot the changes are from (`<uuid> <generation>`).
+    pub base: String,
+    /// Why the changes were not used at all (every changed file was read
+    /// whole), if they were not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_used: Option<String>,
+    /// Changed files cut only around their changed ranges.
+    pub files: u64,
+    /// Bytes in those files' changed ranges.
+    pub changed_bytes: u64,
+    /// Changed files read whole instead, by reason.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub fallbacks: std::collections::BTreeMap<String, u64>,
+    /// Some of those files, with their reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<String>,
 }
 
 /// A snapshot as `list` shows it.

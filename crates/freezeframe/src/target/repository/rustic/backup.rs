@@ -18,11 +18,15 @@ use rustic_core::{FileType, Id, ReadSource, RusticError, SnapshotOptions, TreeId
 use super::source::{CountingSource, Extra, Findings};
 use super::write::{self, hex, Wrote};
 use super::{full_hex, Repo};
-use crate::target::repository::{RepoBackupRecord, RepoError, PARTIAL_TAG, RESERVED_DIR, TAG};
-use crate::target::ContainerJob;
+use crate::target::repository::{
+    ExtentRecord, RepoBackupRecord, RepoError, PARTIAL_TAG, RESERVED_DIR, TAG,
+};
+use crate::target::{ChangedFiles, ContainerJob, SourceId};
 
 /// Lines of a partial snapshot's description naming what could not be read.
 pub(super) const MISSING_PREFIX: &str = "missing: ";
+/// The description line naming the btrfs snapshot a backup was read from.
+const FROM_PREFIX: &str = "from-btrfs: ";
 /// Most such lines (the run's manifest lists them all).
 const MAX_MISSING_LINES: usize = 100;
 
@@ -56,6 +60,7 @@ impl Repo {
             .as_ref()
             .map(|p| write::id_bytes(&p.tree.into_inner()));
         let stopped = || findings.cancelled.load(Ordering::SeqCst) || req.cancel.check().is_err();
+        let (hints, extents_note) = paired(req, parent.as_ref());
         let written = write::write_tree(
             &self.store,
             &known,
@@ -64,6 +69,7 @@ impl Repo {
                 entries: src.entries(),
                 workers,
                 stopped: &stopped,
+                hints,
             },
             parent_root,
         );
@@ -99,6 +105,7 @@ impl Repo {
             bytes_added: wrote.data_bytes + wrote.trees.bytes,
             bytes_added_packed: wrote.data_stored + wrote.trees.stored,
             data_blobs_added: wrote.data_blobs,
+            extents: extents_record(req, &wrote, extents_note),
             duration_ms: t0.elapsed().as_secs_f64() * 1000.0,
             unreadable,
         })
@@ -162,6 +169,13 @@ impl Repo {
                 .map_err(|e| self.err("tagging", e))?;
         }
         let mut snap = opts.to_snapshot().map_err(|e| self.err("preparing", e))?;
+        if let Some(src) = req.source_id {
+            let mut d = snap.description.take().unwrap_or_default();
+            d.push('\n');
+            d.push_str(FROM_PREFIX);
+            d.push_str(&src.text());
+            snap.description = Some(d);
+        }
         if !unreadable.is_empty() {
             // What is missing travels with the snapshot: a restore of it
             // says so without the run's manifest.
@@ -193,6 +207,61 @@ impl Repo {
             .map_err(|e| self.err("saving the snapshot", e))?;
         Ok(hex(&id))
     }
+}
+
+/// The btrfs snapshot a backup was read from, as its description says.
+fn read_from(s: &SnapshotFile) -> Option<SourceId> {
+    s.description
+        .as_deref()?
+        .lines()
+        .find_map(|l| l.strip_prefix(FROM_PREFIX))
+        .and_then(SourceId::parse)
+}
+
+/// The kernel's changes, if the parent backup was read from exactly their
+/// base; else why not (for the report).
+fn paired<'a>(
+    req: &ContainerJob<'a>,
+    parent: Option<&SnapshotFile>,
+) -> (Option<&'a ChangedFiles>, Option<String>) {
+    let Some(c) = req.changes else {
+        return (None, None);
+    };
+    let why = match parent.map(|p| (p, read_from(p))) {
+        None => "no parent backup".to_owned(),
+        Some((_, None)) => "the parent backup does not say which snapshot it was read from".into(),
+        Some((_, Some(from))) if from == c.base => return (Some(&c.files), None),
+        Some((p, Some(from))) => format!(
+            "the parent backup {} was read from {}, not from the base {}",
+            &full_hex(&p.id)[..8],
+            from.text(),
+            c.base.text()
+        ),
+    };
+    (None, Some(why))
+}
+
+/// What the extent path did, for the record (none when it was not
+/// offered).
+fn extents_record(
+    req: &ContainerJob<'_>,
+    wrote: &Wrote,
+    not_used: Option<String>,
+) -> Option<ExtentRecord> {
+    let c = req.changes?;
+    let e = &wrote.extents;
+    Some(ExtentRecord {
+        base: c.base.text(),
+        not_used,
+        files: e.files,
+        changed_bytes: e.changed_bytes,
+        fallbacks: e
+            .fallbacks
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect(),
+        examples: e.examples.clone(),
+    })
 }
 
 /// Label, host, tags and description of the container's snapshot (with

@@ -8,6 +8,7 @@
 //! come from the container's own `etc/passwd` and `etc/group`, as in tar
 //! archives.
 
+use std::cell::Cell;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
@@ -31,6 +32,8 @@ use crate::sys::time::Timestamp;
 use crate::sys::Cancel;
 use crate::target::repository::gomode::to_go;
 use crate::target::repository::RESERVED_DIR;
+
+use super::write::ReadAt;
 
 /// Entries walked ahead of the archiver.
 const WALK_AHEAD: usize = 256;
@@ -131,7 +134,7 @@ impl ReadSourceOpen for CountingOpen {
                 rel: self.rel,
                 findings: self.findings,
                 cancel: self.cancel,
-                failed: false,
+                failed: Cell::new(false),
             }),
             Err(e) => {
                 self.findings.unreadable(format!("{}: {e}", self.rel));
@@ -153,17 +156,13 @@ pub(super) struct CountingReader {
     rel: String,
     findings: Arc<Findings>,
     cancel: Cancel,
-    failed: bool,
+    failed: Cell<bool>,
 }
 
-impl Read for CountingReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.cancel.check().is_err() {
-            self.findings.cancelled.store(true, Ordering::SeqCst);
-            // Not `Interrupted`: readers retry that kind forever.
-            return Err(io::Error::other("run cancelled"));
-        }
-        match self.file.read(buf) {
+impl CountingReader {
+    /// Counts one read's outcome: bytes read, or the first error.
+    fn counted(&self, r: io::Result<usize>) -> io::Result<usize> {
+        match r {
             Ok(n) => {
                 self.findings
                     .bytes_read
@@ -171,13 +170,36 @@ impl Read for CountingReader {
                 Ok(n)
             }
             Err(e) => {
-                if !self.failed {
-                    self.failed = true;
+                if !self.failed.replace(true) {
                     self.findings.unreadable(format!("{}: {e}", self.rel));
                 }
                 Err(e)
             }
         }
+    }
+
+    fn stopped(&self) -> io::Result<()> {
+        if self.cancel.check().is_err() {
+            self.findings.cancelled.store(true, Ordering::SeqCst);
+            // Not `Interrupted`: readers retry that kind forever.
+            return Err(io::Error::other("run cancelled"));
+        }
+        Ok(())
+    }
+}
+
+impl Read for CountingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stopped()?;
+        let r = self.file.read(buf);
+        self.counted(r)
+    }
+}
+
+impl ReadAt for CountingReader {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.stopped()?;
+        self.counted(ReadAt::read_at(&self.file, buf, offset))
     }
 }
 

@@ -25,15 +25,24 @@ pub(crate) const DATA_PACK_SIZE: usize = 16 << 20;
 /// Packs written at once.
 pub(crate) const UPLOADERS: usize = 2;
 
-/// The id of a chunk handed to the workers, once they have it.
-pub(crate) struct PendingId(Receiver<Result<Hash, WriteError>>);
+/// The id of a chunk: handed to the workers (known once they have it),
+/// or a blob the repository holds already.
+pub(crate) enum PendingId {
+    /// Being hashed and stored.
+    Waiting(Receiver<Result<Hash, WriteError>>),
+    /// Known (a parent's blob reused).
+    Ready(Hash),
+}
 
 impl PendingId {
     /// Waits for the chunk's id (or why it could not be stored).
     pub(crate) fn wait(self) -> Result<Hash, WriteError> {
-        self.0
-            .recv()
-            .unwrap_or_else(|_| Err(WriteError::Stopped("a chunk worker stopped".into())))
+        match self {
+            Self::Ready(id) => Ok(id),
+            Self::Waiting(rx) => rx
+                .recv()
+                .unwrap_or_else(|_| Err(WriteError::Stopped("a chunk worker stopped".into()))),
+        }
     }
 }
 
@@ -64,7 +73,7 @@ impl Submitter {
         // A send fails only once the workers are gone: the reply's sender
         // is dropped with the job and `wait` says so.
         let _ = self.0.send(Job { data, reply });
-        PendingId(rx)
+        PendingId::Waiting(rx)
     }
 }
 

@@ -4,7 +4,7 @@
 //! Entries in rustic's `packs_to_delete` (packs a two-phase prune marked)
 //! are not known: a blob there may be gone by the time a snapshot names it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use rustic_core::FileType;
 use serde::{Deserialize, Serialize};
@@ -53,7 +53,8 @@ pub(crate) struct TreeAt {
 /// The blobs the repository holds.
 #[derive(Debug, Default)]
 pub(crate) struct Known {
-    data: HashSet<Hash>,
+    /// Data blobs and their plain lengths.
+    data: HashMap<Hash, u32>,
     trees: HashMap<Hash, TreeAt>,
 }
 
@@ -101,9 +102,14 @@ impl Known {
     /// Whether the repository holds blob `id` of `kind`.
     pub(crate) fn has(&self, kind: BlobKind, id: &Hash) -> bool {
         match kind {
-            BlobKind::Data => self.data.contains(id),
+            BlobKind::Data => self.data.contains_key(id),
             BlobKind::Tree => self.trees.contains_key(id),
         }
+    }
+
+    /// The plain length of data blob `id`, if the repository holds it.
+    pub(crate) fn data_len(&self, id: &Hash) -> Option<u32> {
+        self.data.get(id).copied()
     }
 
     /// Where tree `id` lies.
@@ -124,7 +130,10 @@ impl Known {
     fn insert(&mut self, pack: Hash, b: &Placed) {
         match b.kind {
             BlobKind::Data => {
-                self.data.insert(b.id);
+                let plain = b
+                    .raw_len
+                    .unwrap_or_else(|| b.length.saturating_sub(super::seal::OVERHEAD as u32));
+                self.data.insert(b.id, plain);
             }
             BlobKind::Tree => {
                 self.trees.insert(

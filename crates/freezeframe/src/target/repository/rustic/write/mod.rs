@@ -8,13 +8,11 @@
 
 mod chunks;
 mod cutter;
+mod extents;
 mod index;
 mod lock;
 mod pack;
 mod readers;
-// The extent-level incremental (DESIGN.md §7) cuts changed files with it
-// once the backup path hands the writer the kernel's changed ranges.
-#[cfg_attr(not(test), allow(dead_code))]
 mod resync;
 mod seal;
 mod store;
@@ -26,14 +24,17 @@ use std::sync::{Arc, RwLock};
 use rustic_core::{FileType, ReadSourceEntry, ReadSourceOpen, RusticResult};
 
 use self::chunks::DataPipe;
+pub(crate) use self::extents::ExtentCounts;
 pub(crate) use self::index::Known;
 pub(crate) use self::lock::{
     check_lock_size, is_lock_name, lock, remove_stale_own, HeldLock, LocalLocks, LockDir,
 };
 use self::pack::{Hash, WrittenPack};
 use self::readers::Readers;
+pub(crate) use self::resync::ReadAt;
 pub(crate) use self::store::{hex, id_bytes, Store};
 use self::trees::{unchanged, Slot, Trees};
+use crate::target::ChangedFiles;
 
 /// Packs named per index file.
 const PACKS_PER_INDEX: usize = 500;
@@ -81,6 +82,9 @@ pub(crate) struct Wrote {
     pub data_bytes: u64,
     /// Their stored bytes.
     pub data_stored: u64,
+    /// Changed files cut around the kernel's changed ranges, and those
+    /// read whole instead.
+    pub extents: ExtentCounts,
     /// What the writer noticed that the operator should know.
     pub warnings: Vec<String>,
 }
@@ -99,6 +103,9 @@ where
     pub workers: usize,
     /// Whether the run was stopped: nothing more is written.
     pub stopped: &'a dyn Fn() -> bool,
+    /// The kernel's changes since the base the parent snapshot was taken
+    /// from, when that pairing is certain.
+    pub hints: Option<&'a ChangedFiles>,
 }
 
 /// Writes the tree of `src` and every blob it needs, then the index files
@@ -112,10 +119,15 @@ pub(crate) fn write_tree<O, I>(
 ) -> Result<Wrote, WriteError>
 where
     O: ReadSourceOpen,
-    O::Reader: Send + 'static,
+    O::Reader: ReadAt + Send + 'static,
     I: Iterator<Item = RusticResult<ReadSourceEntry<O>>>,
 {
     let pipe = DataPipe::start(store, known, src.workers);
+    let walk = Walk {
+        root: src.root,
+        known,
+        hints: src.hints,
+    };
     let mut trees = Trees::new(store, known.clone(), src.root.to_owned(), parent_root);
     let readers = Readers::start(&pipe.submitter());
     let mut w = Wrote::default();
@@ -127,7 +139,7 @@ where
         }
         // A walk error is recorded by the source; the rest is backed up.
         let Ok(entry) = entry else { continue };
-        add_entry(&readers, &mut trees, known, entry, &mut w)?;
+        walk.add(&readers, &mut trees, entry, &mut w)?;
     }
     readers.finish();
     if (src.stopped)() {
@@ -168,60 +180,88 @@ fn pipe_finish(pipe: DataPipe, w: &mut Wrote) -> Result<Vec<WrittenPack>, WriteE
     Ok(packs)
 }
 
-/// One walked entry into its folder; a file's content read unless the
-/// parent snapshot has it unchanged.
-fn add_entry<O: ReadSourceOpen>(
-    readers: &Readers,
-    trees: &mut Trees<'_>,
-    known: &RwLock<Known>,
-    entry: ReadSourceEntry<O>,
-    w: &mut Wrote,
-) -> Result<(), WriteError>
-where
-    O::Reader: Send + 'static,
-{
-    let ReadSourceEntry {
-        path,
-        mut node,
-        open,
-    } = entry;
-    let dir: PathBuf = path.parent().map(Path::to_owned).unwrap_or_default();
-    trees.enter(&dir)?;
-    if node.is_dir() {
-        w.dirs += 1;
-        trees.push(path, Slot::bare(node));
-        return Ok(());
-    }
-    let Some(open) = open.filter(|_| node.is_file()) else {
-        trees.push(path, Slot::bare(node));
-        return Ok(());
-    };
-    w.bytes_total += node.meta.size;
-    let old = trees.parent_node(&node.name).cloned();
-    if let Some(old) = &old {
-        let same = known
-            .read()
-            .map(|k| unchanged(&node, old, &k))
-            .unwrap_or(false);
-        if same {
-            w.files_unchanged += 1;
-            node.content = old.content.clone();
+/// What every walked entry is added with.
+struct Walk<'a> {
+    root: &'a Path,
+    known: &'a RwLock<Known>,
+    hints: Option<&'a ChangedFiles>,
+}
+
+impl Walk<'_> {
+    /// One walked entry into its folder; a file's content read unless the
+    /// parent snapshot has it unchanged, and only around its changes when the
+    /// kernel's ranges for it can be trusted.
+    fn add<O: ReadSourceOpen>(
+        &self,
+        readers: &Readers,
+        trees: &mut Trees<'_>,
+        entry: ReadSourceEntry<O>,
+        w: &mut Wrote,
+    ) -> Result<(), WriteError>
+    where
+        O::Reader: ReadAt + Send + 'static,
+    {
+        let known = self.known;
+        let ReadSourceEntry {
+            path,
+            mut node,
+            open,
+        } = entry;
+        let dir: PathBuf = path.parent().map(Path::to_owned).unwrap_or_default();
+        trees.enter(&dir)?;
+        if node.is_dir() {
+            w.dirs += 1;
             trees.push(path, Slot::bare(node));
             return Ok(());
         }
+        let Some(open) = open.filter(|_| node.is_file()) else {
+            trees.push(path, Slot::bare(node));
+            return Ok(());
+        };
+        w.bytes_total += node.meta.size;
+        let old = trees.parent_node(&node.name).cloned();
+        if let Some(old) = &old {
+            let same = known
+                .read()
+                .map(|k| unchanged(&node, old, &k))
+                .unwrap_or(false);
+            if same {
+                w.files_unchanged += 1;
+                node.content = old.content.clone();
+                trees.push(path, Slot::bare(node));
+                return Ok(());
+            }
+        }
+        let around = match (self.hints, &old) {
+            (Some(h), Some(old)) => {
+                let rel = path.strip_prefix(self.root).unwrap_or(&path);
+                let k = known
+                    .read()
+                    .map_err(|_| WriteError::Stopped("the index lock was poisoned".into()))?;
+                let plan = extents::plan(h, rel, &node, old, &k);
+                plan.map_err(|why| w.extents.fell_back(why, rel)).ok()
+            }
+            _ => None,
+        };
+        // Opening or reading fails: the file is left out (the source has
+        // recorded it); chunks already handed on are stored, unreferenced.
+        let Ok(reader) = open.open() else {
+            return Ok(());
+        };
+        let new = old.is_none();
+        if new {
+            w.files_new += 1;
+        } else {
+            w.files_changed += 1;
+        }
+        let file = match around {
+            Some((a, changed)) => {
+                w.extents.taken(changed);
+                readers.read_around(Box::new(reader), a)
+            }
+            None => readers.read(Box::new(reader)),
+        };
+        trees.push(path, Slot::reading(node, file, new));
+        Ok(())
     }
-    // Opening or reading fails: the file is left out (the source has
-    // recorded it); chunks already handed on are stored, unreferenced.
-    let Ok(reader) = open.open() else {
-        return Ok(());
-    };
-    let new = old.is_none();
-    if new {
-        w.files_new += 1;
-    } else {
-        w.files_changed += 1;
-    }
-    let file = readers.read(Box::new(reader));
-    trees.push(path, Slot::reading(node, file, new));
-    Ok(())
 }

@@ -2,15 +2,17 @@
 //! [`READERS`] readers and goes on; a reader cuts its file (in order, with
 //! its own buffer) and hands the chunks to the workers. On a fresh
 //! snapshot nothing is in the page cache, and one file read at a time
-//! leaves the cores idle while the kernel fetches the next block.
+//! leaves the cores idle while the kernel fetches the next block. A file
+//! whose changed ranges are known is cut only around them (`resync`).
 
-use std::io::Read;
+use std::io::{self, Read};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::chunks::{PendingId, Submitter};
-use super::cutter::Cutter;
+use super::cutter::{Bounds, Cutter};
+use super::resync::{recut, ParentChunk, Piece, ReadAt};
 
 /// Files read at once.
 pub(crate) const READERS: usize = 2;
@@ -19,8 +21,24 @@ pub(crate) const READERS: usize = 2;
 /// read to the end (the source has recorded why) and is left out.
 pub(crate) type PendingFile = Receiver<Result<Vec<PendingId>, ()>>;
 
+/// A file to cut around its changes: its length, the parent's chunks
+/// and the changed ranges.
+pub(crate) struct Around {
+    /// The file's length now.
+    pub len: u64,
+    /// The parent snapshot's blob list of it.
+    pub parent: Vec<ParentChunk>,
+    /// The ranges that differ from the parent's.
+    pub changed: Vec<(u64, u64)>,
+}
+
+enum Work {
+    Whole(Box<dyn Read + Send>),
+    Around(Box<dyn ReadAt + Send>, Around),
+}
+
 struct Job {
-    reader: Box<dyn Read + Send>,
+    work: Work,
     reply: Sender<Result<Vec<PendingId>, ()>>,
 }
 
@@ -40,18 +58,11 @@ impl Readers {
                 std::thread::spawn(move || {
                     let mut buf = Vec::new();
                     for job in inbox {
-                        let mut chunks = Vec::new();
-                        let mut failed = false;
-                        for chunk in Cutter::new(job.reader, &mut buf) {
-                            match chunk {
-                                Ok(data) => chunks.push(submit.submit(data)),
-                                Err(_) => {
-                                    failed = true;
-                                    break;
-                                }
-                            }
-                        }
-                        let _ = job.reply.send(if failed { Err(()) } else { Ok(chunks) });
+                        let chunks = match job.work {
+                            Work::Whole(r) => whole(r, &mut buf, &submit),
+                            Work::Around(r, a) => around(&*r, &a, &submit),
+                        };
+                        let _ = job.reply.send(chunks);
                     }
                 })
             })
@@ -64,10 +75,19 @@ impl Readers {
 
     /// Hands one file to a reader (waits while all are busy).
     pub(crate) fn read(&self, reader: Box<dyn Read + Send>) -> PendingFile {
+        self.hand(Work::Whole(reader))
+    }
+
+    /// Hands one file to a reader to cut around its changes.
+    pub(crate) fn read_around(&self, reader: Box<dyn ReadAt + Send>, a: Around) -> PendingFile {
+        self.hand(Work::Around(reader, a))
+    }
+
+    fn hand(&self, work: Work) -> PendingFile {
         let (reply, file) = bounded(1);
         if let Some(jobs) = &self.jobs {
             // Fails only once the readers are gone: `file` then says so.
-            let _ = jobs.send(Job { reader, reply });
+            let _ = jobs.send(Job { work, reply });
         }
         file
     }
@@ -83,6 +103,33 @@ impl Readers {
             let _ = h.join();
         }
     }
+}
+
+/// A whole file cut; `Err` once a read failed (the source recorded it).
+fn whole(
+    r: Box<dyn Read + Send>,
+    buf: &mut Vec<u8>,
+    submit: &Submitter,
+) -> Result<Vec<PendingId>, ()> {
+    let mut chunks = Vec::new();
+    for chunk in Cutter::new(r, buf) {
+        chunks.push(submit.submit(chunk.map_err(|_| ())?));
+    }
+    Ok(chunks)
+}
+
+/// A file cut around its changes, the parent's blobs elsewhere.
+fn around(r: &dyn ReadAt, a: &Around, submit: &Submitter) -> Result<Vec<PendingId>, ()> {
+    let mut chunks = Vec::new();
+    recut::<_, io::Error>(r, a.len, &a.parent, &a.changed, Bounds::RESTIC, |p| {
+        chunks.push(match p {
+            Piece::Reused(id) => PendingId::Ready(id),
+            Piece::Cut(data) => submit.submit(data),
+        });
+        Ok(())
+    })
+    .map_err(|_| ())?;
+    Ok(chunks)
 }
 
 impl Drop for Readers {

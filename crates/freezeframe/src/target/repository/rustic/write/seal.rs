@@ -80,7 +80,6 @@ impl Sealer {
 }
 
 /// Bytes sealing adds to what it seals.
-#[cfg(test)]
 pub(crate) const OVERHEAD: usize = NONCE + MAC;
 
 #[cfg(test)]
