@@ -86,6 +86,9 @@ pub fn summary(m: &Manifest) -> String {
                 size(r.bytes_added_packed),
                 duration_ms(r.duration_ms),
             ));
+            if let Some(e) = &r.extents {
+                s.push_str(&extents_line(&c.id, r.files_changed, e));
+            }
         }
         if let Some(n) = &c.note {
             s.push_str(&format!("{}: note: {n}\n", c.id));
@@ -172,4 +175,27 @@ impl Observer for Progress {
     fn bytes(&self, n: u64) {
         self.bar.inc(n);
     }
+}
+
+/// What the extent path did for one container, as one line.
+fn extents_line(id: &str, changed: u64, e: &freezeframe::ExtentRecord) -> String {
+    if let Some(why) = &e.not_used {
+        return format!("{id}: changed files read whole: {why}\n");
+    }
+    let whole = changed.saturating_sub(e.files);
+    let mut line = format!(
+        "{id}: {} changed files read around their changes ({} changed), {whole} read whole",
+        e.files,
+        size(e.changed_bytes)
+    );
+    if !e.fallbacks.is_empty() {
+        let why: Vec<String> = e
+            .fallbacks
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        line.push_str(&format!(" ({})", why.join(", ")));
+    }
+    line.push('\n');
+    line
 }

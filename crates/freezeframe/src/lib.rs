@@ -68,9 +68,10 @@ pub use crate::archive::{compress::Encoder, ExtractError};
 
 // target: where backups go.
 pub use crate::target::{
-    init, open, report::size as human_size, Backup, BadBrowsePath, BrowsePath, LsEntry,
-    PruneRequest, RepoBackupRecord, RepoError, Report, RestoreError, RestoreRequest, RestoreResult,
-    RunId, StoreError, Target, TargetError, VerifyRequest, Which,
+    init, open, report::size as human_size, Backup, BadBrowsePath, BrowsePath, ChangedFiles,
+    ExtentRecord, KernelChanges, LsEntry, PruneRequest, RepoBackupRecord, RepoError, Report,
+    RestoreError, RestoreRequest, RestoreResult, RunId, SourceId, StoreError, Target, TargetError,
+    VerifyRequest, Which,
 };
 
 // The manifest: what a run holds (docs/FORMAT.md).
@@ -90,7 +91,7 @@ pub use crate::snapshot::{
 pub use crate::runtime::{CgroupRuntime, LxcRuntime, OpenvzRuntime, Runtime, RuntimeError};
 
 // state: the journal and the host lock.
-pub use crate::state::{HostLock, Journal, JournalError, LockError, Step};
+pub use crate::state::{Base, Bases, HostLock, Journal, JournalError, LockError, Step};
 
 // engine: a run, and undoing what a dead one left.
 pub use crate::engine::{

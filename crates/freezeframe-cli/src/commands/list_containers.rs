@@ -1,7 +1,7 @@
 //! `freezeframe list-containers` (`ls`).
 
 use anyhow::Result;
-use freezeframe::{Config, RuntimeKind};
+use freezeframe::{Bases, BtrfsProvider, Config, RuntimeKind, SystemRunner};
 use serde_json::json;
 
 use crate::cli::ListArgs;
@@ -46,6 +46,20 @@ pub fn run(config: &Config, args: &ListArgs) -> Result<u8> {
             }
         }
     }
+    let bases = bases_of(config);
+    for r in &mut rows {
+        let key = |c: Option<&str>| {
+            r["volume"]
+                .as_str()
+                .map(|v| Bases::key(v, c))
+                .unwrap_or_default()
+        };
+        let id = r["id"].as_str().map(str::to_owned);
+        let b = bases
+            .iter()
+            .find(|(k, _)| *k == key(id.as_deref()) || *k == key(None));
+        r["base"] = b.map_or(serde_json::Value::Null, |(_, b)| b.clone());
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
@@ -71,9 +85,51 @@ pub fn run(config: &Config, args: &ListArgs) -> Result<u8> {
             );
         }
     }
+    if !args.json && !bases.is_empty() {
+        println!(
+            "\n{:<24} {:<32} {:<24} EXCLUSIVE",
+            "BASE OF", "SNAPSHOT", "KEPT BY RUN"
+        );
+        for (k, b) in &bases {
+            println!(
+                "{:<24} {:<32} {:<24} {}",
+                k,
+                b["snapshot"].as_str().unwrap_or("-"),
+                b["run"].as_str().unwrap_or("-"),
+                b["exclusive_bytes"]
+                    .as_u64()
+                    .map_or("?".to_owned(), freezeframe::human_size)
+            );
+        }
+    }
     Ok(if problems == 0 {
         exit::OK
     } else {
         exit::FAILURE
     })
+}
+
+/// The base snapshots this config's state dir keeps, by key, with the
+/// space each holds alone (what removing it would free).
+fn bases_of(config: &Config) -> Vec<(String, serde_json::Value)> {
+    let Ok(bases) = Bases::load(&config.state_dir) else {
+        return Vec::new();
+    };
+    let btrfs = BtrfsProvider::new(std::sync::Arc::new(SystemRunner));
+    bases
+        .bases
+        .into_iter()
+        .map(|(k, b)| {
+            let excl = btrfs.exclusive_bytes(&b.snapshot.root).ok();
+            let v = json!({
+                "snapshot": b.snapshot.name,
+                "path": b.snapshot.root,
+                "run": b.run,
+                "uuid": b.id.uuid,
+                "generation": b.id.generation,
+                "exclusive_bytes": excl,
+            });
+            (k, v)
+        })
+        .collect()
 }

@@ -7,8 +7,11 @@
 //! at most one snapshot no record names, which the next sweep removes.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::cleanup::{Cleanup, Token};
+use super::lifecycle::Run;
+use crate::config::Volume;
 use crate::snapshot::{Snapshot, SnapshotProvider};
 use crate::state::{Base, Bases};
 use crate::sys::send_stream::SendChanges;
@@ -182,5 +185,70 @@ impl Keeper<'_> {
                 ));
             }
         }
+    }
+}
+
+impl Run<'_> {
+    /// Adds `note` to container `id`'s record.
+    pub(super) fn add_note(&mut self, id: &str, note: &str) {
+        let r = self.record(id);
+        r.note = Some(match r.note.take() {
+            Some(n) => format!("{n}; {note}"),
+            None => note.to_owned(),
+        });
+    }
+
+    /// What the containers of `snap` are backed up with, when runs keep
+    /// bases of `vol` (why the base is not used goes to `notes`); runs
+    /// that keep none drop the bases left.
+    pub(super) fn incremental(
+        &mut self,
+        vol: &Volume,
+        snap: &Snapshot,
+        key: &str,
+        provider: &dyn SnapshotProvider,
+        notes: &mut Vec<String>,
+    ) -> Option<Arc<Incremental>> {
+        let state_dir = self.plan.state_dir.clone()?;
+        if !self.plan.keeps_base(vol) {
+            let mut bases = std::mem::take(&mut self.bases);
+            let mut notes = Vec::new();
+            self.keeper(provider, &state_dir)
+                .drop_all(&mut bases, &vol.name, &mut notes);
+            self.bases = bases;
+            self.warnings.extend(notes);
+            return None;
+        }
+        let base = self.bases.bases.get(key);
+        Some(Arc::new(incremental(
+            provider, snap, base, &state_dir, notes,
+        )))
+    }
+
+    fn keeper<'p>(&'p self, provider: &'p dyn SnapshotProvider, state_dir: &'p Path) -> Keeper<'p> {
+        Keeper {
+            provider,
+            cleanup: &self.cleanup,
+            faults: &self.tools.faults,
+            cancel: &self.tools.cancel,
+            state_dir,
+        }
+    }
+
+    /// `base`, registered for removal under `token`, becomes the base
+    /// under `key`.
+    pub(super) fn keep_base(&mut self, key: &str, base: Base, token: Token) {
+        let (Some(state_dir), Some(provider)) = (
+            self.plan.state_dir.clone(),
+            self.tools.provider(base.provider).cloned(),
+        ) else {
+            return;
+        };
+        let mut bases = std::mem::take(&mut self.bases);
+        let mut notes = Vec::new();
+        self.keeper(&*provider, &state_dir)
+            .keep(&mut bases, key, base, token, &mut notes);
+        self.bases = bases;
+        self.warnings.extend(notes);
     }
 }

@@ -17,7 +17,6 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
-use super::bases::{incremental, Incremental, Keeper};
 use super::cleanup::{Cleanup, Token, Undo};
 use super::observer::{Observer, Phase};
 use super::plan::Plan;
@@ -135,7 +134,7 @@ pub(super) struct Run<'a> {
     /// This run, as recorded beside each snapshot it makes.
     pub(super) owner: Owner,
     /// The base snapshots kept by earlier runs (and this one).
-    bases: Bases,
+    pub(super) bases: Bases,
 }
 
 /// Carries out `plan`. Every freeze and snapshot is journaled and
@@ -216,7 +215,10 @@ pub fn execute(
         return Err(ExecError::Interrupted { signal });
     }
     tools.faults.hit("before-manifest", &tools.cancel);
-    let (snapshots, snap_warnings) = watch.finish();
+    let (mut snapshots, snap_warnings) = watch.finish();
+    for s in &mut snapshots {
+        s.kept_as_base = run.bases.bases.values().any(|b| b.snapshot.name == s.name);
+    }
     run.warnings.extend(snap_warnings);
     let manifest = Manifest {
         version: MANIFEST_VERSION,
@@ -564,73 +566,6 @@ impl Run<'_> {
                     .push(format!("snapshot {snap} not removed: {e}"));
             }
         }
-    }
-
-    /// Adds `note` to container `id`'s record.
-    fn add_note(&mut self, id: &str, note: &str) {
-        let r = self.record(id);
-        r.note = Some(match r.note.take() {
-            Some(n) => format!("{n}; {note}"),
-            None => note.to_owned(),
-        });
-    }
-
-    /// What the containers of `snap` are backed up with, when runs keep
-    /// bases of `vol` (why the base is not used goes to `notes`); runs
-    /// that keep none drop the bases left.
-    fn incremental(
-        &mut self,
-        vol: &Volume,
-        snap: &Snapshot,
-        key: &str,
-        provider: &dyn crate::snapshot::SnapshotProvider,
-        notes: &mut Vec<String>,
-    ) -> Option<Arc<Incremental>> {
-        let state_dir = self.plan.state_dir.clone()?;
-        if !self.plan.keeps_base(vol) {
-            let mut bases = std::mem::take(&mut self.bases);
-            let mut notes = Vec::new();
-            self.keeper(provider, &state_dir)
-                .drop_all(&mut bases, &vol.name, &mut notes);
-            self.bases = bases;
-            self.warnings.extend(notes);
-            return None;
-        }
-        let base = self.bases.bases.get(key);
-        Some(Arc::new(incremental(
-            provider, snap, base, &state_dir, notes,
-        )))
-    }
-
-    fn keeper<'p>(
-        &'p self,
-        provider: &'p dyn crate::snapshot::SnapshotProvider,
-        state_dir: &'p Path,
-    ) -> Keeper<'p> {
-        Keeper {
-            provider,
-            cleanup: &self.cleanup,
-            faults: &self.tools.faults,
-            cancel: &self.tools.cancel,
-            state_dir,
-        }
-    }
-
-    /// `base`, registered for removal under `token`, becomes the base
-    /// under `key`.
-    fn keep_base(&mut self, key: &str, base: Base, token: Token) {
-        let (Some(state_dir), Some(provider)) = (
-            self.plan.state_dir.clone(),
-            self.tools.provider(base.provider).cloned(),
-        ) else {
-            return;
-        };
-        let mut bases = std::mem::take(&mut self.bases);
-        let mut notes = Vec::new();
-        self.keeper(&*provider, &state_dir)
-            .keep(&mut bases, key, base, token, &mut notes);
-        self.bases = bases;
-        self.warnings.extend(notes);
     }
 
     fn finish_job(&mut self, d: JobDone) {

@@ -51,6 +51,7 @@ impl Watch {
             peak_used_percent: None,
             extended: 0,
             invalid: None,
+            kept_as_base: false,
         };
         let w = Watched {
             snap: snap.clone(),

@@ -246,6 +246,9 @@ pub struct SnapshotRecord {
     /// Why it became invalid, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invalid: Option<String>,
+    /// Kept as the base of the next run (DESIGN.md §7) instead of removed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kept_as_base: bool,
 }
 
 /// The manifest of one run.

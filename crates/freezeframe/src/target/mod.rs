@@ -30,7 +30,7 @@ pub use browse::{BadBrowsePath, BrowsePath, LsEntry};
 pub use layout::RunId;
 pub use manifest::{FileRecord, MountRecord, Outcome, SnapshotRecord};
 pub use report::Report;
-pub use repository::{RepoBackupRecord, RepoError};
+pub use repository::{ExtentRecord, RepoBackupRecord, RepoError};
 pub use restore::{RestoreError, RestoreRequest, RestoreResult};
 pub use retention::Retention;
 pub use store::{Store, StoreError};

@@ -87,6 +87,32 @@ impl BtrfsProvider {
         }
     }
 
+    /// Bytes only the subvolume at `path` holds (`btrfs filesystem du`):
+    /// what removing it would free.
+    pub fn exclusive_bytes(&self, path: &Path) -> Result<u64, SnapshotError> {
+        let cmd = Cmd::new("btrfs")
+            .arg("filesystem")
+            .arg("du")
+            .arg("-s")
+            .arg("--raw")
+            .arg(path);
+        let out = self
+            .runner
+            .run(&cmd)
+            .map_err(|source| SnapshotError::Command {
+                volume: String::new(),
+                source,
+            })?;
+        parse_du_exclusive(&out.stdout).ok_or_else(|| SnapshotError::Unsuitable {
+            volume: String::new(),
+            path: path.to_owned(),
+            reason: format!(
+                "`btrfs filesystem du` printed no sizes: {}",
+                out.stdout.trim()
+            ),
+        })
+    }
+
     /// What `btrfs subvolume show` says of `path`.
     pub fn info(&self, volume: &str, path: &Path) -> Result<SubvolInfo, SnapshotError> {
         let out =
@@ -161,6 +187,14 @@ fn write_owner(record: &Path, owner: &Owner) -> std::io::Result<()> {
     f.write_all(&owner.to_json())?;
     f.sync_all()?;
     crate::sys::fs::fsync_dir(record.parent().unwrap_or(Path::new(".")))
+}
+
+/// The `Exclusive` column of `btrfs filesystem du -s --raw` output.
+fn parse_du_exclusive(text: &str) -> Option<u64> {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let head: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let col = head.iter().position(|c| *c == "Exclusive")?;
+    lines.next()?.split_whitespace().nth(col)?.parse().ok()
 }
 
 impl SnapshotProvider for BtrfsProvider {
@@ -366,6 +400,14 @@ impl SnapshotProvider for BtrfsProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_exclusive_size_is_read_from_btrfs_du() {
+        // Captured from btrfs-progs 6.2.
+        let out = "     Total   Exclusive  Set shared  Filename\n   2002944      303104     1699840  /mnt/fx-base\n";
+        assert_eq!(parse_du_exclusive(out), Some(303_104));
+        assert_eq!(parse_du_exclusive("ERROR: not a btrfs"), None);
+    }
 
     #[test]
     fn commands_are_built_as_expected() {
