@@ -214,6 +214,8 @@ fn the_extent_path_stores_exactly_what_a_full_read_stores() {
     );
     restores_identically(&a, &s, "after-extents");
     restic(&a, &repo_of(&a), &["check", "--read-data"]);
+    let (code, out, err) = a.run(&["verify", "--read-data"]);
+    assert_eq!(code, 0, "verify --read-data: {out}{err}");
 
     // The operator sees the base and what it holds alone.
     let (code, out, err) = a.run(&["list-containers", "--json"]);
@@ -282,6 +284,61 @@ fn without_a_trustworthy_base_changed_files_are_read_whole() {
     assert!(why.contains("not from the base"), "{r}");
     assert_eq!(r["extents"]["files"], 0);
     restores_identically(&env, &s, "parent-forgotten");
+
+    // 3. A base from another run: the record names a snapshot the parent
+    // was not read from (its identity recorded right, so only the pairing
+    // with the parent can tell).
+    let other = format!("{}-other", base_name(&env).unwrap());
+    sh(&format!(
+        "btrfs -q subvolume snapshot -r {} {}",
+        s.vol.volume().display(),
+        s.vol.snapshots().join(&other).display()
+    ));
+    let show = sh(&format!(
+        "btrfs subvolume show {}",
+        s.vol.snapshots().join(&other).display()
+    ));
+    let field = |k: &str| {
+        show.lines()
+            .find_map(|l| l.trim().strip_prefix(k).map(|v| v.trim().to_owned()))
+            .unwrap()
+    };
+    let bases = env.state().join("bases.json");
+    let mut rec: Value = serde_json::from_str(&std::fs::read_to_string(&bases).unwrap()).unwrap();
+    let b = rec["bases"]
+        .as_object_mut()
+        .unwrap()
+        .values_mut()
+        .next()
+        .unwrap();
+    b["snapshot"]["name"] = other.clone().into();
+    b["snapshot"]["root"] = s.vol.snapshots().join(&other).display().to_string().into();
+    b["id"]["uuid"] = field("UUID:").into();
+    b["id"]["generation"] = field("Generation:").parse::<u64>().unwrap().into();
+    std::fs::write(&bases, serde_json::to_vec(&rec).unwrap()).unwrap();
+    edit(&s.private);
+    let r = record(&env.backup_json(&["ct1"]));
+    let why = r["extents"]["not_used"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(why.contains("not from the base"), "{r}");
+    restores_identically(&env, &s, "base-of-another-run");
+    // It was the recorded base, so the run removed it in favour of its
+    // own; the real old base, recorded nowhere now, goes at the next sweep.
+    assert!(!s.vol.snapshots().join(&other).exists());
+
+    // 4. Bases turned off: the next run removes the base it finds.
+    env.edit(|c| {
+        c.set("volume.0.keep_base", false);
+    });
+    env.backup_json(&["ct1"]);
+    assert!(base_name(&env).is_none());
+    let left = s.vol.leftovers(&[&env.state()]);
+    assert!(
+        left.is_empty() && s.vol.snapshot_names().is_empty(),
+        "{left:?}"
+    );
 }
 
 #[test]
@@ -404,4 +461,6 @@ fn a_database_under_load_is_backed_up_five_times_reading_little() {
         wait_for_lines(&status, n + 200);
     }
     restic(&env, &repo_of(&env), &["check", "--read-data"]);
+    let (code, out, err) = env.run(&["verify", "--read-data"]);
+    assert_eq!(code, 0, "verify --read-data: {out}{err}");
 }

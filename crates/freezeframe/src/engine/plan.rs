@@ -118,6 +118,12 @@ impl Plan {
                 v.volume.provider,
                 v.volume.snapshot_dir.display()
             );
+            if self.keeps_base(&v.volume) {
+                let _ = writeln!(
+                    s,
+                    "  each snapshot is kept as the base of the next run once its containers are saved (the old base removed); changed files are read only around what the kernel says changed since the base"
+                );
+            }
             let windows: Vec<Vec<&Container>> = match self.strategy {
                 Strategy::Group => vec![v.containers.iter().collect()],
                 Strategy::Each => v.containers.iter().map(|c| vec![c]).collect(),
