@@ -17,13 +17,16 @@ ff_btrfs_up() {
 }
 
 # ff_btrfs_down WORK [SUBVOLUME...]: deletes the snapshots left in the
-# snapshot folder and the extra subvolumes named, unmounts, frees FF_LOOP.
+# snapshot folder (a repository run keeps its last one as the base) with
+# their owner records, and the extra subvolumes named; unmounts, frees
+# FF_LOOP.
 ff_btrfs_down() {
     local work=$1 s
     shift
     if mountpoint -q "$work/mnt"; then
+        rm -f "$work"/mnt/.freezeframe-snapshots/*.owner
         for s in "$work"/mnt/.freezeframe-snapshots/* "$@"; do
-            [ -e "$s" ] && btrfs -q subvolume delete "$s" >/dev/null
+            [ -d "$s" ] && btrfs -q subvolume delete "$s" >/dev/null
         done
         umount "$work/mnt"
     fi
