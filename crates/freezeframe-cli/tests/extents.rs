@@ -464,3 +464,27 @@ fn a_database_under_load_is_backed_up_five_times_reading_little() {
     let (code, out, err) = env.run(&["verify", "--read-data"]);
     assert_eq!(code, 0, "verify --read-data: {out}{err}");
 }
+
+#[test]
+fn a_base_no_configured_volume_can_use_is_removed() {
+    let Some(s) = setup() else { return };
+    let env = env_for(&s, true);
+    env.backup_json(&["ct1"]);
+    let base = base_name(&env).unwrap();
+    // The volume renamed in the config: its old base serves nothing.
+    env.edit(|c| {
+        c.set("volume.0.name", "renamed");
+    });
+    let (code, out, err) = env.run(&["recover"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains(&format!("removed base snapshot {base}")),
+        "{err}"
+    );
+    assert!(base_name(&env).is_none());
+    assert!(
+        s.vol.snapshot_names().is_empty(),
+        "{:?}",
+        s.vol.snapshot_names()
+    );
+}

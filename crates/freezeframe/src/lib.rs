@@ -95,6 +95,7 @@ pub use crate::state::{Base, Bases, HostLock, Journal, JournalError, LockError, 
 
 // engine: a run, and undoing what a dead one left.
 pub use crate::engine::{
-    execute, plan, recover, thaw_now, BackupRequest, ExecError, NoWatchdog, Observer, Phase, Plan,
-    PlanError, RecoverReport, RunResult, Scope, SilentObserver, Toolbox, Watchdog, WatchdogError,
+    drop_unconfigured_bases, execute, plan, recover, thaw_now, BackupRequest, ExecError,
+    NoWatchdog, Observer, Phase, Plan, PlanError, RecoverReport, RunResult, Scope, SilentObserver,
+    Toolbox, Watchdog, WatchdogError,
 };

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use freezeframe::{
-    execute, plan, recover, BackupRequest, Config, ExecError, Faults, HostLock, Journal, Outcome,
-    Scope,
+    drop_unconfigured_bases, execute, plan, recover, BackupRequest, Config, ExecError, Faults,
+    HostLock, Journal, Outcome, Scope,
 };
 
 use crate::cli::BackupArgs;
@@ -51,6 +51,10 @@ pub fn run(config: &Config, args: &BackupArgs) -> Result<u8> {
     tools.faults.hit("after-lock", &tools.cancel);
     crate::commands::recover::report(
         &recover(&config.state_dir, &tools, &config.volumes, Scope::Dead)?,
+        "before this run",
+    );
+    crate::commands::recover::report(
+        &drop_unconfigured_bases(&config.state_dir, &tools, config),
         "before this run",
     );
     let plan = plan(config, &req, &tools)?;

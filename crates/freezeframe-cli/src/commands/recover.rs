@@ -1,7 +1,7 @@
 //! `freezeframe recover`.
 
 use anyhow::Result;
-use freezeframe::{recover, Config, HostLock, RecoverReport, Scope};
+use freezeframe::{drop_unconfigured_bases, recover, Config, HostLock, RecoverReport, Scope};
 
 use crate::cli::RecoverArgs;
 use crate::exit;
@@ -29,6 +29,10 @@ pub fn run(config: &Config, args: &RecoverArgs) -> Result<u8> {
     }
     let tools = crate::system::toolbox(config);
     let mut r = recover(&config.state_dir, &tools, &config.volumes, Scope::Dead)?;
+    let b = drop_unconfigured_bases(&config.state_dir, &tools, config);
+    r.actions.extend(b.actions);
+    r.notes.extend(b.notes);
+    r.failures.extend(b.failures);
     // What a killed run left in the target (a repository's lock files);
     // a target that cannot be opened now is no recovery failure.
     match crate::system::target(config).and_then(|t| Ok(t.recover()?)) {

@@ -17,7 +17,7 @@ mod worker;
 pub use lifecycle::{execute, ExecError, RunResult};
 pub use observer::{Observer, Phase, SilentObserver};
 pub use plan::{plan, BackupRequest, Plan, PlanError};
-pub use recover::{recover, thaw_now, RecoverReport, Scope};
+pub use recover::{drop_unconfigured_bases, recover, thaw_now, RecoverReport, Scope};
 pub use toolbox::{NoWatchdog, Toolbox, Watchdog, WatchdogError};
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use super::cleanup::{remove_incomplete_run, UndoError};
 use super::Toolbox;
 use crate::config::Volume;
 use crate::state::journal::JOURNAL_NAME;
-use crate::state::{is_current_base, Journal, JournalError, Pending, Step};
+use crate::state::{is_current_base, Base, Bases, Journal, JournalError, Pending, Step};
 
 /// Which journal entries to undo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,4 +212,63 @@ fn reconcile(
         }
     }
     Ok(report)
+}
+
+/// Removes the base snapshots `state_dir` records that this config can no
+/// longer use: their volume is gone from it, is not btrfs, has
+/// `keep_base = false`, or the target is not a repository; or their
+/// container (when each container had a snapshot of its own) is gone.
+/// Then no base is kept for nothing.
+pub fn drop_unconfigured_bases(
+    state_dir: &std::path::Path,
+    tools: &Toolbox,
+    config: &crate::config::Config,
+) -> RecoverReport {
+    let mut report = RecoverReport::default();
+    let Ok(mut bases) = Bases::load(state_dir) else {
+        return report;
+    };
+    let repository = config.target.repository().is_some();
+    let usable = |key: &str| {
+        let (vol, ct) = key
+            .split_once('/')
+            .map_or((key, None), |(v, c)| (v, Some(c)));
+        let vol_ok = config.volumes.iter().any(|v| {
+            v.name == vol
+                && v.provider == crate::config::ProviderKind::Btrfs
+                && v.keep_base != Some(false)
+        });
+        let ct_ok = ct.is_none_or(|c| config.containers.iter().any(|s| s.id.as_str() == c));
+        repository && vol_ok && ct_ok
+    };
+    let stale: Vec<String> = bases.bases.keys().filter(|k| !usable(k)).cloned().collect();
+    if stale.is_empty() {
+        return report;
+    }
+    let gone: Vec<Base> = stale.iter().filter_map(|k| bases.bases.remove(k)).collect();
+    if let Err(e) = bases.save(state_dir) {
+        report
+            .failures
+            .push(format!("base snapshots not dropped: {e}"));
+        return report;
+    }
+    for b in gone {
+        let done = tools
+            .provider(b.provider)
+            .map(|p| p.remove(&b.snapshot).map_err(|e| e.to_string()));
+        match done {
+            Some(Ok(())) => report.actions.push(format!(
+                "removed base snapshot {} (its volume or container is no longer configured for bases)",
+                b.snapshot.name
+            )),
+            Some(Err(e)) => report
+                .failures
+                .push(format!("base snapshot {}: {e}", b.snapshot.name)),
+            None => report.notes.push(format!(
+                "base snapshot {} dropped from the record; the next sweep removes it",
+                b.snapshot.name
+            )),
+        }
+    }
+    report
 }
