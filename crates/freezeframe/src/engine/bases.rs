@@ -9,13 +9,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::cleanup::{Cleanup, Token};
+use super::cleanup::Token;
 use super::lifecycle::Run;
+use super::Toolbox;
 use crate::config::Volume;
-use crate::snapshot::{Snapshot, SnapshotProvider};
-use crate::state::{Base, Bases};
+use crate::snapshot::{Snapshot, SnapshotError, SnapshotProvider};
+use crate::state::{Base, Bases, BasesError};
 use crate::sys::send_stream::SendChanges;
-use crate::sys::{Cancel, Faults};
 use crate::target::{KernelChanges, SourceId};
 
 /// What the containers of one snapshot are backed up with.
@@ -32,9 +32,11 @@ impl Incremental {
     /// volume), keyed by path below that root.
     pub(super) fn for_container(&self, rel: &Path) -> Option<KernelChanges> {
         let (base, c) = self.changes.as_ref()?;
+        // The entries below `rel` are one run of the sorted map.
         let files = c
             .entries
-            .iter()
+            .range(rel.to_path_buf()..)
+            .take_while(|(p, _)| p.starts_with(rel))
             .filter_map(|(p, f)| {
                 let below = p.strip_prefix(rel).ok()?;
                 let mut f = f.clone();
@@ -112,80 +114,35 @@ pub(super) fn incremental(
     out
 }
 
-/// Everything keeping a base needs.
-pub(super) struct Keeper<'a> {
-    pub provider: &'a dyn SnapshotProvider,
-    pub cleanup: &'a Cleanup,
-    pub faults: &'a Faults,
-    pub cancel: &'a Cancel,
-    pub state_dir: &'a Path,
-}
+/// A base forgotten, and what removing its snapshot gave (`None`: no
+/// such provider here).
+pub(super) type Forgotten = (Base, Option<Result<(), SnapshotError>>);
 
-impl Keeper<'_> {
-    /// Makes `new` (registered for removal under `token`) the base under
-    /// `key` in `bases`, then removes the base it replaces. Problems go to
-    /// `notes`; a snapshot that could not be recorded is removed.
-    pub(super) fn keep(
-        &self,
-        bases: &mut Bases,
-        key: &str,
-        new: Base,
-        token: Token,
-        notes: &mut Vec<String>,
-    ) {
-        self.cleanup.done(token);
-        self.faults.hit("before-base-swap", self.cancel);
-        let old = bases.bases.insert(key.to_owned(), new.clone());
-        if let Err(e) = bases.save(self.state_dir) {
-            notes.push(format!(
-                "snapshot {} not kept as a base: {e}",
-                new.snapshot.name
-            ));
-            match old {
-                Some(o) => bases.bases.insert(key.to_owned(), o),
-                None => bases.bases.remove(key),
-            };
-            if let Err(e) = self.provider.remove(&new.snapshot) {
-                notes.push(format!("snapshot {} not removed: {e}", new.snapshot.name));
-            }
-            return;
-        }
-        self.faults.hit("after-base-swap", self.cancel);
-        if let Some(o) = old.filter(|o| o.snapshot != new.snapshot) {
-            if let Err(e) = self.provider.remove(&o.snapshot) {
-                notes.push(format!(
-                    "old base snapshot {} not removed ({e}); the next recover removes it",
-                    o.snapshot.name
-                ));
-            }
-        }
+/// Takes the bases under `keys` out of `bases` and saves the record;
+/// only then removes their snapshots, each through its provider. If the
+/// record cannot be saved, the bases stay as they were and nothing is
+/// removed.
+pub(super) fn forget_bases(
+    bases: &mut Bases,
+    keys: &[String],
+    state_dir: &Path,
+    tools: &Toolbox,
+) -> Result<Vec<Forgotten>, BasesError> {
+    let gone: Vec<(String, Base)> = keys
+        .iter()
+        .filter_map(|k| bases.bases.remove(k).map(|b| (k.clone(), b)))
+        .collect();
+    if let Err(e) = bases.save(state_dir) {
+        bases.bases.extend(gone);
+        return Err(e);
     }
-
-    /// Removes the bases of `volume` in `bases` (its runs keep none now).
-    pub(super) fn drop_all(&self, bases: &mut Bases, volume: &str, notes: &mut Vec<String>) {
-        let keys: Vec<String> = bases
-            .bases
-            .keys()
-            .filter(|k| *k == volume || k.starts_with(&format!("{volume}/")))
-            .cloned()
-            .collect();
-        if keys.is_empty() {
-            return;
-        }
-        let gone: Vec<Base> = keys.iter().filter_map(|k| bases.bases.remove(k)).collect();
-        if let Err(e) = bases.save(self.state_dir) {
-            notes.push(format!("base snapshots of volume {volume} kept: {e}"));
-            return;
-        }
-        for b in gone {
-            if let Err(e) = self.provider.remove(&b.snapshot) {
-                notes.push(format!(
-                    "base snapshot {} not removed: {e}",
-                    b.snapshot.name
-                ));
-            }
-        }
-    }
+    Ok(gone
+        .into_iter()
+        .map(|(_, b)| {
+            let removed = tools.provider(b.provider).map(|p| p.remove(&b.snapshot));
+            (b, removed)
+        })
+        .collect())
 }
 
 impl Run<'_> {
@@ -211,12 +168,7 @@ impl Run<'_> {
     ) -> Option<Arc<Incremental>> {
         let state_dir = self.plan.state_dir.clone()?;
         if !self.plan.keeps_base(vol) {
-            let mut bases = std::mem::take(&mut self.bases);
-            let mut notes = Vec::new();
-            self.keeper(provider, &state_dir)
-                .drop_all(&mut bases, &vol.name, &mut notes);
-            self.bases = bases;
-            self.warnings.extend(notes);
+            self.drop_bases_of(&vol.name, &state_dir);
             return None;
         }
         let base = self.bases.bases.get(key);
@@ -225,30 +177,126 @@ impl Run<'_> {
         )))
     }
 
-    fn keeper<'p>(&'p self, provider: &'p dyn SnapshotProvider, state_dir: &'p Path) -> Keeper<'p> {
-        Keeper {
-            provider,
-            cleanup: &self.cleanup,
-            faults: &self.tools.faults,
-            cancel: &self.tools.cancel,
-            state_dir,
+    /// Removes the bases of `volume` (its runs keep none now).
+    fn drop_bases_of(&mut self, volume: &str, state_dir: &Path) {
+        let keys = self.bases.keys_of_volume(volume);
+        if keys.is_empty() {
+            return;
+        }
+        match forget_bases(&mut self.bases, &keys, state_dir, self.tools) {
+            Err(e) => self
+                .warnings
+                .push(format!("base snapshots of volume {volume} kept: {e}")),
+            Ok(gone) => {
+                for (b, removed) in gone {
+                    if let Some(Err(e)) = removed {
+                        self.warnings.push(format!(
+                            "base snapshot {} not removed: {e}",
+                            b.snapshot.name
+                        ));
+                    }
+                }
+            }
         }
     }
 
-    /// `base`, registered for removal under `token`, becomes the base
-    /// under `key`.
-    pub(super) fn keep_base(&mut self, key: &str, base: Base, token: Token) {
-        let (Some(state_dir), Some(provider)) = (
-            self.plan.state_dir.clone(),
-            self.tools.provider(base.provider).cloned(),
-        ) else {
+    /// Makes `new` (registered for removal under `token`) the base under
+    /// `key`, then removes the base it replaces. A snapshot that could
+    /// not be recorded is removed.
+    pub(super) fn keep_base(&mut self, key: &str, new: Base, token: Token) {
+        let tools = self.tools;
+        let (Some(state_dir), Some(provider)) =
+            (self.plan.state_dir.clone(), tools.provider(new.provider))
+        else {
             return;
         };
-        let mut bases = std::mem::take(&mut self.bases);
-        let mut notes = Vec::new();
-        self.keeper(&*provider, &state_dir)
-            .keep(&mut bases, key, base, token, &mut notes);
-        self.bases = bases;
-        self.warnings.extend(notes);
+        self.cleanup.done(token);
+        tools.faults.hit("before-base-swap", &tools.cancel);
+        let old = self.bases.bases.insert(key.to_owned(), new.clone());
+        if let Err(e) = self.bases.save(&state_dir) {
+            self.warnings.push(format!(
+                "snapshot {} not kept as a base: {e}",
+                new.snapshot.name
+            ));
+            match old {
+                Some(o) => self.bases.bases.insert(key.to_owned(), o),
+                None => self.bases.bases.remove(key),
+            };
+            if let Err(e) = provider.remove(&new.snapshot) {
+                self.warnings
+                    .push(format!("snapshot {} not removed: {e}", new.snapshot.name));
+            }
+            return;
+        }
+        tools.faults.hit("after-base-swap", &tools.cancel);
+        if let Some(o) = old.filter(|o| o.snapshot != new.snapshot) {
+            if let Err(e) = provider.remove(&o.snapshot) {
+                self.warnings.push(format!(
+                    "old base snapshot {} not removed ({e}); the next recover removes it",
+                    o.snapshot.name
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::sys::send_stream::FileChange;
+
+    #[test]
+    fn a_container_gets_the_entries_below_its_root_with_origins_below_it() {
+        let moved_in = FileChange {
+            origin: Some("other/m".into()),
+            ..FileChange::default()
+        };
+        let here = FileChange {
+            origin: Some("a/z/w".into()),
+            ..FileChange::default()
+        };
+        let entries: BTreeMap<PathBuf, FileChange> = [
+            ("a", FileChange::default()),
+            ("a/x", FileChange::default()),
+            ("a-b/y", FileChange::default()),
+            ("a/z/w", here),
+            ("a/m", moved_in),
+            ("b", FileChange::default()),
+        ]
+        .into_iter()
+        .map(|(p, f)| (PathBuf::from(p), f))
+        .collect();
+        let id = SourceId {
+            uuid: "u".into(),
+            generation: 1,
+        };
+        let changes = SendChanges {
+            uuid: [1; 16],
+            ctransid: 2,
+            base_uuid: [3; 16],
+            base_ctransid: 1,
+            entries,
+        };
+        let inc = Incremental {
+            source_id: None,
+            changes: Some((id, changes)),
+        };
+        let k = inc.for_container(Path::new("a")).unwrap();
+        let got: Vec<&str> = k.files.keys().map(|p| p.to_str().unwrap()).collect();
+        assert_eq!(got, ["", "m", "x", "z/w"]);
+        assert_eq!(
+            k.files[Path::new("z/w")].origin.as_deref(),
+            Some(Path::new("z/w"))
+        );
+        assert_eq!(
+            k.files[Path::new("m")].origin,
+            None,
+            "moved in from outside"
+        );
+        let all = inc.for_container(Path::new("")).unwrap();
+        assert_eq!(all.files.len(), 6);
     }
 }

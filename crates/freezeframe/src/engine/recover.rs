@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
+use super::bases::forget_bases;
 use super::cleanup::{remove_incomplete_run, UndoError};
 use super::Toolbox;
 use crate::config::Volume;
 use crate::state::journal::JOURNAL_NAME;
-use crate::state::{is_current_base, Base, Bases, Journal, JournalError, Pending, Step};
+use crate::state::{is_current_base, Bases, Journal, JournalError, Pending, Step};
 
 /// Which journal entries to undo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,9 +231,7 @@ pub fn drop_unconfigured_bases(
     };
     let repository = config.target.repository().is_some();
     let usable = |key: &str| {
-        let (vol, ct) = key
-            .split_once('/')
-            .map_or((key, None), |(v, c)| (v, Some(c)));
+        let (vol, ct) = Bases::split_key(key);
         let vol_ok = config.volumes.iter().any(|v| {
             v.name == vol
                 && v.provider == crate::config::ProviderKind::Btrfs
@@ -245,18 +244,17 @@ pub fn drop_unconfigured_bases(
     if stale.is_empty() {
         return report;
     }
-    let gone: Vec<Base> = stale.iter().filter_map(|k| bases.bases.remove(k)).collect();
-    if let Err(e) = bases.save(state_dir) {
-        report
-            .failures
-            .push(format!("base snapshots not dropped: {e}"));
-        return report;
-    }
-    for b in gone {
-        let done = tools
-            .provider(b.provider)
-            .map(|p| p.remove(&b.snapshot).map_err(|e| e.to_string()));
-        match done {
+    let gone = match forget_bases(&mut bases, &stale, state_dir, tools) {
+        Ok(gone) => gone,
+        Err(e) => {
+            report
+                .failures
+                .push(format!("base snapshots not dropped: {e}"));
+            return report;
+        }
+    };
+    for (b, removed) in gone {
+        match removed {
             Some(Ok(())) => report.actions.push(format!(
                 "removed base snapshot {} (its volume or container is no longer configured for bases)",
                 b.snapshot.name

@@ -76,6 +76,23 @@ impl Bases {
         }
     }
 
+    /// A key's volume and, for a per-container base, its container.
+    pub fn split_key(key: &str) -> (&str, Option<&str>) {
+        match key.split_once('/') {
+            Some((v, c)) => (v, Some(c)),
+            None => (key, None),
+        }
+    }
+
+    /// The keys of the bases of `volume` (per volume or per container).
+    pub fn keys_of_volume(&self, volume: &str) -> Vec<String> {
+        self.bases
+            .keys()
+            .filter(|k| Self::split_key(k).0 == volume)
+            .cloned()
+            .collect()
+    }
+
     /// The record in `state_dir` (empty when there is none).
     pub fn load(state_dir: &Path) -> Result<Self, BasesError> {
         let path = state_dir.join(BASES_NAME);

@@ -6,7 +6,7 @@ pub mod bases;
 pub mod journal;
 pub mod lock;
 
-pub use bases::{is_current_base, Base, Bases};
+pub use bases::{is_current_base, Base, Bases, BasesError};
 pub use journal::{Journal, JournalError, Key, Pending, Step};
 pub use lock::{HostLock, LockError};
 
