@@ -29,6 +29,55 @@ ff_bench_cleanup() {
     rm -rf "$work"
 }
 
+# ff_bench_volume SIZE: the btrfs volume on a loop device (ff_btrfs_up)
+# that reads with direct I/O. A disk moves blocks into the page cache by
+# DMA. A loop device without direct I/O copies each one out of the
+# backing file's page cache instead: a profile showed that memcpy, in the
+# loop workers, as ~15 % of the machine's CPU during a backup, paid by
+# every tool alike. With direct I/O every tool reads its fresh snapshot
+# from the disk, as on a real host.
+ff_bench_volume() {
+    ff_btrfs_up "$work" "$1"
+    losetup --direct-io=on "$FF_LOOP"
+}
+
+# ff_bench_repo_container BIG: container `big` at BIG (one sleeping
+# process in its own cgroup under $v2/$cgbase, its PID added to $pids), a
+# config backing it up into $work/repo-ff ($conf, exported as
+# FREEZEFRAME_CONFIG), and the password ($pass) and cache settings restic
+# and borg use.
+ff_bench_repo_container() {
+    local big=$1
+    mkdir -p "$v2/$cgbase/big"
+    sh -c 'echo $$ > "$1/cgroup.procs"; exec sleep 100000' sh "$v2/$cgbase/big" &
+    pids+=($!)
+    pass="$work/pass"
+    echo "bench-password" > "$pass"
+    conf="$work/freezeframe.toml"
+    cat > "$conf" <<EOF
+state_dir = "$work/state"
+
+[[volume]]
+name = "bench"
+path = "$work/mnt/ct"
+provider = "btrfs"
+
+[[container]]
+id = "big"
+cgroup = "$cgbase/big"
+private = "$big"
+
+[target]
+kind = "repository"
+path = "$work/backups"
+repository = "$work/repo-ff"
+password_file = "$pass"
+EOF
+    export FREEZEFRAME_CONFIG="$conf"
+    export RESTIC_PASSWORD_FILE="$pass" RESTIC_CACHE_DIR="$work/restic-cache"
+    export BORG_PASSPHRASE=bench-password BORG_BASE_DIR="$work/borg-base"
+}
+
 # measure LABEL COMMAND...: prints "LABEL wall user sys rss_kib".
 measure() {
     local label=$1; shift

@@ -26,10 +26,6 @@ ff_bench_setup xbench
 command -v /usr/bin/python3 >/dev/null && /usr/bin/python3 -c "import matplotlib" 2>/dev/null \
     || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-matplotlib >/dev/null
 
-pass="$work/pass"
-echo "bench-password" > "$pass"
-export RESTIC_PASSWORD_FILE="$pass" RESTIC_CACHE_DIR="$work/restic-cache"
-export BORG_PASSPHRASE=bench-password BORG_BASE_DIR="$work/borg-base"
 results="$work/results"
 : > "$results"
 
@@ -46,10 +42,9 @@ i=0
 for size in $sizes; do
     n=${rep_list[$i]:-${rep_list[-1]}}
     i=$((i + 1))
-    ff_btrfs_up "$work" "$((size + 3))G"
-    losetup --direct-io=on "$FF_LOOP"
+    ff_bench_volume "$((size + 3))G"
     big="$work/mnt/ct/big"
-    mkdir -p "$big" "$v2/$cgbase/big"
+    mkdir -p "$big"
     echo "generating a ${size} GiB file..." >&2
     /usr/bin/python3 - "$big/data.db" "$size" <<'PY'
 import os, sys
@@ -63,29 +58,7 @@ with open(path, "wb") as f:
 PY
     sync
     btrfs -q subvolume snapshot -r "$work/mnt/ct" "$work/mnt/pristine"
-    sh -c 'echo $$ > "$1/cgroup.procs"; exec sleep 100000' sh "$v2/$cgbase/big" &
-    pids+=($!)
-    conf="$work/freezeframe.toml"
-    cat > "$conf" <<EOF
-state_dir = "$work/state"
-
-[[volume]]
-name = "bench"
-path = "$work/mnt/ct"
-provider = "btrfs"
-
-[[container]]
-id = "big"
-cgroup = "$cgbase/big"
-private = "$big"
-
-[target]
-kind = "repository"
-path = "$work/backups"
-repository = "$work/repo-ff"
-password_file = "$pass"
-EOF
-    export FREEZEFRAME_CONFIG="$conf"
+    ff_bench_repo_container "$big"
     for rep in $(seq 1 "$n"); do
         echo "size $size GiB, repetition $rep of $n..." >&2
         # The data as generated, new repositories, no bases.

@@ -25,13 +25,7 @@ repo=$(dirname "$here")
 . "$here/common.sh"
 ff_bench_setup rbench
 
-ff_btrfs_up "$work" "$((size_gib * 2 + 2))G"
-# A disk moves blocks into the page cache by DMA. A loop device without
-# direct I/O copies each one out of the backing file's page cache instead:
-# a profile showed that memcpy, in the loop workers, as ~15 % of the
-# machine's CPU during a backup, paid by every tool alike. With direct I/O
-# every tool reads its fresh snapshot from the disk, as on a real host.
-losetup --direct-io=on "$FF_LOOP"
+ff_bench_volume "$((size_gib * 2 + 2))G"
 mkdir -p "$work/restore" "$work/backups"
 mkdir "$v2/$cgbase"
 
@@ -43,35 +37,7 @@ data_bytes=$(du -sb "$big" | cut -f1)
 # Each repetition starts from this copy of the generated data.
 btrfs -q subvolume snapshot -r "$work/mnt/ct" "$work/mnt/pristine"
 
-mkdir -p "$v2/$cgbase/big"
-sh -c 'echo $$ > "$1/cgroup.procs"; shift; exec "$@"' sh "$v2/$cgbase/big" sleep 100000 &
-pids+=($!)
-
-pass="$work/pass"
-echo "bench-password" > "$pass"
-conf="$work/freezeframe.toml"
-cat > "$conf" <<EOF
-state_dir = "$work/state"
-
-[[volume]]
-name = "bench"
-path = "$work/mnt/ct"
-provider = "btrfs"
-
-[[container]]
-id = "big"
-cgroup = "$cgbase/big"
-private = "$big"
-
-[target]
-kind = "repository"
-path = "$work/backups"
-repository = "$work/repo-ff"
-password_file = "$pass"
-EOF
-export FREEZEFRAME_CONFIG="$conf"
-export RESTIC_PASSWORD_FILE="$pass" RESTIC_CACHE_DIR="$work/restic-cache"
-export BORG_PASSPHRASE=bench-password BORG_BASE_DIR="$work/borg-base"
+ff_bench_repo_container "$big"
 restic_repo="$work/repo-restic"
 borg_repo="$work/repo-borg"
 fresh() { # the generated data as it was, new repositories, empty caches
