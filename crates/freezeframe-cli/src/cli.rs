@@ -173,6 +173,10 @@ pub struct BackupArgs {
     /// After the run, apply the `[retention]` policy of the config.
     #[arg(long)]
     pub prune: bool,
+    /// Leave out entries matching PATTERN (gitignore-style, relative to
+    /// each private area, after the config's `exclude`); repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
 }
 
 /// `list`.

@@ -36,6 +36,7 @@ pub fn run(config: &Config, args: &BackupArgs) -> Result<u8> {
         level: args.level,
         jobs: args.jobs,
         dry_run: args.dry_run,
+        exclude: args.exclude.clone(),
     };
     if args.dry_run {
         let plan = plan(config, &req, &tools)?;

@@ -16,9 +16,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tar::{EntryType, Header};
 
+use super::exclude::{ExcludeRecord, Excluding};
 use super::owners::Owners;
 use super::walk::{walk, Entry, Kind, Meta, Visitor};
 use super::{acl, sparse};
+use crate::config::Excludes;
 
 /// Largest value of the 7-digit octal uid/gid fields.
 const MAX_ID: u64 = 0o7777777;
@@ -40,6 +42,9 @@ pub struct TreeReport {
     pub skipped_sockets: Vec<String>,
     /// Human-readable warnings, one per problem.
     pub warnings: Vec<String>,
+    /// Each exclude pattern and how many entries it skipped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<ExcludeRecord>,
 }
 
 /// Walks `root` and writes it as a tar stream to `out`. `progress` is called
@@ -48,6 +53,7 @@ pub struct TreeReport {
 pub fn write_tree<W: Write>(
     root: &Path,
     out: W,
+    excludes: &Excludes,
     progress: &(dyn Fn(u64) -> io::Result<()> + Sync),
 ) -> io::Result<(W, TreeReport)> {
     let meta = std::fs::symlink_metadata(root)?;
@@ -66,7 +72,10 @@ pub fn write_tree<W: Write>(
         progress,
     };
     // Depth-first, children sorted by name: deterministic archives.
-    walk(root, &mut w)?;
+    let mut filtered = Excluding::new(&mut w, excludes);
+    walk(root, &mut filtered)?;
+    let excluded = filtered.records();
+    w.report.excluded = excluded;
     let mut builder = w.builder;
     builder.finish()?;
     Ok((builder.into_inner()?, w.report))
@@ -481,7 +490,7 @@ mod tests {
         std::fs::create_dir(d.path().join("dir")).unwrap();
         std::fs::write(d.path().join("dir").join(&long), b"hello").unwrap();
         std::os::unix::fs::symlink("y".repeat(120), d.path().join("link")).unwrap();
-        let (buf, rep) = write_tree(d.path(), Vec::new(), &|_| Ok(())).unwrap();
+        let (buf, rep) = write_tree(d.path(), Vec::new(), &Excludes::none(), &|_| Ok(())).unwrap();
         assert_eq!(rep.entries, 4);
         let mut a = tar::Archive::new(&buf[..]);
         let names: Vec<String> = a

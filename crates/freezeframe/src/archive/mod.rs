@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod compress;
 pub mod create;
+pub mod exclude;
 pub mod extract;
 pub mod hashing;
 pub mod owners;
@@ -18,7 +19,7 @@ mod xattr;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use crate::config::Compression;
+use crate::config::{Compression, Excludes};
 
 pub use create::TreeReport;
 pub use extract::{ExtractError, ExtractReport};
@@ -52,12 +53,13 @@ pub fn create_archive<W: Write>(
     root: &Path,
     dst: W,
     opts: &ArchiveOptions,
+    excludes: &Excludes,
     progress: &(dyn Fn(u64) -> io::Result<()> + Sync),
 ) -> io::Result<(W, Written)> {
     let hashed = hashing::HashingWriter::new(dst);
     let enc = compress::Encoder::new(hashed, opts.compression, opts.level, opts.threads)?;
     let counted = hashing::CountingWriter::new(io::BufWriter::with_capacity(1 << 20, enc));
-    let (counted, tree) = create::write_tree(root, counted, progress)?;
+    let (counted, tree) = create::write_tree(root, counted, excludes, progress)?;
     let (buf, tar_bytes) = counted.into_inner();
     let enc = buf.into_inner().map_err(|e| e.into_error())?;
     let hashed = enc.finish()?;

@@ -1,6 +1,7 @@
 //! Configuration: a TOML file parsed into raw serde types ([`raw`]), then
 //! validated into the model the rest of the crate uses ([`model`]).
 
+mod exclude;
 pub mod model;
 mod raw;
 mod retention;
@@ -8,6 +9,7 @@ mod target;
 mod validate;
 
 pub use crate::sys::duration::HumanDuration;
+pub use exclude::Excludes;
 pub use model::{
     BadContainerId, BadSnapshotSize, Compression, Config, Container, ContainerId, ContainerSpec,
     LevelOutOfRange, LvmOptions, Mode, ProviderKind, RuntimeKind, SnapshotSize, Strategy, Volume,

@@ -397,6 +397,9 @@ pub struct ContainerSpec {
     /// The container's config file, copied into each run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<PathBuf>,
+    /// Exclude patterns (gitignore-style, relative to the private area).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
 }
 
 /// A container resolved for a run: everything known.
@@ -417,6 +420,9 @@ pub struct Container {
     pub config: Option<PathBuf>,
     /// Whether it runs now (a stopped container is archived unfrozen).
     pub running: bool,
+    /// Exclude patterns: the config's, then the command line's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
 }
 
 /// `[openvz]`: where OpenVZ keeps its configuration.

@@ -102,6 +102,8 @@ pub(super) struct RawContainer {
     pub private: Option<PathBuf>,
     pub volume: Option<String>,
     pub config: Option<PathBuf>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -69,6 +69,7 @@ pub fn runtime_contract(s: &RuntimeSubject<'_>) {
         volume: "contract".into(),
         config: r.config,
         running: true,
+        exclude: Vec::new(),
     };
     rt.check(&ct)
         .unwrap_or_else(|e| panic!("contract: {kind} accepts {}: {e}", ct.id));

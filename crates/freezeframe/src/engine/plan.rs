@@ -34,6 +34,9 @@ pub struct BackupRequest {
     pub jobs: Option<usize>,
     /// Only plan: check nothing that writes.
     pub dry_run: bool,
+    /// Exclude patterns for every selected container (`--exclude`), after
+    /// each container's own.
+    pub exclude: Vec<String>,
 }
 
 /// The containers of one volume.
@@ -163,6 +166,9 @@ impl Plan {
                         .map(|p| format!(" + {} -> {}.conf", p.display(), c.id))
                         .unwrap_or_default()
                 );
+                if !c.exclude.is_empty() {
+                    let _ = writeln!(s, "    excluding: {}", c.exclude.join(" "));
+                }
             }
         }
         s
@@ -239,6 +245,8 @@ fn cores() -> usize {
 /// Makes the plan and runs every check that does not change anything.
 pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Plan, PlanError> {
     let selected = select(config, req)?;
+    crate::config::Excludes::new(&req.exclude)
+        .map_err(|e| PlanError::Usage(format!("--exclude: {e}")))?;
     let mode = req.mode.unwrap_or(config.backup.mode);
     let strategy = req.strategy.unwrap_or(config.backup.strategy);
     let (compression, level) = compression(config, req)?;
@@ -248,7 +256,8 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
     let mut mounts = BTreeMap::new();
     let mut volumes: Vec<VolumePlan> = Vec::new();
     for spec in &selected {
-        let (c, vol) = resolve(config, spec, mode, tools)?;
+        let (mut c, vol) = resolve(config, spec, mode, tools)?;
+        c.exclude = spec.exclude.iter().chain(&req.exclude).cloned().collect();
         let inside = inner_mounts(&table, &c, vol);
         if !inside.is_empty() {
             mounts.insert(c.id.to_string(), inside);
@@ -414,6 +423,7 @@ fn resolve<'c>(
         volume: vol.name.clone(),
         config: r.config,
         running: r.running,
+        exclude: Vec::new(),
     };
     if c.running {
         runtime.check(&c)?;

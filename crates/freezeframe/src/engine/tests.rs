@@ -195,6 +195,7 @@ fn setup(
                 volume: "v".into(),
                 config: None,
                 running: true,
+                exclude: Vec::new(),
             }
         })
         .collect();

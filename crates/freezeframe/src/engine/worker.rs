@@ -118,7 +118,10 @@ fn archive_one(job: &Job, ctx: &WorkerCtx<'_>) -> Result<Archived, String> {
         .incremental
         .as_ref()
         .and_then(|i| i.for_container(&job.rel));
+    let excludes = crate::config::Excludes::new(&job.ct.exclude)
+        .map_err(|e| format!("container {}: {e}", job.ct.id))?;
     let cj = ContainerJob {
+        excludes: &excludes,
         source_id: job.incremental.as_ref().and_then(|i| i.source_id.as_ref()),
         changes: changes.as_ref(),
         id: &job.ct.id,

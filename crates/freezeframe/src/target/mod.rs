@@ -129,6 +129,8 @@ pub struct ContainerJob<'a> {
     /// target uses it only if the parent backup was read from exactly
     /// that base; then changed files are read only around their changes.
     pub changes: Option<&'a KernelChanges>,
+    /// Entries left out (the container's exclude patterns).
+    pub excludes: &'a crate::config::Excludes,
 }
 
 /// The kernel's changes for one container: each changed entry by its

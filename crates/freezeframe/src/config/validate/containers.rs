@@ -87,6 +87,8 @@ pub(super) fn containers(
                 ));
             }
         }
+        crate::config::Excludes::new(&c.exclude)
+            .map_err(|e| (line, format!("container `{id}`: {e}")))?;
         containers.push(ContainerSpec {
             id,
             runtime,
@@ -94,6 +96,7 @@ pub(super) fn containers(
             private: c.private,
             volume: c.volume,
             config: c.config,
+            exclude: c.exclude,
         });
     }
     Ok(containers)

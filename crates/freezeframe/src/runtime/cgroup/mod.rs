@@ -229,6 +229,7 @@ mod tests {
             volume: "v".into(),
             config: None,
             running: true,
+            exclude: Vec::new(),
         }
     }
 

@@ -131,6 +131,9 @@ pub struct RepoBackupRecord {
     /// Files that could not be read (the snapshot is tagged `partial`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreadable: Vec<String>,
+    /// Each exclude pattern and how many entries it skipped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<crate::archive::exclude::ExcludeRecord>,
 }
 
 /// What reading only around the kernel's changed ranges did for one

@@ -51,6 +51,7 @@ impl PendingBackup for Pending {
                 .iter()
                 .map(|u| format!("unreadable, not in the snapshot: {u}"))
                 .collect(),
+            excluded: rec.excluded.clone(),
         };
         Ok(Written {
             files: Vec::new(),

@@ -26,10 +26,18 @@ impl BackupWriter for TarWriter {
         let dest = job.run_dir.join(&aname);
         let mut af =
             AtomicFile::create(&dest).map_err(io(format!("creating {}", dest.display())))?;
-        let (_, archived) =
-            create_archive(job.source, af.file(), &self.opts, job.progress).map_err(io(
-                format!("archiving {} into {}", job.source.display(), dest.display()),
-            ))?;
+        let (_, archived) = create_archive(
+            job.source,
+            af.file(),
+            &self.opts,
+            job.excludes,
+            job.progress,
+        )
+        .map_err(io(format!(
+            "archiving {} into {}",
+            job.source.display(),
+            dest.display()
+        )))?;
         Ok(Box::new(Pending {
             archive: af,
             name: aname,

@@ -55,6 +55,7 @@ impl Repo {
             extras(req),
             findings.clone(),
             req.cancel.clone(),
+            req.excludes.clone(),
         );
         let parent_root = parent
             .as_ref()
@@ -108,6 +109,11 @@ impl Repo {
             extents: extents_record(req, &wrote, extents_note),
             duration_ms: t0.elapsed().as_secs_f64() * 1000.0,
             unreadable,
+            excluded: findings
+                .excluded
+                .lock()
+                .map(|v| v.clone())
+                .unwrap_or_default(),
         })
     }
 

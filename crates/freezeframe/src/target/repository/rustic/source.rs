@@ -26,8 +26,10 @@ use rustic_core::{
     ErrorKind, ReadSource, ReadSourceEntry, ReadSourceOpen, RusticError, RusticResult,
 };
 
+use crate::archive::exclude::{ExcludeRecord, Excluding};
 use crate::archive::owners::Owners;
 use crate::archive::walk::{walk, Entry, Kind, Visitor};
+use crate::config::Excludes;
 use crate::sys::time::Timestamp;
 use crate::sys::Cancel;
 use crate::target::repository::gomode::to_go;
@@ -55,6 +57,8 @@ pub(super) struct Findings {
     pub reserved_clash: AtomicBool,
     /// The run was cancelled while reading.
     pub cancelled: AtomicBool,
+    /// What each exclude pattern skipped (set when the walk ends).
+    pub excluded: Mutex<Vec<ExcludeRecord>>,
 }
 
 impl Findings {
@@ -81,6 +85,7 @@ pub(super) struct CountingSource {
     extras: Vec<Extra>,
     findings: Arc<Findings>,
     cancel: Cancel,
+    excludes: Excludes,
 }
 
 impl CountingSource {
@@ -91,6 +96,7 @@ impl CountingSource {
         extras: Vec<Extra>,
         findings: Arc<Findings>,
         cancel: Cancel,
+        excludes: Excludes,
     ) -> Self {
         Self {
             root: root.to_owned(),
@@ -98,6 +104,7 @@ impl CountingSource {
             extras,
             findings,
             cancel,
+            excludes,
         }
     }
 }
@@ -223,8 +230,16 @@ impl ReadSource for CountingSource {
             cancel: self.cancel.clone(),
             tx,
         };
+        let excludes = self.excludes.clone();
         std::thread::spawn(move || {
-            if let Err(e) = walk(&walker.root.clone(), &mut walker) {
+            let root = walker.root.clone();
+            let findings = walker.findings.clone();
+            let mut filtered = Excluding::new(&mut walker, &excludes);
+            let walked = walk(&root, &mut filtered);
+            if let Ok(mut x) = findings.excluded.lock() {
+                *x = filtered.records();
+            }
+            if let Err(e) = walked {
                 // The archiver stopped listening (dropped the iterator), or
                 // the root itself cannot be read.
                 if e.kind() != io::ErrorKind::BrokenPipe {
