@@ -72,11 +72,27 @@ pub enum Command {
     /// Undo what an interrupted run left: thaw, remove snapshots and
     /// incomplete runs, release a stale lock. Safe to run any time.
     Recover(RecoverArgs),
+    /// Each configured container's last good backup, its age and its last
+    /// run; exits 0 (OK), 1 (WARNING: the last run failed or was partial)
+    /// or 2 (CRITICAL: no good backup younger than --max-age), as
+    /// monitoring plugins do.
+    Status(StatusArgs),
     /// Testing and diagnosis aids.
     Debug(DebugArgs),
     /// The guardian of a running backup (started by `backup` itself).
     #[command(hide = true)]
     Guardian(GuardianArgs),
+}
+
+/// `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A good backup older than this is critical (e.g. `26h`, `3d`).
+    #[arg(long, default_value = "26h")]
+    pub max_age: HumanDuration,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `recover`.

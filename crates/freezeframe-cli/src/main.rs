@@ -85,5 +85,6 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::ShowConfig => commands::show_config::run(&config),
         Command::Init => commands::init::run(&config),
         Command::Prune(a) => commands::prune::run(&config, a),
+        Command::Status(a) => commands::status::run(&config, a),
     }
 }

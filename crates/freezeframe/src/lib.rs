@@ -46,6 +46,7 @@ pub mod contract;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 // sys: programs, kernel files, clock, cancellation, hooks, faults.
+pub use crate::sys::http::{HttpClient, HttpError, SystemHttp};
 pub use crate::sys::{
     faults::{BadFaultSpec, FAULT_ENV, FAULT_POINTS},
     host_name,
@@ -61,6 +62,9 @@ pub use crate::config::{
     load, parse, to_toml, BadContainerId, BadSnapshotSize, Compression, Config, ConfigError,
     Container, ContainerId, ContainerSpec, LevelOutOfRange, Mode, ProviderKind, Retention,
     RuntimeKind, Strategy, TargetConfig, Volume, DEFAULT_CONFIG_PATH,
+};
+pub use crate::config::{
+    Excludes, MailConfig, MetricsConfig, NotifyConfig, NotifyOn, ThrottleConfig, Webhook,
 };
 
 // archive: errors a restore can end with.
@@ -91,11 +95,16 @@ pub use crate::snapshot::{
 pub use crate::runtime::{CgroupRuntime, LxcRuntime, OpenvzRuntime, Runtime, RuntimeError};
 
 // state: the journal and the host lock.
+pub use crate::state::{
+    assess, metrics::render as render_metrics, status::ago, status::LastRun, Level, StatusBook,
+    StatusError, StatusRow,
+};
 pub use crate::state::{Base, Bases, HostLock, Journal, JournalError, LockError, Step};
 
 // engine: a run, and undoing what a dead one left.
 pub use crate::engine::{
-    drop_unconfigured_bases, execute, plan, recover, thaw_now, BackupRequest, ExecError,
-    NoWatchdog, Observer, Phase, Plan, PlanError, RecoverReport, RunResult, Scope, SilentObserver,
-    Toolbox, Watchdog, WatchdogError,
+    configured, drop_unconfigured_bases, execute, plan, record_run, recover, thaw_now,
+    BackupRequest, ContainerSummary, ExecError, NoWatchdog, Notifier, Observer, Phase, Plan,
+    PlanError, RecoverReport, RunResult, RunSummary, Scope, SilentObserver, StartPings, Toolbox,
+    Watchdog, WatchdogError,
 };

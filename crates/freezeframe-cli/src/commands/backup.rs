@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use freezeframe::{
-    drop_unconfigured_bases, execute, plan, recover, BackupRequest, Config, ExecError, Faults,
-    HostLock, Journal, Outcome, Scope,
+    drop_unconfigured_bases, execute, host_name, plan, record_run, recover, BackupRequest, Config,
+    ExecError, Faults, HostLock, Journal, Notifier, Outcome, RunSummary, Scope, SystemHttp,
+    SystemRunner,
 };
 
 use crate::cli::BackupArgs;
@@ -14,8 +15,44 @@ use crate::guardian::Guardian;
 use crate::output::{overall, summary, Progress};
 use crate::system::HostPaths;
 
-/// Plans, then (unless `--dry-run`) runs a backup.
+/// Plans, then (unless `--dry-run`) runs a backup; notifies as `[notify]`
+/// says, whatever the run's end.
 pub fn run(config: &Config, args: &BackupArgs) -> Result<u8> {
+    if args.dry_run {
+        return run_backup(config, args, None);
+    }
+    let notifier = Notifier::new(
+        config.notify.clone(),
+        Arc::new(SystemHttp),
+        Arc::new(SystemRunner),
+    );
+    let started = chrono::Utc::now();
+    let pings = notifier.start();
+    let mut summary = None;
+    let result = run_backup(config, args, Some(&mut summary));
+    let summary = match (&result, summary) {
+        (_, Some(s)) => s,
+        (Ok(code), None) => RunSummary::failed(
+            &host_name(),
+            started,
+            format!("the run was stopped (exit {code})"),
+        ),
+        (Err(e), None) => RunSummary::failed(&host_name(), started, format!("{e:#}")),
+    };
+    let mut warnings = pings.wait();
+    warnings.extend(notifier.finish(&summary));
+    for w in warnings {
+        crate::output::note(format_args!("freezeframe: warning: {w}"));
+    }
+    result
+}
+
+/// The run itself; `summary` gets the run's summary once it has a manifest.
+fn run_backup(
+    config: &Config,
+    args: &BackupArgs,
+    ended: Option<&mut Option<RunSummary>>,
+) -> Result<u8> {
     let mut tools = crate::system::toolbox(config);
     tools.cancel = crate::signals::install()?;
     tools.faults = Faults::from_env().map_err(|e| UsageError(e.to_string()))?;
@@ -81,6 +118,12 @@ pub fn run(config: &Config, args: &BackupArgs) -> Result<u8> {
         }
         r => r?,
     };
+    for w in record_run(config, &result.manifest) {
+        crate::output::note(format_args!("freezeframe: warning: {w}"));
+    }
+    if let Some(s) = ended {
+        *s = Some(RunSummary::of(&result.manifest));
+    }
     if args.json {
         let mut v = serde_json::to_value(&result.manifest)?;
         v["dir"] = serde_json::Value::String(result.dir.display().to_string());

@@ -11,4 +11,5 @@ pub mod prune;
 pub mod recover;
 pub mod restore;
 pub mod show_config;
+pub mod status;
 pub mod verify;

@@ -74,6 +74,17 @@ impl TestConfig {
         self
     }
 
+    /// Removes the last table of the array of tables `name`.
+    pub fn pop(&mut self, name: &str) -> &mut Self {
+        match self.doc.get_mut(name) {
+            Some(Value::Array(a)) => {
+                a.pop().unwrap_or_else(|| panic!("`{name}` is empty"));
+            }
+            other => panic!("`{name}` is not an array of tables: {other:?}"),
+        }
+        self
+    }
+
     /// Merges a TOML fragment: its tables into ours key by key, its arrays
     /// of tables appended.
     pub fn merge(&mut self, fragment: &str) -> &mut Self {

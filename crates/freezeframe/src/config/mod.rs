@@ -5,6 +5,7 @@ mod exclude;
 pub mod model;
 mod raw;
 mod retention;
+mod service;
 mod target;
 mod validate;
 
@@ -15,6 +16,7 @@ pub use model::{
     LevelOutOfRange, LvmOptions, Mode, ProviderKind, RuntimeKind, SnapshotSize, Strategy, Volume,
 };
 pub use retention::Retention;
+pub use service::{MailConfig, MetricsConfig, NotifyConfig, NotifyOn, ThrottleConfig, Webhook};
 pub use target::{Location, PasswordSource, RepositoryConfig, S3Options, TargetConfig};
 pub use validate::MAX_JOBS;
 

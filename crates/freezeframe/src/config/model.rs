@@ -483,6 +483,12 @@ pub struct Config {
     /// The keep policy of `prune` and `backup --prune`, if configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<super::Retention>,
+    /// The metrics textfile.
+    pub metrics: super::service::MetricsConfig,
+    /// Notifications after (and at the start of) each run.
+    pub notify: super::service::NotifyConfig,
+    /// Limits for the archive phase.
+    pub throttle: super::service::ThrottleConfig,
     /// Volumes.
     #[serde(rename = "volume")]
     pub volumes: Vec<Volume>,

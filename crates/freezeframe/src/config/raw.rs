@@ -24,6 +24,12 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub lxc: RawLxc,
     pub retention: Option<Spanned<super::Retention>>,
+    #[serde(default)]
+    pub metrics: super::service::RawMetrics,
+    #[serde(default)]
+    pub notify: super::service::RawNotify,
+    #[serde(default)]
+    pub throttle: super::service::RawThrottle,
     #[serde(default, rename = "volume")]
     pub volumes: Vec<Spanned<RawVolume>>,
     #[serde(default, rename = "container")]

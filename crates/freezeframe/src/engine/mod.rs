@@ -5,6 +5,8 @@
 mod bases;
 pub mod cleanup;
 pub mod lifecycle;
+pub mod monitor;
+pub mod notify;
 pub mod observer;
 pub mod plan;
 pub mod recover;
@@ -15,6 +17,8 @@ mod window;
 mod worker;
 
 pub use lifecycle::{execute, ExecError, RunResult};
+pub use monitor::{configured, record_run};
+pub use notify::{ContainerSummary, Notifier, RunSummary, StartPings};
 pub use observer::{Observer, Phase, SilentObserver};
 pub use plan::{plan, BackupRequest, Plan, PlanError};
 pub use recover::{drop_unconfigured_bases, recover, thaw_now, RecoverReport, Scope};

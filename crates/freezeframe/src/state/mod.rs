@@ -5,10 +5,13 @@
 pub mod bases;
 pub mod journal;
 pub mod lock;
+pub mod metrics;
+pub mod status;
 
 pub use bases::{is_current_base, Base, Bases, BasesError};
 pub use journal::{Journal, JournalError, Key, Pending, Step};
 pub use lock::{HostLock, LockError};
+pub use status::{assess, Level, StatusBook, StatusError, StatusRow};
 
 /// Creates the state dir (mode 0700) if needed.
 pub(crate) fn ensure_dir(state_dir: &std::path::Path) -> std::io::Result<()> {

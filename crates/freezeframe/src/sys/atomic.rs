@@ -62,7 +62,16 @@ fn parent_of(dest: &Path) -> &Path {
 /// Replaces `dest` (which may exist) with `data` atomically: readers see
 /// the old content or the new, never a mix or nothing.
 pub fn replace(dest: &Path, data: &[u8]) -> io::Result<()> {
+    replace_with_mode(dest, data, 0o600)
+}
+
+/// [`replace`], the new file with permission bits `mode`.
+pub fn replace_with_mode(dest: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     let mut f = AtomicFile::create(dest)?;
+    if mode != 0o600 {
+        f.file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
     f.file().write_all(data)?;
     f.tmp.as_file_mut().flush()?;
     f.tmp.as_file().sync_all()?;

@@ -16,6 +16,7 @@ pub struct Cmd {
     args: Vec<OsString>,
     env: Vec<(String, OsString)>,
     timeout: Option<Duration>,
+    stdin: Option<Vec<u8>>,
 }
 
 impl Cmd {
@@ -26,7 +27,20 @@ impl Cmd {
             args: Vec::new(),
             env: Vec::new(),
             timeout: None,
+            stdin: None,
         }
+    }
+
+    /// Gives the command `data` on its standard input (else it reads an
+    /// empty stdin).
+    pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(data.into());
+        self
+    }
+
+    /// What the command reads on stdin, if anything.
+    pub fn input(&self) -> Option<&[u8]> {
+        self.stdin.as_deref()
     }
 
     /// Sets one environment variable for the command (on top of the
@@ -71,7 +85,13 @@ impl Cmd {
 
     fn command(&self) -> Command {
         let mut c = Command::new(&self.program);
-        c.args(&self.args).env("LC_ALL", "C").stdin(Stdio::null());
+        c.args(&self.args)
+            .env("LC_ALL", "C")
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -159,6 +179,8 @@ impl CommandRunner for SystemRunner {
     fn run(&self, cmd: &Cmd) -> Result<CommandOutput, CommandError> {
         tracing::debug!(command = %cmd, "running");
         let (status, stdout, stderr) = match cmd.timeout {
+            // Input is written while the output is collected.
+            None if cmd.stdin.is_some() => run_bounded(cmd, Duration::from_secs(24 * 3600))?,
             None => {
                 // `output()` drains stdout and stderr concurrently, so a
                 // chatty child cannot deadlock on a full pipe.
@@ -194,6 +216,13 @@ fn run_bounded(cmd: &Cmd, limit: Duration) -> Result<(ExitStatus, Vec<u8>, Vec<u
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     std::os::unix::process::CommandExt::process_group(&mut c, 0);
     let mut child = c.spawn().map_err(|e| cmd.spawn_error(e))?;
+    if let (Some(mut pipe), Some(data)) = (child.stdin.take(), cmd.stdin.clone()) {
+        // A program that exits without reading all of it is its own
+        // business: its exit status says whether it worked.
+        std::thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut pipe, &data);
+        });
+    }
     let out = Collector::start(child.stdout.take());
     let err = Collector::start(child.stderr.take());
     let deadline = Instant::now() + limit;
@@ -271,6 +300,24 @@ mod tests {
     fn display_quotes_arguments_with_spaces() {
         let c = Cmd::new("btrfs").arg("subvolume").arg("a b").arg("");
         assert_eq!(c.to_string(), "btrfs subvolume 'a b' ''");
+    }
+
+    #[test]
+    fn stdin_is_given_to_the_command() {
+        let big = "x".repeat(1 << 20) + "\nend\n";
+        let out = SystemRunner
+            .run(
+                &Cmd::new("sh")
+                    .arg("-c")
+                    .arg("wc -c; tail -n1")
+                    .stdin(big.clone()),
+            )
+            .unwrap();
+        assert_eq!(out.stdout, format!("{}\n", big.len()));
+        let out = SystemRunner
+            .run(&Cmd::new("cat").stdin("a\n").timeout(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(out.stdout, "a\n");
     }
 
     #[test]

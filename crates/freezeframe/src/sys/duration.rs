@@ -17,7 +17,7 @@ pub enum BadDuration {
     #[error("`{0}` is not a duration: write e.g. `500ms`, `10s`, `2m` or `1h`")]
     NotADuration(String),
     /// A number with a unit that is not one of ours.
-    #[error("`{text}`: unknown unit `{unit}`, use `ms`, `s`, `m` or `h` (e.g. `10s`)")]
+    #[error("`{text}`: unknown unit `{unit}`, use `ms`, `s`, `m`, `h` or `d` (e.g. `10s`)")]
     UnknownUnit {
         /// The text.
         text: String,
@@ -43,6 +43,7 @@ impl FromStr for HumanDuration {
             "s" => 1000,
             "m" => 60_000,
             "h" => 3_600_000,
+            "d" => 86_400_000,
             other => {
                 return Err(BadDuration::UnknownUnit {
                     text: s.to_owned(),

@@ -11,6 +11,7 @@ pub mod duration;
 pub mod faults;
 pub mod fs;
 pub mod hooks;
+pub mod http;
 pub mod mountinfo;
 pub mod owner;
 pub mod process;

@@ -94,6 +94,14 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
     }
     let containers = containers::containers(raw.containers, text, &volumes)?;
     let hooks = hooks::hooks(raw.hooks, text)?;
+    let at = |table: &str| {
+        text.lines()
+            .position(|l| l.trim_start().starts_with(table))
+            .map_or(0, |i| i + 1)
+    };
+    let metrics = super::service::metrics(raw.metrics).map_err(|m| (at("[metrics"), m))?;
+    let notify = super::service::notify(raw.notify).map_err(|m| (at("[notify"), m))?;
+    let throttle = super::service::throttle(raw.throttle).map_err(|m| (at("[throttle"), m))?;
     let retention = match raw.retention {
         Some(r) => {
             let line = line_of(text, r.span().start);
@@ -130,6 +138,9 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
         },
         hooks,
         retention,
+        metrics,
+        notify,
+        throttle,
         volumes,
         containers,
     })
