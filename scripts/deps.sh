@@ -15,6 +15,33 @@ ff_install_deps() {
     command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (rustup)" >&2; return 1; }
 }
 
+# What only the test suite needs, without Debian's recommends (prometheus
+# would pull node_exporter and friends): promtool and Python's Prometheus
+# parser for the metrics file, zsh and fish to check the completions.
+ff_install_test_deps() {
+    local pkgs="prometheus python3-prometheus-client zsh fish man-db dpkg-dev"
+    local missing=""
+    for p in $pkgs; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+    done
+    if [ -n "$missing" ]; then
+        echo "installing:$missing"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    fi
+}
+
+# cargo-deb, pinned, built once into /var/tmp (kept across runs like the
+# target dir); prints its path.
+ff_cargo_deb() {
+    local root=/var/tmp/freezeframe-tools version=3.8.0
+    if ! "$root/bin/cargo-deb" --version 2>/dev/null | grep -q "^cargo-deb $version\$"; then
+        cargo install --quiet --locked --root "$root" --version "$version" cargo-deb >&2
+    fi
+    echo "$root/bin/cargo-deb"
+}
+
 ff_require_root() {
     if [ "$(id -u)" != 0 ]; then
         echo "$0 must run as root (it creates loop devices, btrfs volumes and cgroups)" >&2

@@ -9,6 +9,7 @@ repo=$(dirname "$here")
 . "$here/deps.sh"
 if [ "$(id -u)" = 0 ]; then
     ff_install_deps
+    ff_install_test_deps
     # The LVM tests boot a QEMU guest (the host kernel has no device-mapper).
     # Setup is cached in /var/tmp/lvmvm: seconds once done.
     testbed="$repo/../shared/testbed"
@@ -43,3 +44,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+if [ "$(id -u)" = 0 ]; then
+    echo "== package (build, dpkg -i, check, dpkg -r)"
+    bash "$here/test-package.sh"
+fi

@@ -77,6 +77,19 @@ pub enum Command {
     /// or 2 (CRITICAL: no good backup younger than --max-age), as
     /// monitoring plugins do.
     Status(StatusArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish,
+    /// powershell) to standard output.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (freezeframe(1), one per subcommand, and
+    /// freezeframe.toml(5)) into a folder (for packaging).
+    #[command(hide = true)]
+    ManPages {
+        /// The folder (created if needed).
+        dir: PathBuf,
+    },
     /// Testing and diagnosis aids.
     Debug(DebugArgs),
     /// The guardian of a running backup (started by `backup` itself).

@@ -66,6 +66,8 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     match &cli.command {
         Command::Debug(d) => return commands::debug::run(&d.what),
         Command::Guardian(a) => return guardian::run(a),
+        Command::Completions { shell } => return commands::docs::completions(*shell),
+        Command::ManPages { dir } => return commands::docs::man_pages(dir),
         _ => {}
     }
     let config_path = cli.config_path();
@@ -74,7 +76,10 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Backup(a) => commands::backup::run(&config, a),
         Command::Recover(a) => commands::recover::run(&config, a),
         Command::ListContainers(a) => commands::list_containers::run(&config, a),
-        Command::Guardian(_) | Command::Debug(_) => {
+        Command::Guardian(_)
+        | Command::Debug(_)
+        | Command::Completions { .. }
+        | Command::ManPages { .. } => {
             unreachable!("handled before the config is read")
         }
         Command::List(a) => commands::list::run(&config, a),

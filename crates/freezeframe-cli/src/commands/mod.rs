@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod cat;
 pub mod debug;
+pub mod docs;
 pub mod init;
 pub mod list;
 pub mod list_containers;

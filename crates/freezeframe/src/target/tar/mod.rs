@@ -122,10 +122,10 @@ impl Target for TarTarget {
     }
 
     fn verify(&self, req: &VerifyRequest) -> Result<Box<dyn Report>, TargetError> {
+        // A tar target's verify always reads everything, which covers any
+        // subset asked for (so one verify unit serves both kinds).
         if req.read_data || req.read_data_subset.is_some() {
-            return Err(TargetError::Usage(
-                "--read-data and --read-data-subset apply to repository targets; a tar target's verify always reads everything".into(),
-            ));
+            tracing::info!("a tar target's verify reads every archive whole");
         }
         Ok(Box::new(Checks(self.store.verify(&req.runs)?)))
     }
