@@ -169,6 +169,7 @@ pub fn run(a: &GuardianArgs) -> Result<u8> {
         cgroups: freezeframe::CgroupMounts {
             v2: a.cgroup_v2.clone(),
             v1_freezer: a.cgroup_v1_freezer.clone(),
+            v1_blkio: None,
         },
         openvz_conf_dir: a.openvz_conf_dir.clone(),
         lxcpath: a.lxcpath.clone(),

@@ -33,6 +33,8 @@ pub struct ArchiveOptions {
     pub level: i32,
     /// Compression threads for this one archive.
     pub threads: usize,
+    /// Bytes/s written to the target, all writers together (`None`: no limit).
+    pub bwlimit: Option<u64>,
 }
 
 /// What was written.

@@ -73,6 +73,8 @@ pub enum Undo {
     RemoveSnapshot(Arc<dyn SnapshotProvider>, Snapshot),
     /// Remove this run folder unless its manifest was written.
     RunDir(PathBuf),
+    /// Remove the archive workers' cgroup.
+    ArchiveGroup(PathBuf),
 }
 
 impl Undo {
@@ -81,6 +83,7 @@ impl Undo {
             Undo::Resume(_, c, q) => format!("resume container {} ({})", c.id, q.mode),
             Undo::RemoveSnapshot(_, s) => format!("remove snapshot {}", s.name),
             Undo::RunDir(p) => format!("remove incomplete run {}", p.display()),
+            Undo::ArchiveGroup(p) => format!("remove archive cgroup {}", p.display()),
         }
     }
 
@@ -96,6 +99,7 @@ impl Undo {
                 snapshot: s.clone(),
             },
             Undo::RunDir(p) => Step::RunDir { path: p.clone() },
+            Undo::ArchiveGroup(p) => Step::ArchiveGroup { path: p.clone() },
         })
     }
 
@@ -104,6 +108,12 @@ impl Undo {
             Undo::Resume(rt, c, q) => Ok(rt.resume(c, q)?),
             Undo::RemoveSnapshot(p, s) => Ok(p.remove(s)?),
             Undo::RunDir(p) => remove_incomplete_run(p),
+            Undo::ArchiveGroup(p) => {
+                crate::sys::throttle::remove(p).map_err(|source| UndoError::Remove {
+                    path: p.clone(),
+                    source,
+                })
+            }
         }
     }
 }
@@ -172,11 +182,6 @@ impl Cleanup {
             tokens.push(token);
         }
         Ok(tokens)
-    }
-
-    /// Registers one step (see [`Cleanup::register_all`]).
-    pub fn register(&self, undo: Undo) -> Result<Token, RegisterError> {
-        Ok(self.register_all(vec![undo])?[0])
     }
 
     /// Forgets a step that needs no undo any more.

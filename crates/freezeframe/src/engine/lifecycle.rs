@@ -186,13 +186,16 @@ pub fn execute(
             }
         }
         Ok(()) => {
+            let throttle = super::throttle::WorkerThrottle::new(&plan.throttle);
             let ctx = WorkerCtx {
                 dir: &dir,
                 writer: target.writer(ArchiveOptions {
                     compression: plan.compression,
                     level: plan.level,
                     threads: plan.threads_per_job,
+                    bwlimit: plan.throttle.bwlimit,
                 }),
+                throttle: &throttle,
                 observer,
                 clock,
                 cancel: &tools.cancel,
@@ -203,6 +206,13 @@ pub fn execute(
                 host: &tools.host,
             };
             run.archive_all(&ctx, &watch);
+            run.warnings.extend(
+                throttle
+                    .warnings
+                    .lock()
+                    .map(|w| w.clone())
+                    .unwrap_or_default(),
+            );
         }
     }
     run.release_leases();
@@ -276,8 +286,12 @@ fn open_run(
         None => None,
     };
     let cleanup = Cleanup::new(journal);
-    match cleanup.register(Undo::RunDir(dir.clone())) {
-        Ok(t) => Ok((run_id, dir, cleanup, t)),
+    // The archive workers' cgroup (created by the first archive job) is
+    // registered with the run folder: one fsync, before any freeze.
+    let mut undos = vec![Undo::RunDir(dir.clone())];
+    undos.extend(plan.throttle.group.clone().map(Undo::ArchiveGroup));
+    match cleanup.register_all(undos) {
+        Ok(t) => Ok((run_id, dir, cleanup, t[0])),
         Err(e) => {
             let _ = super::cleanup::remove_incomplete_run(&dir);
             Err(e.into())

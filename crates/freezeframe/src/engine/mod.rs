@@ -11,6 +11,7 @@ pub mod observer;
 pub mod plan;
 pub mod recover;
 mod rest;
+pub mod throttle;
 pub mod toolbox;
 pub mod watch;
 mod window;

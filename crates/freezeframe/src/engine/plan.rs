@@ -75,6 +75,8 @@ pub struct Plan {
     pub volumes: Vec<VolumePlan>,
     /// File systems mounted inside each container's private area, by id.
     pub mounts: BTreeMap<String, Vec<MountRecord>>,
+    /// What the archive phase is limited to (`[throttle]`).
+    pub throttle: super::throttle::ThrottlePlan,
 }
 
 impl Plan {
@@ -170,6 +172,9 @@ impl Plan {
                     let _ = writeln!(s, "    excluding: {}", c.exclude.join(" "));
                 }
             }
+        }
+        if let Some(t) = self.throttle.describe() {
+            let _ = writeln!(s, "{t}");
         }
         s
     }
@@ -272,6 +277,8 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
     }
     check_volumes(&volumes, strategy, jobs, tools)?;
     check_places(config, req.dry_run)?;
+    let paths: Vec<&std::path::Path> = volumes.iter().map(|v| v.volume.path.as_path()).collect();
+    let throttle = super::throttle::plan_throttle(config, &paths, &table, &tools.sysfs)?;
     Ok(Plan {
         mode,
         strategy,
@@ -289,6 +296,7 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
         state_dir: Some(config.state_dir.clone()),
         volumes,
         mounts,
+        throttle,
     })
 }
 

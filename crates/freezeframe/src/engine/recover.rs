@@ -122,6 +122,13 @@ pub fn undo_step(step: &Step, tools: &Toolbox) -> Result<String, UndoError> {
             p.remove(snapshot)?;
             Ok(format!("removed snapshot {}", snapshot.name))
         }
+        Step::ArchiveGroup { path } => {
+            crate::sys::throttle::remove(path).map_err(|source| UndoError::Remove {
+                path: path.clone(),
+                source,
+            })?;
+            Ok(format!("removed archive cgroup {}", path.display()))
+        }
         Step::RunDir { path } => {
             let existed =
                 path.exists() && !path.join(crate::target::layout::MANIFEST_NAME).exists();

@@ -223,6 +223,7 @@ fn setup(
             containers: cts,
         }],
         mounts: Default::default(),
+        throttle: Default::default(),
     };
     std::fs::create_dir(&plan.target).unwrap();
     let runtime = Arc::new(FakeRuntime {

@@ -64,6 +64,8 @@ pub struct Toolbox {
     /// The mount table (mountinfo format) mounts inside private areas are
     /// looked up in.
     pub mountinfo: PathBuf,
+    /// Where sysfs is mounted (block devices are looked up below it).
+    pub sysfs: PathBuf,
 }
 
 impl Toolbox {
@@ -84,6 +86,7 @@ impl Toolbox {
             cancel: Cancel::new(),
             faults: Faults::none(),
             mountinfo: PathBuf::from(crate::sys::mountinfo::SELF_MOUNTINFO),
+            sysfs: PathBuf::from("/sys"),
         }
     }
 

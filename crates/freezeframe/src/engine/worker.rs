@@ -58,6 +58,8 @@ pub(super) struct WorkerCtx<'a> {
     pub clock: &'a dyn Clock,
     pub cancel: &'a Cancel,
     pub faults: &'a Faults,
+    /// The archive phase's limits, applied by each worker thread.
+    pub throttle: &'a super::throttle::WorkerThrottle<'a>,
     pub mid_archive_hit: AtomicBool,
     pub watch: &'a Watch,
     /// Run id and host.
@@ -68,6 +70,7 @@ pub(super) struct WorkerCtx<'a> {
 /// Runs archive jobs until the queue closes.
 pub(super) fn worker(jobs: Receiver<Job>, done: Sender<JobDone>, ctx: &WorkerCtx<'_>) {
     for job in jobs.iter() {
+        ctx.throttle.enter();
         let id = job.ct.id.to_string();
         ctx.observer.phase(&id, &Phase::Archiving);
         let t0 = ctx.clock.mono();

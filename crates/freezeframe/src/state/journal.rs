@@ -47,6 +47,11 @@ pub enum Step {
         /// The folder.
         path: PathBuf,
     },
+    /// The cgroup of the archive workers (`[throttle]`), removed after.
+    ArchiveGroup {
+        /// The cgroup folder.
+        path: PathBuf,
+    },
 }
 
 impl std::fmt::Display for Step {
@@ -55,6 +60,7 @@ impl std::fmt::Display for Step {
             Step::Freeze { container, .. } => write!(f, "freeze of container {container}"),
             Step::Snapshot { snapshot, .. } => write!(f, "snapshot {}", snapshot.name),
             Step::RunDir { path } => write!(f, "run folder {}", path.display()),
+            Step::ArchiveGroup { path } => write!(f, "archive cgroup {}", path.display()),
         }
     }
 }

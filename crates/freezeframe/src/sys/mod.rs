@@ -15,7 +15,9 @@ pub mod http;
 pub mod mountinfo;
 pub mod owner;
 pub mod process;
+pub mod ratelimit;
 pub mod send_stream;
+pub mod throttle;
 pub mod time;
 
 pub use cancel::Cancel;

@@ -111,6 +111,8 @@ pub struct CgroupMounts {
     pub v2: Option<PathBuf>,
     /// The cgroup v1 hierarchy carrying the `freezer` controller, if any.
     pub v1_freezer: Option<PathBuf>,
+    /// The cgroup v1 hierarchy carrying the `blkio` controller, if any.
+    pub v1_blkio: Option<PathBuf>,
 }
 
 /// Finds the cgroup v2 mount and the v1 freezer mount among `entries`.
@@ -125,6 +127,12 @@ pub fn cgroup_mounts(entries: &[MountEntry]) -> CgroupMounts {
             && e.super_options.split(',').any(|o| o == "freezer")
         {
             m.v1_freezer = Some(e.mount_point.clone());
+        }
+        if e.fs_type == "cgroup"
+            && m.v1_blkio.is_none()
+            && e.super_options.split(',').any(|o| o == "blkio")
+        {
+            m.v1_blkio = Some(e.mount_point.clone());
         }
     }
     m

@@ -254,6 +254,7 @@ mod tests {
         let rt = CgroupRuntime::new(CgroupMounts {
             v2: Some(v2.clone()),
             v1_freezer: Some(v1.clone()),
+            v1_blkio: None,
         });
         assert_eq!(
             rt.freezer(&ct("both")).unwrap().version(),

@@ -78,7 +78,8 @@ impl Target for RepoTarget {
         &self.store
     }
 
-    fn writer(&self, _opts: ArchiveOptions) -> Arc<dyn BackupWriter> {
+    fn writer(&self, opts: ArchiveOptions) -> Arc<dyn BackupWriter> {
+        self.repo.set_bwlimit(opts.bwlimit);
         Arc::new(super::writer::RepoWriter {
             repo: self.repo.clone(),
         })

@@ -3,6 +3,7 @@
 //! proved valid to the end — renamed into place, with the memory dump and
 //! the config file beside it.
 
+use crate::sys::ratelimit::{Limited, RateLimit};
 use std::sync::Arc;
 
 use crate::archive::{create_archive, ArchiveOptions, Written as Archived};
@@ -14,6 +15,8 @@ use crate::target::{BackupWriter, ContainerJob, PendingBackup, TargetError, Writ
 /// Writes archives with `opts`.
 pub(super) struct TarWriter {
     pub(super) opts: ArchiveOptions,
+    /// `bwlimit`, shared by every container of the run.
+    limit: Arc<RateLimit>,
 }
 
 fn io(what: String) -> impl FnOnce(std::io::Error) -> TargetError {
@@ -28,7 +31,7 @@ impl BackupWriter for TarWriter {
             AtomicFile::create(&dest).map_err(io(format!("creating {}", dest.display())))?;
         let (_, archived) = create_archive(
             job.source,
-            af.file(),
+            Limited::new(af.file(), self.limit.clone()),
             &self.opts,
             job.excludes,
             job.progress,
@@ -55,7 +58,10 @@ impl BackupWriter for TarWriter {
 impl TarWriter {
     /// A writer for one run.
     pub(super) fn new(opts: ArchiveOptions) -> Arc<Self> {
-        Arc::new(Self { opts })
+        Arc::new(Self {
+            limit: RateLimit::new(opts.bwlimit),
+            opts,
+        })
     }
 }
 

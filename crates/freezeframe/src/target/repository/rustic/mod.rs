@@ -131,6 +131,12 @@ impl Repo {
         write::lock(&self.store, exclusive).map_err(|e| self.locked(e))
     }
 
+    /// Limits pack uploads to `rate` bytes/s (`None`: no limit), for the
+    /// backups that follow.
+    pub fn set_bwlimit(&self, rate: Option<u64>) {
+        self.store.limit.set_rate(rate);
+    }
+
     /// Removes this host's repository locks whose process is gone (a
     /// backup that was killed); returns how many.
     pub fn remove_stale_locks(&self) -> Result<usize, RepoError> {

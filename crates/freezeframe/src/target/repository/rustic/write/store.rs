@@ -23,6 +23,8 @@ pub(crate) struct Store {
     /// zstd level for blobs and JSON files; `None`: stored uncompressed
     /// (version 1, or compression turned off).
     level: Option<i32>,
+    /// `bwlimit` on pack uploads, shared by every container of a run.
+    pub(crate) limit: Arc<crate::sys::ratelimit::RateLimit>,
 }
 
 /// A file's marker of zstd-compressed JSON (format version 2).
@@ -48,6 +50,7 @@ impl Store {
             locks,
             sealer: Sealer::new(key)?,
             level,
+            limit: crate::sys::ratelimit::RateLimit::new(None),
         })
     }
 
@@ -83,7 +86,10 @@ impl Store {
     pub(crate) fn upload(&self, pack: FinishedPack) -> Result<WrittenPack, WriteError> {
         let FinishedPack { bytes, id, blobs } = pack;
         self.be
-            .write_bytes(FileType::Pack, &Id::new(id), false, bytes.into())
+            .write_bytes(FileType::Pack, &Id::new(id), false, {
+                self.limit.take(bytes.len());
+                bytes.into()
+            })
             .map_err(|e| WriteError::Backend(format!("writing pack {}: {e}", hex(&id))))?;
         Ok((id, blobs))
     }
