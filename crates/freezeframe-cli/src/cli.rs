@@ -202,6 +202,10 @@ pub struct BackupArgs {
     /// After the run, apply the `[retention]` policy of the config.
     #[arg(long)]
     pub prune: bool,
+    /// No progress output (warnings and errors still go to stderr; the
+    /// summary still to stdout).
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Leave out entries matching PATTERN (gitignore-style, relative to
     /// each private area, after the config's `exclude`); repeatable.
     #[arg(long, value_name = "PATTERN")]

@@ -10,7 +10,17 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// guardian must go on undoing what it did.
 pub fn note(line: impl std::fmt::Display) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{line}");
+    static JOURNAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *JOURNAL.get_or_init(crate::journal::stderr_is_journal) {
+        let line = line.to_string();
+        let _ = writeln!(
+            std::io::stderr(),
+            "{}{line}",
+            crate::journal::prefix_of(&line)
+        );
+    } else {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
 }
 
 pub use freezeframe::human_size as size;
@@ -133,14 +143,20 @@ pub fn overall(m: &Manifest) -> Outcome {
 }
 
 /// Progress on a terminal: bytes read, rate, and what each container is doing.
+/// When stderr is not a terminal (a log, the journal), each phase is a
+/// plain line instead.
 pub struct Progress {
     bar: ProgressBar,
+    lines: bool,
 }
 
 impl Progress {
-    /// A spinner on stderr, hidden when stderr is not a terminal or `hidden`.
+    /// A spinner on stderr when it is a terminal, plain phase lines when it
+    /// is not; nothing at all when `hidden` (`--json`, `--quiet`).
     pub fn new(hidden: bool) -> Self {
-        let target = if hidden {
+        use std::io::IsTerminal;
+        let terminal = std::io::stderr().is_terminal();
+        let target = if hidden || !terminal {
             ProgressDrawTarget::hidden()
         } else {
             ProgressDrawTarget::stderr()
@@ -152,7 +168,10 @@ impl Progress {
             bar.set_style(style);
         }
         bar.enable_steady_tick(Duration::from_millis(200));
-        Self { bar }
+        Self {
+            bar,
+            lines: !hidden && !terminal,
+        }
     }
 
     /// Removes the bar.
@@ -169,6 +188,9 @@ impl Observer for Progress {
             Phase::Archiving => format!("{container}: archiving"),
             Phase::Finished(o) => format!("{container}: {o}"),
         };
+        if self.lines {
+            note(format_args!("freezeframe: {msg}"));
+        }
         self.bar.set_message(msg);
     }
 

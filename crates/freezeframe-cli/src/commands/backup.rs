@@ -102,7 +102,7 @@ fn run_backup(
         })?,
     );
     tools.watchdog = guardian.clone();
-    let progress = Progress::new(args.json);
+    let progress = Progress::new(args.json || args.quiet);
     let result = execute(&plan, &tools, target.as_ref(), &progress);
     progress.finish();
     guardian.finish();

@@ -102,7 +102,7 @@ fn duplicate_ids_are_rejected() {
 
 #[test]
 fn bad_duration_is_explained() {
-    let e = err(&GOOD.replace("\"5s\"", "\"5d\""));
+    let e = err(&GOOD.replace("\"5s\"", "\"5w\""));
     assert!(e.contains("unknown unit"), "{e}");
 }
 

@@ -107,8 +107,8 @@ mod tests {
 
     #[test]
     fn rejects_bad_units_with_help() {
-        let e = "10d".parse::<HumanDuration>().unwrap_err().to_string();
-        assert!(e.contains("use `ms`, `s`, `m` or `h`"), "{e}");
+        let e = "10w".parse::<HumanDuration>().unwrap_err().to_string();
+        assert!(e.contains("use `ms`, `s`, `m`, `h` or `d`"), "{e}");
         assert!("ten".parse::<HumanDuration>().is_err());
         let e = format!("{}h", u64::MAX)
             .parse::<HumanDuration>()
