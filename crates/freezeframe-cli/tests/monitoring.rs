@@ -154,6 +154,10 @@ fn status_reports_fresh_stale_failed_and_never_with_monitoring_exit_codes() {
     assert_eq!(v["level"], "ok");
 }
 
+/// Debian's Python, where python3-prometheus-client is installed (a
+/// pyenv or venv `python3` earlier on PATH would not have it).
+const DEBIAN_PYTHON: &str = "/usr/bin/python3";
+
 /// Every sample of a textfile, as prometheus_client parses it:
 /// `name{k="v",...}` → value.
 fn parse_metrics(path: &Path) -> BTreeMap<String, f64> {
@@ -169,7 +173,7 @@ for fam in text_string_to_metric_families(open(sys.argv[1]).read()):
         out[s.name + ("{" + labels + "}" if labels else "")] = s.value
 print(json.dumps(out))
 "#;
-    let o = Command::new("python3")
+    let o = Command::new(DEBIAN_PYTHON)
         .args(["-c", script])
         .arg(path)
         .output()
@@ -179,7 +183,7 @@ print(json.dumps(out))
 }
 
 fn has_prometheus_client() -> bool {
-    Command::new("python3")
+    Command::new(DEBIAN_PYTHON)
         .args(["-c", "import prometheus_client.parser"])
         .status()
         .is_ok_and(|s| s.success())
