@@ -1,9 +1,12 @@
 //! Human output: sizes, the per-container summary table, the progress bar.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use freezeframe::{Manifest, Observer, Outcome, Phase, Report};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Writes a line to stderr. Unlike `eprintln!` it does not panic when
 /// stderr is gone (a closed pipe, a dropped session): a backup or its
@@ -142,60 +145,119 @@ pub fn overall(m: &Manifest) -> Outcome {
     }
 }
 
-/// Progress on a terminal: bytes read, rate, and what each container is doing.
-/// When stderr is not a terminal (a log, the journal), each phase is a
-/// plain line instead.
+/// Progress on a terminal: a bar per container (bytes read of its size
+/// from a quick pre-walk, rate, ETA, phase) under an overall line
+/// (containers done, bytes read, rate). When stderr is not a terminal (a
+/// log, the journal), each phase is a plain line instead.
 pub struct Progress {
-    bar: ProgressBar,
+    multi: MultiProgress,
+    overall: ProgressBar,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+    read: AtomicU64,
     lines: bool,
+    visible: bool,
+}
+
+const CONTAINER_SPINNER: &str = "{prefix:>12} {spinner} {bytes} ({binary_bytes_per_sec}) {msg}";
+const CONTAINER_BAR: &str =
+    "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} ({binary_bytes_per_sec}, ETA {eta}) {msg}";
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
 }
 
 impl Progress {
-    /// A spinner on stderr when it is a terminal, plain phase lines when it
-    /// is not; nothing at all when `hidden` (`--json`, `--quiet`).
-    pub fn new(hidden: bool) -> Self {
+    /// Bars on stderr when it is a terminal, plain phase lines when it is
+    /// not; nothing at all when `hidden` (`--json`, `--quiet`).
+    /// `containers`: how many the run backs up.
+    pub fn new(hidden: bool, containers: u64) -> Self {
         use std::io::IsTerminal;
         let terminal = std::io::stderr().is_terminal();
-        let target = if hidden || !terminal {
-            ProgressDrawTarget::hidden()
-        } else {
+        let visible = !hidden && terminal;
+        let multi = MultiProgress::with_draw_target(if visible {
             ProgressDrawTarget::stderr()
-        };
-        let bar = ProgressBar::with_draw_target(None, target);
-        if let Ok(style) =
-            ProgressStyle::with_template("{spinner} {bytes} read ({bytes_per_sec}) {elapsed} {msg}")
-        {
-            bar.set_style(style);
-        }
-        bar.enable_steady_tick(Duration::from_millis(200));
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        let overall = multi.add(ProgressBar::new(containers));
+        overall.set_style(style("{pos}/{len} containers done, {elapsed} {msg}"));
+        overall.enable_steady_tick(Duration::from_millis(200));
         Self {
-            bar,
+            multi,
+            overall,
+            bars: Mutex::default(),
+            read: AtomicU64::new(0),
             lines: !hidden && !terminal,
+            visible,
         }
     }
 
-    /// Removes the bar.
+    /// The container's bar, made on first use.
+    fn bar(&self, container: &str) -> ProgressBar {
+        let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+        bars.entry(container.to_owned())
+            .or_insert_with(|| {
+                let b = self
+                    .multi
+                    .insert_before(&self.overall, ProgressBar::no_length());
+                b.set_style(style(CONTAINER_SPINNER));
+                b.set_prefix(container.to_owned());
+                b
+            })
+            .clone()
+    }
+
+    /// Removes the bars.
     pub fn finish(&self) {
-        self.bar.finish_and_clear();
+        for b in self.bars.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            b.finish_and_clear();
+        }
+        self.overall.finish_and_clear();
+        let _ = self.multi.clear();
     }
 }
 
 impl Observer for Progress {
     fn phase(&self, container: &str, phase: &Phase) {
         let msg = match phase {
-            Phase::Freezing => format!("{container}: freezing"),
-            Phase::Thawed { freeze_ms } => format!("{container}: thawed after {freeze_ms:.1} ms"),
-            Phase::Archiving => format!("{container}: archiving"),
-            Phase::Finished(o) => format!("{container}: {o}"),
+            Phase::Freezing => "freezing".to_owned(),
+            Phase::Thawed { freeze_ms } => format!("thawed after {freeze_ms:.1} ms"),
+            Phase::Archiving => "archiving".to_owned(),
+            Phase::Finished(o) => o.to_string(),
         };
         if self.lines {
-            note(format_args!("freezeframe: {msg}"));
+            note(format_args!("freezeframe: {container}: {msg}"));
         }
-        self.bar.set_message(msg);
+        let bar = self.bar(container);
+        if let Phase::Finished(_) = phase {
+            bar.finish_with_message(msg);
+            self.overall.inc(1);
+        } else {
+            bar.set_message(msg);
+        }
     }
 
-    fn bytes(&self, n: u64) {
-        self.bar.inc(n);
+    fn bytes(&self, container: &str, n: u64) {
+        self.bar(container).inc(n);
+        let total = self.read.fetch_add(n, Ordering::Relaxed) + n;
+        let secs = self.overall.elapsed().as_secs_f64().max(0.001);
+        self.overall.set_message(format!(
+            "{} read ({}/s)",
+            size(total),
+            size((total as f64 / secs) as u64)
+        ));
+    }
+
+    fn wants_sizes(&self) -> bool {
+        self.visible
+    }
+
+    fn sized(&self, container: &str, bytes: u64) {
+        let bar = self.bar(container);
+        bar.set_length(bytes);
+        bar.set_style(style(CONTAINER_BAR));
     }
 }
 

@@ -102,7 +102,8 @@ fn run_backup(
         })?,
     );
     tools.watchdog = guardian.clone();
-    let progress = Progress::new(args.json || args.quiet);
+    let containers = plan.volumes.iter().map(|v| v.containers.len() as u64).sum();
+    let progress = Progress::new(args.json || args.quiet, containers);
     let result = execute(&plan, &tools, target.as_ref(), &progress);
     progress.finish();
     guardian.finish();

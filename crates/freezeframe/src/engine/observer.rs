@@ -23,8 +23,15 @@ pub enum Phase {
 pub trait Observer: Send + Sync {
     /// A container entered `phase`.
     fn phase(&self, _container: &str, _phase: &Phase) {}
-    /// `n` more bytes of file data were read.
-    fn bytes(&self, _n: u64) {}
+    /// `n` more bytes of the container's file data were read.
+    fn bytes(&self, _container: &str, _n: u64) {}
+    /// Whether [`Observer::sized`] is wanted: the worker then walks each
+    /// container's tree once (metadata only) before archiving it.
+    fn wants_sizes(&self) -> bool {
+        false
+    }
+    /// The container's files hold about `bytes` (excludes applied).
+    fn sized(&self, _container: &str, _bytes: u64) {}
 }
 
 /// An observer that ignores everything.

@@ -114,7 +114,7 @@ fn archive_one(job: &Job, ctx: &WorkerCtx<'_>) -> Result<Archived, String> {
         if !ctx.mid_archive_hit.swap(true, Ordering::SeqCst) {
             ctx.faults.hit("mid-archive", ctx.cancel);
         }
-        ctx.observer.bytes(n);
+        ctx.observer.bytes(job.ct.id.as_str(), n);
         ctx.cancel.check()
     };
     let changes = job
@@ -123,6 +123,11 @@ fn archive_one(job: &Job, ctx: &WorkerCtx<'_>) -> Result<Archived, String> {
         .and_then(|i| i.for_container(&job.rel));
     let excludes = crate::config::Excludes::new(&job.ct.exclude)
         .map_err(|e| format!("container {}: {e}", job.ct.id))?;
+    if ctx.observer.wants_sizes() {
+        if let Ok(total) = crate::archive::size::tree_size(&src, &excludes) {
+            ctx.observer.sized(job.ct.id.as_str(), total);
+        }
+    }
     let cj = ContainerJob {
         excludes: &excludes,
         source_id: job.incremental.as_ref().and_then(|i| i.source_id.as_ref()),
