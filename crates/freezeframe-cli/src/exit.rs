@@ -43,7 +43,9 @@ Exit codes:
      cannot be opened: not created, wrong password); nothing was frozen
   5  locked: another freezeframe run holds the host lock, or another
      process a repository lock in the way (it is named)
-  130, 143, 129  interrupted by SIGINT, SIGTERM, SIGHUP: everything undone";
+  130, 143, 129  interrupted by SIGINT, SIGTERM, SIGHUP: everything undone
+`status` exits as monitoring plugins do: 0 OK, 1 WARNING, 2 CRITICAL,
+3 UNKNOWN.";
 
 /// The exit code for an error that ended a command.
 pub fn code_for(err: &anyhow::Error) -> u8 {

@@ -152,6 +152,15 @@ fn status_reports_fresh_stale_failed_and_never_with_monitoring_exit_codes() {
     let (code, text, v) = status(&env, &["--max-age", "1h"]);
     assert_eq!(code, 0, "{text}");
     assert_eq!(v["level"], "ok");
+
+    // A record that cannot be read: UNKNOWN, as monitoring plugins say.
+    std::fs::write(env.state().join("status.json"), "{not json").unwrap();
+    let (code, text, _) = env.run(&["status"]);
+    assert_eq!(code, 3, "{text}");
+    assert!(
+        text.starts_with("UNKNOWN: ") && text.contains("remove it"),
+        "{text}"
+    );
 }
 
 /// Debian's Python, where python3-prometheus-client is installed (a

@@ -1,6 +1,7 @@
 //! `freezeframe status`: every configured container with its last good
 //! backup, its age, and its last run, as a monitoring plugin reports:
-//! exit 0 (OK), 1 (WARNING) or 2 (CRITICAL).
+//! exit 0 (OK), 1 (WARNING) or 2 (CRITICAL); 3 (UNKNOWN) when the status
+//! record cannot be read.
 
 use anyhow::Result;
 use freezeframe::{ago, assess, configured, human_size, Config, Level, StatusBook};
@@ -8,10 +9,20 @@ use serde_json::json;
 
 use crate::cli::StatusArgs;
 
+/// The monitoring-plugin exit code for "cannot tell".
+const UNKNOWN: u8 = 3;
+
 /// Prints the status of every configured container; the exit code is the
 /// worst level.
 pub fn run(config: &Config, args: &StatusArgs) -> Result<u8> {
-    let book = StatusBook::load(&config.state_dir)?;
+    let book = match StatusBook::load(&config.state_dir) {
+        Ok(b) => b,
+        Err(e) => {
+            // What monitoring plugins say when they cannot tell.
+            println!("UNKNOWN: {e}");
+            return Ok(UNKNOWN);
+        }
+    };
     let now = chrono::Utc::now();
     let rows = assess(&book, &configured(config), now, args.max_age.0);
     let worst = rows.iter().map(|r| r.level).max().unwrap_or(Level::Ok);

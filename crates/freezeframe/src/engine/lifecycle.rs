@@ -149,7 +149,8 @@ pub fn execute(
     let clock: &dyn Clock = tools.clock.as_ref();
     let started_wall = clock.wall();
     let state_dir = plan.state_dir.clone().unwrap_or_default();
-    let (run_id, dir, cleanup, run_dir_token) = open_run(plan, tools, target, started_wall)?;
+    let (run_id, dir, cleanup, run_dir_token, group_token) =
+        open_run(plan, tools, target, started_wall)?;
     tracing::info!(run = %run_id, dir = %dir.display(), "run started");
     let watch = Watch::default();
     let mut run = Run {
@@ -213,6 +214,13 @@ pub fn execute(
                     .map(|w| w.clone())
                     .unwrap_or_default(),
             );
+            // Every archive worker is done: the group goes now, quietly.
+            if let Some(t) = group_token {
+                if let Err(e) = run.cleanup.undo_now(t) {
+                    run.warnings
+                        .push(format!("the archive cgroup was not removed: {e}"));
+                }
+            }
         }
     }
     run.release_leases();
@@ -261,13 +269,15 @@ pub fn execute(
 }
 
 /// Creates the run folder (with its owner record), opens the journal and
-/// registers the folder's undo; on failure nothing of the run is left.
+/// registers the undo of the folder (and of the archive cgroup, when
+/// `[throttle]` limits I/O: its token second); on failure nothing of the
+/// run is left.
 fn open_run(
     plan: &Plan,
     tools: &Toolbox,
     target: &dyn Target,
     started: SystemTime,
-) -> Result<(RunId, PathBuf, Cleanup, Token), ExecError> {
+) -> Result<(RunId, PathBuf, Cleanup, Token, Option<Token>), ExecError> {
     let state_dir = plan.state_dir.clone().unwrap_or_default();
     let (run_id, dir) =
         target
@@ -291,7 +301,7 @@ fn open_run(
     let mut undos = vec![Undo::RunDir(dir.clone())];
     undos.extend(plan.throttle.group.clone().map(Undo::ArchiveGroup));
     match cleanup.register_all(undos) {
-        Ok(t) => Ok((run_id, dir, cleanup, t[0])),
+        Ok(t) => Ok((run_id, dir, cleanup, t[0], t.get(1).copied())),
         Err(e) => {
             let _ = super::cleanup::remove_incomplete_run(&dir);
             Err(e.into())
