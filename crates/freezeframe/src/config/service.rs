@@ -54,10 +54,19 @@ pub(super) struct RawMail {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawThrottle {
     pub io_weight: Option<u32>,
-    pub io_read_max: Option<String>,
-    pub io_write_max: Option<String>,
+    pub io_read_max: Option<RawRate>,
+    pub io_write_max: Option<RawRate>,
     pub nice: Option<i32>,
-    pub bwlimit: Option<String>,
+    pub bwlimit: Option<RawRate>,
+}
+
+/// A rate as written: `"40M"`, or bytes/s as a number (what
+/// `show-config` prints, so its output loads again).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawRate {
+    Bytes(u64),
+    Text(String),
 }
 
 /// `[metrics]`: where the Prometheus textfile goes.
@@ -296,7 +305,16 @@ pub(super) fn throttle(raw: RawThrottle) -> Result<ThrottleConfig, String> {
             ));
         }
     }
-    let r = |v: Option<String>, key: &str| v.map(|t| rate(&t, key)).transpose();
+    let r = |v: Option<RawRate>, key: &str| {
+        v.map(|v| match v {
+            RawRate::Bytes(0) => Err(format!(
+                "{key} = 0 is not a rate: leave it out for no limit"
+            )),
+            RawRate::Bytes(b) => Ok(b),
+            RawRate::Text(t) => rate(&t, key),
+        })
+        .transpose()
+    };
     Ok(ThrottleConfig {
         io_weight: raw.io_weight,
         io_read_max: r(raw.io_read_max, "throttle.io_read_max")?,

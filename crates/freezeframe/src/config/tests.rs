@@ -314,3 +314,35 @@ fn a_huge_value_is_not_echoed_whole() {
         assert!(e.contains("more bytes"), "{e}");
     }
 }
+
+#[test]
+fn show_config_output_loads_back_to_the_same_config() {
+    let text = format!(
+        "{GOOD}\n{}",
+        r#"
+[metrics]
+textfile = "/var/lib/node/ff.prom"
+[notify]
+timeout = "3s"
+retries = 1
+[[notify.webhook]]
+url = "https://example.net/h"
+failure_url = "https://hc.example.net/x/fail"
+on = "failure"
+[notify.mail]
+to = ["root", "ops@example.net"]
+[throttle]
+io_weight = 50
+io_read_max = "100M"
+io_write_max = "50M"
+nice = 10
+bwlimit = "40M"
+"#
+    );
+    let mut c = parse(&text, Path::new("x")).unwrap();
+    c.containers[0].exclude = vec!["var/cache/**".into(), "*.swp".into()];
+    let again = parse(&to_toml(&c).unwrap(), Path::new("y")).unwrap();
+    assert_eq!(again, c);
+    assert_eq!(c.throttle.bwlimit, Some(40 << 20));
+    assert!(err(&format!("{GOOD}\n[throttle]\nbwlimit = 0\n")).contains("leave it out"));
+}
