@@ -269,6 +269,38 @@ on = "always"
         "{err}"
     );
     assert!(err.contains("no route to smarthost"), "{err}");
+
+    // Stopped by SIGTERM: the run still ends promptly, however slow the
+    // servers (unhurried, these pings would take over 30 s).
+    env.edit(|c| {
+        c.set("notify.timeout", "5s");
+        c.set("notify.retries", 2);
+        c.set("notify.webhook.0.start_url", s("/hang"));
+        c.set("notify.webhook.0.failure_url", s("/hang"));
+    });
+    srv.take();
+    let child = env.spawn(&["backup", "--all"], Some("mid-archive:hang=60s"));
+    let t = std::time::Instant::now();
+    while !srv.seen.lock().unwrap().iter().any(|r| r.path == "/hang") {
+        assert!(t.elapsed() < Duration::from_secs(20), "no start ping");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    let t = std::time::Instant::now();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?} to stop",
+        t.elapsed()
+    );
 }
 
 fn sh_chmod(p: &std::path::Path) {

@@ -1,6 +1,7 @@
 //! `freezeframe backup`: lock → reconcile → plan → guardian → execute.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Result;
 use freezeframe::{
@@ -30,6 +31,10 @@ pub fn run(config: &Config, args: &BackupArgs) -> Result<u8> {
     let pings = notifier.start();
     let mut summary = None;
     let result = run_backup(config, args, Some(&mut summary));
+    // A run stopped by a signal ends within a second: its notifications
+    // get half a second each, no retries, and the start pings are not
+    // waited for.
+    let stopped = stopped_by_signal(&result);
     let summary = match (&result, summary) {
         (_, Some(s)) => s,
         (Ok(code), None) => RunSummary::failed(
@@ -39,12 +44,27 @@ pub fn run(config: &Config, args: &BackupArgs) -> Result<u8> {
         ),
         (Err(e), None) => RunSummary::failed(&host_name(), started, format!("{e:#}")),
     };
-    let mut warnings = pings.wait();
-    warnings.extend(notifier.finish(&summary));
+    let mut warnings = Vec::new();
+    if stopped {
+        pings.abandon();
+        warnings.extend(
+            notifier
+                .hurried(Duration::from_millis(500))
+                .finish(&summary),
+        );
+    } else {
+        warnings.extend(pings.wait());
+        warnings.extend(notifier.finish(&summary));
+    }
     for w in warnings {
         crate::output::note(format_args!("freezeframe: warning: {w}"));
     }
     result
+}
+
+/// Whether the run ended by a signal (its exit code says so).
+fn stopped_by_signal(result: &Result<u8>) -> bool {
+    matches!(result, Ok(code) if *code > 128)
 }
 
 /// The run itself; `summary` gets the run's summary once it has a manifest.

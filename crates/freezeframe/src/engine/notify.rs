@@ -176,6 +176,10 @@ impl StartPings {
     pub fn wait(self) -> Vec<String> {
         self.0.and_then(|h| h.join().ok()).unwrap_or_default()
     }
+
+    /// Leaves the pings to finish on their own (a stopped run does not
+    /// wait for a slow server); whatever they still say is lost.
+    pub fn abandon(self) {}
 }
 
 impl Notifier {
@@ -205,6 +209,15 @@ impl Notifier {
                 .filter_map(|u| me.post(u, b"", "text/plain").err())
                 .collect()
         })))
+    }
+
+    /// This notifier with every attempt bounded by `cap` and no retries:
+    /// for a run stopped by a signal, which must end within a second.
+    pub fn hurried(&self, cap: Duration) -> Notifier {
+        let mut n = self.clone();
+        n.cfg.timeout.0 = n.cfg.timeout.0.min(cap);
+        n.cfg.retries = 0;
+        n
     }
 
     /// Sends the end-of-run notifications; returns a warning for each that
