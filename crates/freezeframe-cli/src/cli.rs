@@ -77,6 +77,11 @@ pub enum Command {
     /// or 2 (CRITICAL: no good backup younger than --max-age), as
     /// monitoring plugins do.
     Status(StatusArgs),
+    /// Prove backups restore: restore the newest (or --run) backup of each
+    /// container into a scratch folder, check every checksum, compare the
+    /// tree with the backup's listing, run its `drill_check`, remove the
+    /// scratch folder; `status` and the metrics show the result.
+    Drill(DrillArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish,
     /// powershell) to standard output.
     Completions {
@@ -95,6 +100,23 @@ pub enum Command {
     /// The guardian of a running backup (started by `backup` itself).
     #[command(hide = true)]
     Guardian(GuardianArgs),
+}
+
+/// `drill`.
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// Container ids (default: every configured container).
+    pub ids: Vec<String>,
+    /// The backup to drill (a run id, or a repository snapshot id);
+    /// default: the newest complete one. Needs exactly one container.
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Wait this long for the host lock held by another run (e.g. `30m`).
+    #[arg(long, default_value = "0s")]
+    pub lock_wait: HumanDuration,
 }
 
 /// `status`.

@@ -100,5 +100,6 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Init => commands::init::run(&config),
         Command::Prune(a) => commands::prune::run(&config, a),
         Command::Status(a) => commands::status::run(&config, a),
+        Command::Drill(a) => commands::drill::run(&config, a),
     }
 }

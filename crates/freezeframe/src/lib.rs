@@ -103,8 +103,8 @@ pub use crate::state::{Base, Bases, HostLock, Journal, JournalError, LockError, 
 
 // engine: a run, and undoing what a dead one left.
 pub use crate::engine::{
-    configured, drop_unconfigured_bases, execute, plan, record_run, recover, thaw_now,
-    BackupRequest, ContainerSummary, ExecError, NoWatchdog, Notifier, Observer, Phase, Plan,
-    PlanError, RecoverReport, RunResult, RunSummary, Scope, SilentObserver, StartPings, Toolbox,
-    Watchdog, WatchdogError,
+    configured, drill, drop_unconfigured_bases, execute, plan, record_drills, record_run, recover,
+    remove_stale_scratch, thaw_now, BackupRequest, ContainerSummary, DrillRequest, DrillResult,
+    ExecError, NoWatchdog, Notifier, Observer, Phase, Plan, PlanError, RecoverReport, RunResult,
+    RunSummary, Scope, SilentObserver, StartPings, Toolbox, Watchdog, WatchdogError,
 };

@@ -4,6 +4,7 @@ pub mod backup;
 pub mod cat;
 pub mod debug;
 pub mod docs;
+pub mod drill;
 pub mod init;
 pub mod list;
 pub mod list_containers;

@@ -33,6 +33,9 @@ pub fn run(config: &Config, args: &RecoverArgs) -> Result<u8> {
     r.actions.extend(b.actions);
     r.notes.extend(b.notes);
     r.failures.extend(b.failures);
+    // What a killed drill left: its scratch folder.
+    r.actions
+        .extend(freezeframe::remove_stale_scratch(&config.drill.scratch_dir));
     // What a killed run left in the target (a repository's lock files);
     // a target that cannot be opened now is no recovery failure.
     match crate::system::target(config).and_then(|t| Ok(t.recover()?)) {

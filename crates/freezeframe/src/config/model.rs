@@ -400,6 +400,9 @@ pub struct ContainerSpec {
     /// Exclude patterns (gitignore-style, relative to the private area).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<String>,
+    /// Run with `sh -c` inside a drill's restored tree; must exit 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drill_check: Option<String>,
 }
 
 /// A container resolved for a run: everything known.
@@ -489,6 +492,8 @@ pub struct Config {
     pub notify: super::service::NotifyConfig,
     /// Limits for the archive phase.
     pub throttle: super::service::ThrottleConfig,
+    /// Restore drills.
+    pub drill: super::service::DrillConfig,
     /// Volumes.
     #[serde(rename = "volume")]
     pub volumes: Vec<Volume>,

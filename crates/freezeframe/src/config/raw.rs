@@ -30,6 +30,8 @@ pub(super) struct RawConfig {
     pub notify: super::service::RawNotify,
     #[serde(default)]
     pub throttle: super::service::RawThrottle,
+    #[serde(default)]
+    pub drill: super::service::RawDrill,
     #[serde(default, rename = "volume")]
     pub volumes: Vec<Spanned<RawVolume>>,
     #[serde(default, rename = "container")]
@@ -110,6 +112,7 @@ pub(super) struct RawContainer {
     pub config: Option<PathBuf>,
     #[serde(default)]
     pub exclude: Vec<String>,
+    pub drill_check: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

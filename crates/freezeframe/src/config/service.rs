@@ -323,3 +323,38 @@ pub(super) fn throttle(raw: RawThrottle) -> Result<ThrottleConfig, String> {
         bwlimit: r(raw.bwlimit, "throttle.bwlimit")?,
     })
 }
+
+/// `[drill]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDrill {
+    pub scratch_dir: Option<PathBuf>,
+    pub check_timeout: Option<Spanned<HumanDuration>>,
+}
+
+/// `[drill]`: where restore drills restore to, and how long a check runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DrillConfig {
+    /// Scratch folders go here (default `<state_dir>/drill`).
+    pub scratch_dir: PathBuf,
+    /// Longest a container's `drill_check` may run.
+    pub check_timeout: HumanDuration,
+}
+
+pub(super) fn drill(raw: RawDrill, state_dir: &std::path::Path) -> Result<DrillConfig, String> {
+    let scratch_dir = raw.scratch_dir.unwrap_or_else(|| state_dir.join("drill"));
+    super::validate::absolute(&scratch_dir, "drill.scratch_dir")?;
+    let check_timeout = match raw.check_timeout.map(Spanned::into_inner) {
+        Some(t) if t.0 < Duration::from_secs(1) || t.0 > Duration::from_secs(24 * 3600) => {
+            return Err(format!(
+                "drill.check_timeout = \"{t}\" is out of range: allowed 1s to 24h"
+            ))
+        }
+        Some(t) => t,
+        None => HumanDuration(Duration::from_secs(600)),
+    };
+    Ok(DrillConfig {
+        scratch_dir,
+        check_timeout,
+    })
+}

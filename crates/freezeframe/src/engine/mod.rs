@@ -4,6 +4,7 @@
 
 mod bases;
 pub mod cleanup;
+pub mod drill;
 pub mod lifecycle;
 pub mod monitor;
 pub mod notify;
@@ -17,8 +18,9 @@ pub mod watch;
 mod window;
 mod worker;
 
+pub use drill::{drill, remove_stale_scratch, DrillRequest, DrillResult};
 pub use lifecycle::{execute, ExecError, RunResult};
-pub use monitor::{configured, record_run};
+pub use monitor::{configured, record_drills, record_run};
 pub use notify::{ContainerSummary, Notifier, RunSummary, StartPings};
 pub use observer::{Observer, Phase, SilentObserver};
 pub use plan::{plan, BackupRequest, Plan, PlanError};

@@ -9,6 +9,11 @@ use crate::target::manifest::Manifest;
 /// Takes the run of `m` into the status record of `config`'s state dir
 /// and rewrites the metrics file, if one is configured. Returns warnings.
 pub fn record_run(config: &Config, m: &Manifest) -> Vec<String> {
+    update(config, |book| book.record(m))
+}
+
+/// Loads the record, changes it with `f`, saves it, rewrites the metrics.
+fn update(config: &Config, f: impl FnOnce(&mut StatusBook)) -> Vec<String> {
     let mut warnings = Vec::new();
     let mut book = match StatusBook::load(&config.state_dir) {
         Ok(b) => b,
@@ -17,7 +22,7 @@ pub fn record_run(config: &Config, m: &Manifest) -> Vec<String> {
             StatusBook::default()
         }
     };
-    book.record(m);
+    f(&mut book);
     if let Err(e) = book.save(&config.state_dir) {
         warnings.push(format!("status record not updated: {e}"));
     }
@@ -28,6 +33,24 @@ pub fn record_run(config: &Config, m: &Manifest) -> Vec<String> {
         }
     }
     warnings
+}
+
+/// Takes drill results into the status record and rewrites the metrics
+/// file. Returns warnings.
+pub fn record_drills(config: &Config, results: &[super::drill::DrillResult]) -> Vec<String> {
+    update(config, |book| {
+        for r in results {
+            book.drills.insert(
+                r.id.clone(),
+                crate::state::status::Drill {
+                    at: r.at,
+                    backup: r.backup.clone(),
+                    ok: r.ok,
+                    error: r.error.clone(),
+                },
+            );
+        }
+    })
 }
 
 /// The configured container ids, in config order.

@@ -108,7 +108,22 @@ pub fn render(book: &StatusBook, ids: &[String]) -> String {
         "freezeframe_snapshot_peak_usage_ratio",
         "Highest copy-on-write use of the container's snapshot while it was read (LVM), 0 to 1.",
     );
+    let mut drill_at = Family::new(
+        "freezeframe_last_drill_timestamp_seconds",
+        "End of the container's last restore drill, Unix time.",
+    );
+    let mut drill_result = Family::new(
+        "freezeframe_last_drill_result",
+        "Result of the container's last restore drill: 0 passed, 2 failed.",
+    );
     for id in ids {
+        if let Some(d) = book.drills.get(id) {
+            drill_at.add(vec![("container", id.clone())], d.at.timestamp() as f64);
+            drill_result.add(
+                vec![("container", id.clone())],
+                if d.ok { 0.0 } else { 2.0 },
+            );
+        }
         let Some(s) = book.containers.get(id) else {
             continue;
         };
@@ -171,6 +186,8 @@ pub fn render(book: &StatusBook, ids: &[String]) -> String {
         read,
         written,
         peak,
+        drill_at,
+        drill_result,
         run,
         run_duration,
         run_containers,

@@ -109,6 +109,24 @@ pub struct StatusBook {
     /// The last run that got as far as a manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<RunTotals>,
+    /// Each container's last restore drill.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub drills: BTreeMap<String, Drill>,
+}
+
+/// A container's last restore drill.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Drill {
+    /// When it ended.
+    pub at: DateTime<Utc>,
+    /// The backup restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl StatusBook {
@@ -241,6 +259,9 @@ pub struct StatusRow {
     pub age_seconds: Option<i64>,
     /// Its last run, if any.
     pub last_run: Option<LastRun>,
+    /// Its last restore drill, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_drill: Option<Drill>,
 }
 
 /// Assesses each of `ids` (the configured containers) at `now`: critical
@@ -273,6 +294,13 @@ pub fn assess(
                         crate::sys::duration::HumanDuration(max_age)
                     ),
                 ),
+                (_, _) if drill_failed(book, id) => (
+                    Level::Critical,
+                    format!(
+                        "last restore drill failed: {}",
+                        book.drills[id].error.as_deref().unwrap_or("?")
+                    ),
+                ),
                 (Some(_), Some(l)) if l.result != Outcome::Ok => {
                     (Level::Warning, format!("last run {}", said(l)))
                 }
@@ -286,9 +314,16 @@ pub fn assess(
                 last_success_run: success.map(|s| s.1),
                 age_seconds: age.map(|a| a.num_seconds()),
                 last_run: last.cloned(),
+                last_drill: book.drills.get(id).cloned(),
             }
         })
         .collect()
+}
+
+/// Whether the container's last drill failed (a backup that does not
+/// restore is no backup: critical, whatever its age).
+fn drill_failed(book: &StatusBook, id: &str) -> bool {
+    book.drills.get(id).is_some_and(|d| !d.ok)
 }
 
 fn said(l: &LastRun) -> String {

@@ -17,6 +17,7 @@ pub struct Cmd {
     env: Vec<(String, OsString)>,
     timeout: Option<Duration>,
     stdin: Option<Vec<u8>>,
+    cwd: Option<std::path::PathBuf>,
 }
 
 impl Cmd {
@@ -28,7 +29,14 @@ impl Cmd {
             env: Vec::new(),
             timeout: None,
             stdin: None,
+            cwd: None,
         }
+    }
+
+    /// Runs the command in the folder `dir`.
+    pub fn cwd(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
     }
 
     /// Gives the command `data` on its standard input (else it reads an
@@ -94,6 +102,9 @@ impl Cmd {
             });
         for (k, v) in &self.env {
             c.env(k, v);
+        }
+        if let Some(d) = &self.cwd {
+            c.current_dir(d);
         }
         c
     }

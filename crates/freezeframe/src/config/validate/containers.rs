@@ -97,6 +97,7 @@ pub(super) fn containers(
             volume: c.volume,
             config: c.config,
             exclude: c.exclude,
+            drill_check: c.drill_check,
         });
     }
     Ok(containers)

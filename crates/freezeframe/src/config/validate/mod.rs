@@ -102,6 +102,7 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
     let metrics = super::service::metrics(raw.metrics).map_err(|m| (at("[metrics"), m))?;
     let notify = super::service::notify(raw.notify).map_err(|m| (at("[notify"), m))?;
     let throttle = super::service::throttle(raw.throttle).map_err(|m| (at("[throttle"), m))?;
+    let drill = super::service::drill(raw.drill, &state_dir).map_err(|m| (at("[drill"), m))?;
     let retention = match raw.retention {
         Some(r) => {
             let line = line_of(text, r.span().start);
@@ -141,6 +142,7 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
         metrics,
         notify,
         throttle,
+        drill,
         volumes,
         containers,
     })
