@@ -70,6 +70,9 @@ fn drills_pass_for_good_backups_and_fail_loudly_for_bad_ones() {
         assert!(out.contains("101: drill passed"), "{kind}: {out}");
         let (code, v) = status_of(&env);
         assert_eq!(code, 0, "{kind}: {v}");
+        let (_, text, _) = env.run(&["status"]);
+        let row = text.lines().find(|l| l.starts_with("101 ")).unwrap();
+        assert!(row.contains(" passed "), "{text}");
         assert_eq!(v["containers"][0]["last_drill"]["ok"], true, "{kind}: {v}");
         let metrics = std::fs::read_to_string(&prom).unwrap();
         assert!(

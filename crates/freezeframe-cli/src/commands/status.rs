@@ -44,8 +44,8 @@ pub fn run(config: &Config, args: &StatusArgs) -> Result<u8> {
         args.max_age
     );
     println!(
-        "{:<16} {:<8} {:<20} {:>8} {:<8} {:>9} {:>9}  why",
-        "CONTAINER", "LEVEL", "LAST GOOD", "AGE", "LAST RUN", "FREEZE", "WRITTEN"
+        "{:<16} {:<8} {:<20} {:>8} {:<8} {:>9} {:>9} {:<7}  why",
+        "CONTAINER", "LEVEL", "LAST GOOD", "AGE", "LAST RUN", "FREEZE", "WRITTEN", "DRILL"
     );
     for r in &rows {
         let last_good = r
@@ -66,8 +66,13 @@ pub fn run(config: &Config, args: &StatusArgs) -> Result<u8> {
             ),
             None => ("-".into(), "-".into(), "-".into()),
         };
+        let drill = match &r.last_drill {
+            Some(d) if d.ok => "passed",
+            Some(_) => "FAILED",
+            None => "-",
+        };
         println!(
-            "{:<16} {:<8} {:<20} {:>8} {:<8} {:>9} {:>9}  {}",
+            "{:<16} {:<8} {:<20} {:>8} {:<8} {:>9} {:>9} {:<7}  {}",
             r.id,
             r.level.label(),
             last_good,
@@ -75,6 +80,7 @@ pub fn run(config: &Config, args: &StatusArgs) -> Result<u8> {
             result,
             freeze,
             written,
+            drill,
             r.reason
         );
     }
