@@ -41,18 +41,18 @@ ff_bench_volume() {
     losetup --direct-io=on "$FF_LOOP"
 }
 
-# ff_bench_repo_container BIG: container `big` at BIG (one sleeping
-# process in its own cgroup under $v2/$cgbase, its PID added to $pids), a
-# config backing it up into $work/repo-ff ($conf, exported as
-# FREEZEFRAME_CONFIG), and the password ($pass) and cache settings restic
-# and borg use.
-ff_bench_repo_container() {
-    local big=$1
+# ff_bench_start_big: one sleeping process in its own cgroup
+# $v2/$cgbase/big (its PID added to $pids), container `big`'s.
+ff_bench_start_big() {
     mkdir -p "$v2/$cgbase/big"
     sh -c 'echo $$ > "$1/cgroup.procs"; exec sleep 100000' sh "$v2/$cgbase/big" &
     pids+=($!)
-    pass="$work/pass"
-    echo "bench-password" > "$pass"
+}
+
+# ff_bench_config BIG TABLES: a config ($conf, exported as
+# FREEZEFRAME_CONFIG) with the bench volume, container `big` at BIG, and
+# TABLES (TOML: the target and anything else).
+ff_bench_config() {
     conf="$work/freezeframe.toml"
     cat > "$conf" <<EOF
 state_dir = "$work/state"
@@ -65,15 +65,25 @@ provider = "btrfs"
 [[container]]
 id = "big"
 cgroup = "$cgbase/big"
-private = "$big"
+private = "$1"
 
-[target]
-kind = "repository"
-path = "$work/backups"
-repository = "$work/repo-ff"
-password_file = "$pass"
+$2
 EOF
     export FREEZEFRAME_CONFIG="$conf"
+}
+
+# ff_bench_repo_container BIG: container `big` at BIG
+# (ff_bench_start_big), a config backing it up into $work/repo-ff, and the
+# password ($pass) and cache settings restic and borg use.
+ff_bench_repo_container() {
+    ff_bench_start_big
+    pass="$work/pass"
+    echo "bench-password" > "$pass"
+    ff_bench_config "$1" "[target]
+kind = \"repository\"
+path = \"$work/backups\"
+repository = \"$work/repo-ff\"
+password_file = \"$pass\""
     export RESTIC_PASSWORD_FILE="$pass" RESTIC_CACHE_DIR="$work/restic-cache"
     export BORG_PASSPHRASE=bench-password BORG_BASE_DIR="$work/borg-base"
 }

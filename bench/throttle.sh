@@ -27,29 +27,15 @@ for i in $(seq 1 $((size_mib / 64))); do
     head -c $((64 << 20)) /dev/urandom > "$big/f$i"
 done
 sync
-mkdir -p "$v2/$cgbase/big"
-sh -c 'echo $$ > "$1/cgroup.procs"; exec sleep 100000' sh "$v2/$cgbase/big" &
-pids+=($!)
+ff_bench_start_big
 rate=$((rate_mib << 20))
-config() { # config EXTRA
-    cat > "$work/freezeframe.toml" <<EOF
-state_dir = "$work/state"
-[target]
-path = "$work/backups"
+config() { # config EXTRA: an uncompressed tar target, and EXTRA
+    ff_bench_config "$big" "[target]
+path = \"$work/backups\"
 [backup]
-compress = "none"
-[[volume]]
-name = "bench"
-path = "$work/mnt/ct"
-provider = "btrfs"
-[[container]]
-id = "big"
-cgroup = "$cgbase/big"
-private = "$big"
-$1
-EOF
+compress = \"none\"
+$1"
 }
-export FREEZEFRAME_CONFIG="$work/freezeframe.toml"
 results="$work/results"
 : > "$results"
 for rep in $(seq 1 "$reps"); do

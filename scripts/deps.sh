@@ -1,17 +1,26 @@
 # Sourced by demo.sh and test.sh: installs the system packages freezeframe's
 # demo and tests use (Debian), once.
-ff_install_deps() {
-    local pkgs="btrfs-progs sqlite3 zstd bzip2 gzip attr acl util-linux procps python3 lxc busybox-static binutils restic borgbackup curl libssl-dev pkg-config"
-    local missing=""
-    for p in $pkgs; do
+
+# ff_apt_missing [APT-OPTION...] -- PACKAGE...: installs those of the
+# packages that are not installed yet (one apt-get run, or none).
+ff_apt_missing() {
+    local opts=() missing=""
+    while [ "$1" != -- ]; do opts+=("$1"); shift; done
+    shift
+    for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
     done
     if [ -n "$missing" ]; then
         echo "installing:$missing"
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
-        apt-get install -y -qq $missing >/dev/null
+        apt-get install -y -qq "${opts[@]}" $missing >/dev/null
     fi
+}
+
+ff_install_deps() {
+    ff_apt_missing -- btrfs-progs sqlite3 zstd bzip2 gzip attr acl util-linux procps python3 lxc \
+        busybox-static binutils restic borgbackup curl libssl-dev pkg-config
     command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (rustup)" >&2; return 1; }
 }
 
@@ -19,17 +28,7 @@ ff_install_deps() {
 # would pull node_exporter and friends): promtool and Python's Prometheus
 # parser for the metrics file, zsh and fish to check the completions.
 ff_install_test_deps() {
-    local pkgs="prometheus python3-prometheus-client zsh fish man-db dpkg-dev"
-    local missing=""
-    for p in $pkgs; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-    done
-    if [ -n "$missing" ]; then
-        echo "installing:$missing"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends $missing >/dev/null
-    fi
+    ff_apt_missing --no-install-recommends -- prometheus python3-prometheus-client zsh fish man-db dpkg-dev
 }
 
 # cargo-deb, pinned, built once into /var/tmp (kept across runs like the
