@@ -49,12 +49,7 @@ fn drills_pass_for_good_backups_and_fail_loudly_for_bad_ones() {
     let (vol, cg, private) = common::volume_with_container("101");
     common::every_file_type(&private);
     std::fs::write(private.join("big"), vec![9u8; 3 << 20]).unwrap();
-    let ct = || Ct {
-        id: "101".into(),
-        cgroup: cg.rel.clone(),
-        private: private.clone(),
-        config: None,
-    };
+    let ct = || Ct::new("101", &cg, &private);
     for (kind, env, store) in [
         ("tar", Env::new(&vol.volume(), &[ct()], ""), "backups"),
         ("repository", local_repo_env(&vol.volume(), &[ct()]), "repo"),

@@ -74,12 +74,7 @@ fn excludes_skip_exactly_the_matching_entries_in_both_targets() {
     }
     let (vol, cg, private) = common::volume_with_container("101");
     tree(&private);
-    let ct = || Ct {
-        id: "101".into(),
-        cgroup: cg.rel.clone(),
-        private: private.clone(),
-        config: None,
-    };
+    let ct = || Ct::new("101", &cg, &private);
     let source = describe(&private);
     let want = expected(&source);
     assert_eq!(source.len() - want.len(), 14, "the fixture itself");
@@ -135,16 +130,7 @@ fn bad_patterns_are_refused_before_anything_is_frozen() {
         return;
     }
     let (vol, cg, private) = common::volume_with_container("101");
-    let env = Env::new(
-        &vol.volume(),
-        &[Ct {
-            id: "101".into(),
-            cgroup: cg.rel.clone(),
-            private,
-            config: None,
-        }],
-        "",
-    );
+    let env = Env::new(&vol.volume(), &[Ct::new("101", &cg, &private)], "");
     let (code, _, err) = env.run(&["backup", "--all", "--exclude", "../etc"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--exclude: exclude pattern `../etc`"), "{err}");

@@ -42,12 +42,7 @@ fn bed(extra: &str, freeze_timeout: &str) -> Bed {
             hb.to_str().unwrap(),
             private.join("beats").to_str().unwrap(),
         ]);
-        cts.push(Ct {
-            id: id.into(),
-            cgroup: cg.rel.clone(),
-            private,
-            config: None,
-        });
+        cts.push(Ct::new(id, &cg, &private));
         cgs.push(cg);
     }
     let env = Env::new(&vol.volume(), &cts, extra);

@@ -26,12 +26,7 @@ fn four() -> (LoopBtrfs, Vec<TestCgroup>, Vec<Ct>) {
         let private = vol.volume().join(id);
         std::fs::create_dir(&private).unwrap();
         std::fs::write(private.join("data"), id.repeat(10_000)).unwrap();
-        cts.push(Ct {
-            id: id.into(),
-            cgroup: cg.rel.clone(),
-            private,
-            config: None,
-        });
+        cts.push(Ct::new(id, &cg, &private));
         cgs.push(cg);
     }
     (vol, cgs, cts)
@@ -270,28 +265,8 @@ fn metrics_textfile_parses_and_survives_a_killed_run() {
     // A partial run: a file of b's it cannot read.
     let secret = cts[1].private.join("secret");
     std::fs::write(&secret, "x").unwrap();
-    sh(&format!(
-        "chown 12345:12345 {0} && chmod 000 {0}",
-        secret.display()
-    ));
-    let out = common::bin::wrapped(
-        &[
-            "setpriv",
-            "--bounding-set",
-            "-dac_override,-dac_read_search",
-            "--",
-        ],
-        Some(&env.config),
-    )
-    .args(["backup", "--all"])
-    .output()
-    .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::unreadable(&secret);
+    env.backup_partial(&["--all"]);
     let before = parse_metrics(&prom);
     assert_eq!(before["freezeframe_last_result{container=\"b\"}"], 1.0);
     assert_eq!(before["freezeframe_last_result{container=\"a\"}"], 0.0);

@@ -117,16 +117,7 @@ fn webhooks_and_mail_report_every_end_and_never_fail_a_backup() {
     }
     let (vol, cg, private) = common::volume_with_container("101");
     std::fs::write(private.join("f"), "data").unwrap();
-    let env = Env::new(
-        &vol.volume(),
-        &[common::Ct {
-            id: "101".into(),
-            cgroup: cg.rel.clone(),
-            private,
-            config: None,
-        }],
-        "",
-    );
+    let env = Env::new(&vol.volume(), &[common::Ct::new("101", &cg, &private)], "");
     let srv = Server::start();
     let mails = env.dir.path().join("mails");
     std::fs::create_dir(&mails).unwrap();

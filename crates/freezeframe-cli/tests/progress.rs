@@ -20,16 +20,7 @@ fn bars_on_a_terminal_plain_lines_elsewhere_nothing_when_quiet() {
     std::fs::write(private.join("data"), vec![1u8; 5 << 20]).unwrap();
     std::fs::create_dir(private.join("cache")).unwrap();
     std::fs::write(private.join("cache/big"), vec![2u8; 3 << 20]).unwrap();
-    let env = Env::new(
-        &vol.volume(),
-        &[Ct {
-            id: "101".into(),
-            cgroup: cg.rel.clone(),
-            private,
-            config: None,
-        }],
-        "",
-    );
+    let env = Env::new(&vol.volume(), &[Ct::new("101", &cg, &private)], "");
     env.edit(|c| {
         c.set(
             "container.0.exclude",

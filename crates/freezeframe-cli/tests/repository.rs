@@ -363,25 +363,14 @@ fn unreadable_file_makes_the_backup_partial() {
     std::fs::write(private.join("ok.txt"), "fine\n").unwrap();
     let secret = private.join("secret.key");
     std::fs::write(&secret, "hidden\n").unwrap();
-    sh(&format!(
-        "chown 12345:12345 {0} && chmod 000 {0}",
-        secret.display()
-    ));
+    common::unreadable(&secret);
     let (env, cg) = one_container(&vol, "app", &private);
     // Root without the capabilities that bypass file permissions: the
     // snapshot's mode-000 file cannot be read, as on a root-squashed mount.
-    let out = common::bin::wrapped(
-        &[
-            "setpriv",
-            "--bounding-set",
-            "-dac_override,-dac_read_search",
-            "--",
-        ],
-        Some(&env.config),
-    )
-    .args(["backup", "app"])
-    .output()
-    .unwrap();
+    let out = common::bin::unprivileged(Some(&env.config))
+        .args(["backup", "app"])
+        .output()
+        .unwrap();
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),

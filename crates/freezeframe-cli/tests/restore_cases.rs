@@ -9,31 +9,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{local_repo_env, privileged, require, sh, which, Ct, Env};
-
-/// Root without the capabilities that bypass file permissions.
-const UNPRIVILEGED_ROOT: [&str; 4] = [
-    "setpriv",
-    "--bounding-set",
-    "-dac_override,-dac_read_search",
-    "--",
-];
-
-/// Backs up as root without the capabilities that bypass permissions, so
-/// a mode-000 file cannot be read: a partial backup (exit 3).
-fn partial_backup(env: &Env) {
-    let out = common::bin::wrapped(&UNPRIVILEGED_ROOT, Some(&env.config))
-        .args(["backup", "--all"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use common::{local_repo_env, privileged, require, which, Ct, Env};
 
 fn run_in(env: &Env, dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = env.cmd().current_dir(dir).args(args).output().unwrap();
@@ -71,12 +47,9 @@ fn restores_pick_complete_backups_and_never_write_through_symlinks() {
     std::fs::write(private.join("ok.txt"), "v2\n").unwrap();
     let secret = private.join("secret.key");
     std::fs::write(&secret, "hidden\n").unwrap();
-    sh(&format!(
-        "chown 12345:12345 {0} && chmod 000 {0}",
-        secret.display()
-    ));
+    common::unreadable(&secret);
     for (_, env) in &envs {
-        partial_backup(env);
+        env.backup_partial(&["--all"]);
     }
 
     for (kind, env) in &envs {

@@ -62,12 +62,7 @@ fn the_archive_cgroup_exists_only_for_the_archive_workers() {
     std::fs::write(private.join("f"), vec![7u8; 4 << 20]).unwrap();
     let env = Env::new(
         &vol.volume(),
-        &[Ct {
-            id: "101".into(),
-            cgroup: cg.rel.clone(),
-            private,
-            config: None,
-        }],
+        &[Ct::new("101", &cg, &private)],
         "[throttle]\nio_read_max = \"64M\"\nio_write_max = \"32M\"\nio_weight = 50\nnice = 5\n",
     );
     let (code, plan, err) = env.run(&["backup", "--all", "--dry-run"]);

@@ -49,3 +49,17 @@ pub fn wrapped(wrapper: &[impl AsRef<OsStr>], config: Option<&Path>) -> Command 
     clean(&mut c, config);
     c
 }
+
+/// Root without the capabilities that bypass file permissions: a mode-000
+/// file of another owner cannot be read, as on a root-squashed mount.
+pub const UNPRIVILEGED_ROOT: [&str; 4] = [
+    "setpriv",
+    "--bounding-set",
+    "-dac_override,-dac_read_search",
+    "--",
+];
+
+/// `freezeframe` run as [`UNPRIVILEGED_ROOT`], with the clean environment.
+pub fn unprivileged(config: Option<&Path>) -> Command {
+    wrapped(&UNPRIVILEGED_ROOT, config)
+}

@@ -59,6 +59,15 @@ fn rustix_is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Makes `p` another owner's, mode 000: root without the capabilities
+/// that bypass permissions ([`bin::UNPRIVILEGED_ROOT`]) cannot read it.
+pub fn unreadable(p: &Path) {
+    sh(&format!(
+        "chown 12345:12345 {0} && chmod 000 {0}",
+        p.display()
+    ));
+}
+
 /// Whether a program is on PATH.
 pub fn which(prog: &str) -> bool {
     Command::new("sh")
@@ -386,6 +395,19 @@ pub struct Ct {
     pub config: Option<PathBuf>,
 }
 
+impl Ct {
+    /// Container `id` in the cgroup `cg`, its files at `private`, no
+    /// config file.
+    pub fn new(id: &str, cg: &TestCgroup, private: &Path) -> Ct {
+        Ct {
+            id: id.into(),
+            cgroup: cg.rel.clone(),
+            private: private.to_owned(),
+            config: None,
+        }
+    }
+}
+
 /// Writes a config and runs the real binary against it.
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -499,6 +521,23 @@ impl Env {
             "a good run has nothing to clean up: {err}"
         );
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))
+    }
+
+    /// Runs `backup ARGS` as [`bin::UNPRIVILEGED_ROOT`], which cannot read
+    /// the files [`unreadable`] made: a partial backup (exit 3).
+    pub fn backup_partial(&self, args: &[&str]) {
+        let out = bin::unprivileged(Some(&self.config))
+            .arg("backup")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// The state dir (journal, lock).
