@@ -26,6 +26,11 @@ pub fn note(line: impl std::fmt::Display) {
     }
 }
 
+/// Writes `freezeframe: warning: WHAT` to stderr ([`note`]).
+pub fn warn(what: impl std::fmt::Display) {
+    note(format_args!("freezeframe: warning: {what}"));
+}
+
 pub use freezeframe::human_size as size;
 
 /// Prints a command's report: JSON with `--json`, else its text.
@@ -240,6 +245,10 @@ impl Observer for Progress {
     }
 
     fn bytes(&self, container: &str, n: u64) {
+        // Called for every read of every worker: nothing to do unseen.
+        if !self.visible {
+            return;
+        }
         self.bar(container).inc(n);
         let total = self.read.fetch_add(n, Ordering::Relaxed) + n;
         let secs = self.overall.elapsed().as_secs_f64().max(0.001);

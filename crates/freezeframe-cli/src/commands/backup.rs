@@ -57,7 +57,7 @@ pub fn run(config: &Config, args: &BackupArgs) -> Result<u8> {
         warnings.extend(notifier.finish(&summary));
     }
     for w in warnings {
-        crate::output::note(format_args!("freezeframe: warning: {w}"));
+        crate::output::warn(w);
     }
     result
 }
@@ -104,7 +104,7 @@ fn run_backup(
     let (_lock, takeover) =
         HostLock::acquire(&config.state_dir, "backup", args.lock_wait.0, &tools.cancel)?;
     if let Some(w) = takeover {
-        crate::output::note(format_args!("freezeframe: warning: {w}"));
+        crate::output::warn(w);
     }
     tools.faults.hit("after-lock", &tools.cancel);
     crate::commands::recover::report(
@@ -140,7 +140,7 @@ fn run_backup(
         r => r?,
     };
     for w in record_run(config, &result.manifest) {
-        crate::output::note(format_args!("freezeframe: warning: {w}"));
+        crate::output::warn(w);
     }
     if let Some(s) = ended {
         *s = Some(RunSummary::of(&result.manifest));

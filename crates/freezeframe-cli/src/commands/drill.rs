@@ -18,7 +18,7 @@ pub fn run(config: &Config, args: &DrillArgs) -> Result<u8> {
     let cancel = crate::signals::install()?;
     let faults = Faults::from_env().map_err(|e| UsageError(e.to_string()))?;
     let ids: Vec<String> = if args.ids.is_empty() {
-        config.containers.iter().map(|c| c.id.to_string()).collect()
+        freezeframe::configured(config)
     } else {
         for id in &args.ids {
             if config.container(id).is_none() {
@@ -42,7 +42,7 @@ pub fn run(config: &Config, args: &DrillArgs) -> Result<u8> {
     let (_lock, takeover) =
         HostLock::acquire(&config.state_dir, "drill", args.lock_wait.0, &cancel)?;
     if let Some(w) = takeover {
-        crate::output::note(format_args!("freezeframe: warning: {w}"));
+        crate::output::warn(w);
     }
     let scratch = &config.drill.scratch_dir;
     for note in remove_stale_scratch(scratch) {
@@ -86,7 +86,7 @@ pub fn run(config: &Config, args: &DrillArgs) -> Result<u8> {
         }
     }
     for w in record_drills(config, &results) {
-        crate::output::note(format_args!("freezeframe: warning: {w}"));
+        crate::output::warn(w);
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);

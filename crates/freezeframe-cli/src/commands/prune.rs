@@ -65,7 +65,7 @@ pub fn run(config: &Config, args: &PruneArgs) -> Result<u8> {
     let (_lock, takeover) =
         HostLock::acquire(&config.state_dir, "prune", args.lock_wait.0, &cancel)?;
     if let Some(w) = takeover {
-        crate::output::note(format_args!("freezeframe: warning: {w}"));
+        crate::output::warn(w);
     }
     // Stopping a prune anywhere is safe: tar rewrites each manifest before
     // it removes files; a repository prune is two-phase.

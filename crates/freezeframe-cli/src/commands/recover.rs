@@ -25,7 +25,7 @@ pub fn run(config: &Config, args: &RecoverArgs) -> Result<u8> {
     let (_lock, takeover) =
         HostLock::acquire(&config.state_dir, "recover", args.lock_wait.0, &cancel)?;
     if let Some(w) = takeover {
-        crate::output::note(format_args!("freezeframe: warning: {w}"));
+        crate::output::warn(w);
     }
     let tools = crate::system::toolbox(config);
     let mut r = recover(&config.state_dir, &tools, &config.volumes, Scope::Dead)?;

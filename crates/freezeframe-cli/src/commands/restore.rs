@@ -35,7 +35,7 @@ pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
     let (_lock, takeover) =
         HostLock::acquire(&config.state_dir, "restore", args.lock_wait.0, &cancel)?;
     if let Some(w) = takeover {
-        crate::output::note(format_args!("freezeframe: warning: {w}"));
+        crate::output::warn(w);
     }
     let target = crate::system::target(config)?;
     let r = match target.restore(&req, &faults, &cancel) {

@@ -60,7 +60,7 @@ pub fn run(config: &Config, args: &StatusArgs) -> Result<u8> {
             Some(l) => (
                 l.result.to_string(),
                 l.freeze_seconds
-                    .map(|f| format!("{:.0}ms", f * 1000.0))
+                    .map(|f| crate::output::duration_ms(f * 1000.0))
                     .unwrap_or_else(|| "-".into()),
                 human_size(l.bytes_written),
             ),

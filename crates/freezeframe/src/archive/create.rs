@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tar::{EntryType, Header};
 
-use super::exclude::{ExcludeRecord, Excluding};
+use super::exclude::{walk_excluding, ExcludeRecord};
 use super::owners::Owners;
-use super::walk::{walk, Entry, Kind, Meta, Visitor};
+use super::walk::{Entry, Kind, Meta, Visitor};
 use super::{acl, sparse};
 use crate::config::Excludes;
 
@@ -72,9 +72,8 @@ pub fn write_tree<W: Write>(
         progress,
     };
     // Depth-first, children sorted by name: deterministic archives.
-    let mut filtered = Excluding::new(&mut w, excludes);
-    walk(root, &mut filtered)?;
-    let excluded = filtered.records();
+    let (walked, excluded) = walk_excluding(root, &mut w, excludes);
+    walked?;
     w.report.excluded = excluded;
     let mut builder = w.builder;
     builder.finish()?;

@@ -7,7 +7,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use super::walk::{Entry, Visitor};
+use super::walk::{walk, Entry, Visitor};
 use crate::config::Excludes;
 
 /// One pattern and how many entries it skipped (an excluded folder counts
@@ -20,8 +20,21 @@ pub struct ExcludeRecord {
     pub skipped: u64,
 }
 
+/// Walks `root` like [`walk`], hiding what `excludes` matches from `v`;
+/// returns the walk's result and what each pattern skipped (counted also
+/// when the walk failed part-way).
+pub fn walk_excluding(
+    root: &Path,
+    v: &mut dyn Visitor,
+    excludes: &Excludes,
+) -> (io::Result<()>, Vec<ExcludeRecord>) {
+    let mut filtered = Excluding::new(v, excludes);
+    let walked = walk(root, &mut filtered);
+    (walked, filtered.records())
+}
+
 /// A [`Visitor`] that hides excluded entries from `inner`.
-pub struct Excluding<'v> {
+struct Excluding<'v> {
     inner: &'v mut dyn Visitor,
     excludes: &'v Excludes,
     skipped: Vec<u64>,
@@ -29,7 +42,7 @@ pub struct Excluding<'v> {
 
 impl<'v> Excluding<'v> {
     /// Wraps `inner`.
-    pub fn new(inner: &'v mut dyn Visitor, excludes: &'v Excludes) -> Excluding<'v> {
+    fn new(inner: &'v mut dyn Visitor, excludes: &'v Excludes) -> Excluding<'v> {
         Excluding {
             inner,
             skipped: vec![0; excludes.patterns().len()],
@@ -38,13 +51,13 @@ impl<'v> Excluding<'v> {
     }
 
     /// Each pattern with its count, in configured order.
-    pub fn records(&self) -> Vec<ExcludeRecord> {
+    fn records(&self) -> Vec<ExcludeRecord> {
         records(self.excludes, &self.skipped)
     }
 }
 
 /// `excludes`' patterns paired with `counts`.
-pub fn records(excludes: &Excludes, counts: &[u64]) -> Vec<ExcludeRecord> {
+fn records(excludes: &Excludes, counts: &[u64]) -> Vec<ExcludeRecord> {
     excludes
         .patterns()
         .iter()

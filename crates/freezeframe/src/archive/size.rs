@@ -5,8 +5,8 @@
 use std::io;
 use std::path::Path;
 
-use super::exclude::Excluding;
-use super::walk::{walk, Entry, Kind, Visitor};
+use super::exclude::walk_excluding;
+use super::walk::{Entry, Kind, Visitor};
 use crate::config::Excludes;
 
 struct Sum(u64);
@@ -25,7 +25,7 @@ impl Visitor for Sum {
 /// The bytes of regular files below `root`, excluded entries left out.
 pub fn tree_size(root: &Path, excludes: &Excludes) -> io::Result<u64> {
     let mut sum = Sum(0);
-    walk(root, &mut Excluding::new(&mut sum, excludes))?;
+    walk_excluding(root, &mut sum, excludes).0?;
     Ok(sum.0)
 }
 

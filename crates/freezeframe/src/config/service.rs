@@ -224,16 +224,15 @@ pub(super) fn metrics(raw: RawMetrics) -> Result<MetricsConfig, String> {
     })
 }
 
-pub(super) fn notify(raw: RawNotify) -> Result<NotifyConfig, String> {
-    let timeout = match raw.timeout.map(Spanned::into_inner) {
-        Some(t) if t.0 < Duration::from_millis(100) || t.0 > Duration::from_secs(300) => {
-            return Err(format!(
-                "notify.timeout = \"{t}\" is out of range: allowed 100ms to 5m"
-            ))
-        }
-        Some(t) => t,
-        None => NotifyConfig::default().timeout,
-    };
+pub(super) fn notify(raw: RawNotify, text: &str) -> Result<NotifyConfig, String> {
+    let timeout = super::validate::bounded_duration(
+        text,
+        raw.timeout,
+        "notify.timeout",
+        (Duration::from_millis(100), Duration::from_secs(300)),
+        NotifyConfig::default().timeout.0,
+    )
+    .map_err(|(_, m)| m)?;
     let retries = raw.retries.unwrap_or(2);
     if retries > 10 {
         return Err(format!(
@@ -341,18 +340,21 @@ pub struct DrillConfig {
     pub check_timeout: HumanDuration,
 }
 
-pub(super) fn drill(raw: RawDrill, state_dir: &std::path::Path) -> Result<DrillConfig, String> {
+pub(super) fn drill(
+    raw: RawDrill,
+    state_dir: &std::path::Path,
+    text: &str,
+) -> Result<DrillConfig, String> {
     let scratch_dir = raw.scratch_dir.unwrap_or_else(|| state_dir.join("drill"));
     super::validate::absolute(&scratch_dir, "drill.scratch_dir")?;
-    let check_timeout = match raw.check_timeout.map(Spanned::into_inner) {
-        Some(t) if t.0 < Duration::from_secs(1) || t.0 > Duration::from_secs(24 * 3600) => {
-            return Err(format!(
-                "drill.check_timeout = \"{t}\" is out of range: allowed 1s to 24h"
-            ))
-        }
-        Some(t) => t,
-        None => HumanDuration(Duration::from_secs(600)),
-    };
+    let check_timeout = super::validate::bounded_duration(
+        text,
+        raw.check_timeout,
+        "drill.check_timeout",
+        (Duration::from_secs(1), Duration::from_secs(24 * 3600)),
+        Duration::from_secs(600),
+    )
+    .map_err(|(_, m)| m)?;
     Ok(DrillConfig {
         scratch_dir,
         check_timeout,

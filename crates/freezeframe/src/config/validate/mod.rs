@@ -100,9 +100,10 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
             .map_or(0, |i| i + 1)
     };
     let metrics = super::service::metrics(raw.metrics).map_err(|m| (at("[metrics"), m))?;
-    let notify = super::service::notify(raw.notify).map_err(|m| (at("[notify"), m))?;
+    let notify = super::service::notify(raw.notify, text).map_err(|m| (at("[notify"), m))?;
     let throttle = super::service::throttle(raw.throttle).map_err(|m| (at("[throttle"), m))?;
-    let drill = super::service::drill(raw.drill, &state_dir).map_err(|m| (at("[drill"), m))?;
+    let drill =
+        super::service::drill(raw.drill, &state_dir, text).map_err(|m| (at("[drill"), m))?;
     let retention = match raw.retention {
         Some(r) => {
             let line = line_of(text, r.span().start);

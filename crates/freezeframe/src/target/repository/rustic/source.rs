@@ -26,9 +26,9 @@ use rustic_core::{
     ErrorKind, ReadSource, ReadSourceEntry, ReadSourceOpen, RusticError, RusticResult,
 };
 
-use crate::archive::exclude::{ExcludeRecord, Excluding};
+use crate::archive::exclude::{walk_excluding, ExcludeRecord};
 use crate::archive::owners::Owners;
-use crate::archive::walk::{walk, Entry, Kind, Visitor};
+use crate::archive::walk::{Entry, Kind, Visitor};
 use crate::config::Excludes;
 use crate::sys::time::Timestamp;
 use crate::sys::Cancel;
@@ -233,11 +233,9 @@ impl ReadSource for CountingSource {
         let excludes = self.excludes.clone();
         std::thread::spawn(move || {
             let root = walker.root.clone();
-            let findings = walker.findings.clone();
-            let mut filtered = Excluding::new(&mut walker, &excludes);
-            let walked = walk(&root, &mut filtered);
-            if let Ok(mut x) = findings.excluded.lock() {
-                *x = filtered.records();
+            let (walked, excluded) = walk_excluding(&root, &mut walker, &excludes);
+            if let Ok(mut x) = walker.findings.excluded.lock() {
+                *x = excluded;
             }
             if let Err(e) = walked {
                 // The archiver stopped listening (dropped the iterator), or
