@@ -29,6 +29,11 @@ impl RateLimit {
         self.rate.store(rate.unwrap_or(0), Ordering::SeqCst);
     }
 
+    /// Whether a rate is set.
+    pub fn is_limited(&self) -> bool {
+        self.rate.load(Ordering::SeqCst) != 0
+    }
+
     /// Waits until `n` more bytes may go.
     pub fn take(&self, n: usize) {
         let rate = self.rate.load(Ordering::SeqCst);
@@ -67,6 +72,9 @@ impl<W> Limited<W> {
 
 impl<W: Write> Write for Limited<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if !self.limit.is_limited() {
+            return self.inner.write(buf);
+        }
         // At most 256 KiB at a time: the pacing stays smooth.
         let n = buf.len().min(256 << 10);
         self.limit.take(n);
