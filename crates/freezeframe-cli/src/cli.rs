@@ -55,6 +55,13 @@ pub enum Command {
     Ls(LsArgs),
     /// Write one file of a backup to standard output.
     Cat(CatArgs),
+    /// Mount every backup read-only (FUSE) at a folder:
+    /// `<container>/<run or snapshot time>/...`, and `<container>/latest`.
+    /// Serves until unmounted (`freezeframe umount`, `umount`) or stopped
+    /// with SIGINT/SIGTERM; in the background unless --foreground.
+    Mount(MountArgs),
+    /// Unmount a `freezeframe mount`, also one whose process was killed.
+    Umount(UmountArgs),
     /// Re-read archives and check their checksums and that they decode
     /// (repository targets: check the repository).
     Verify(VerifyArgs),
@@ -285,6 +292,28 @@ pub struct VerifyArgs {
     /// (e.g. `1/7`), a percentage (`10%`) or a size (`2G`).
     #[arg(long, value_name = "SUBSET", conflicts_with = "read_data")]
     pub read_data_subset: Option<String>,
+}
+
+/// `mount`.
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// An empty folder to mount at.
+    pub mount_point: PathBuf,
+    /// Stay in the foreground (logs to stderr) instead of detaching once
+    /// the mount is in place.
+    #[arg(long, short = 'f')]
+    pub foreground: bool,
+    /// Let every user in, as the backed-up owners and modes allow (those
+    /// ids are the container's, not necessarily this host's users).
+    #[arg(long)]
+    pub allow_other: bool,
+}
+
+/// `umount`.
+#[derive(Debug, Args)]
+pub struct UmountArgs {
+    /// Where it is mounted.
+    pub mount_point: PathBuf,
 }
 
 /// `ls`.

@@ -5,6 +5,7 @@ mod commands;
 mod exit;
 mod guardian;
 mod journal;
+mod mount;
 mod output;
 mod signals;
 mod system;
@@ -101,5 +102,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Prune(a) => commands::prune::run(&config, a),
         Command::Status(a) => commands::status::run(&config, a),
         Command::Drill(a) => commands::drill::run(&config, a),
+        Command::Mount(a) => commands::mount::run(&config, a, &config_path),
+        Command::Umount(a) => commands::mount::umount(&config, a),
     }
 }

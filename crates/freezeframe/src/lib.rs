@@ -50,7 +50,7 @@ pub use crate::sys::http::{HttpClient, HttpError, SystemHttp};
 pub use crate::sys::{
     faults::{BadFaultSpec, FAULT_ENV, FAULT_POINTS},
     host_name,
-    mountinfo::{host_cgroup_mounts, CgroupMounts},
+    mountinfo::{host_cgroup_mounts, read_self as read_mount_table, CgroupMounts, MountEntry},
     process::{alive as process_alive, start_time as process_start_time},
     send_stream::{parse as parse_send_stream, uuid_text, FileChange, SendChanges, StreamError},
     BadDuration, Cancel, Clock, Cmd, CommandError, CommandOutput, CommandRunner, Faults, HookError,
@@ -71,6 +71,8 @@ pub use crate::config::{
 pub use crate::archive::{compress::Encoder, ExtractError};
 
 // target: where backups go.
+pub use crate::archive::walk::Kind as EntryKind;
+pub use crate::target::view::{is_file_name, BackupView, NodeRef, ViewEntry};
 pub use crate::target::{
     init, open, report::size as human_size, Backup, BadBrowsePath, BrowsePath, ChangedFiles,
     ExtentRecord, KernelChanges, LsEntry, PruneRequest, RepoBackupRecord, RepoError, Report,
@@ -95,6 +97,9 @@ pub use crate::snapshot::{
 pub use crate::runtime::{CgroupRuntime, LxcRuntime, OpenvzRuntime, Runtime, RuntimeError};
 
 // state: the journal and the host lock.
+pub use crate::state::mounts::{
+    self as served_mounts, Mounts, MountsError, ServedMount, FS_NAME as MOUNT_FS_NAME,
+};
 pub use crate::state::{
     assess, metrics::render as render_metrics, status::ago, status::LastRun, Level, StatusBook,
     StatusError, StatusRow,

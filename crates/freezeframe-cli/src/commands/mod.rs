@@ -9,6 +9,7 @@ pub mod init;
 pub mod list;
 pub mod list_containers;
 pub mod ls;
+pub mod mount;
 pub mod prune;
 pub mod recover;
 pub mod restore;

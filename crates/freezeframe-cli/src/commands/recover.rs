@@ -36,6 +36,15 @@ pub fn run(config: &Config, args: &RecoverArgs) -> Result<u8> {
     // What a killed drill left: its scratch folder.
     r.actions
         .extend(freezeframe::remove_stale_scratch(&config.drill.scratch_dir));
+    // What a killed `freezeframe mount` left: its mount and record.
+    let table = freezeframe::read_mount_table().unwrap_or_default();
+    let swept = freezeframe::served_mounts::sweep(
+        &freezeframe::Mounts::new(&config.state_dir),
+        &freezeframe::SystemRunner,
+        &table,
+    );
+    r.actions.extend(swept.actions);
+    r.failures.extend(swept.failures);
     // What a killed run left in the target (a repository's lock files);
     // a target that cannot be opened now is no recovery failure.
     match crate::system::target(config).and_then(|t| Ok(t.recover()?)) {

@@ -13,10 +13,85 @@ const BZIP2_BLOCK: usize = 900 * 1000;
 /// nothing measurable.
 const GZIP_BLOCK: usize = 1 << 20;
 
+/// Input bytes per zstd frame. Frames are independent, so a reader can
+/// start at any of them ([`super::seekable`]: `freezeframe mount` reads a
+/// file deep in an archive by decoding at most one frame before it); the
+/// cost is a drained thread pool and a fresh window every 32 MiB — GNU tar
+/// and `zstd -d` read concatenated frames as one stream.
+pub const ZSTD_FRAME: u64 = 32 << 20;
+
+/// zstd, one frame per [`ZSTD_FRAME`] input bytes, each with its own
+/// worker threads.
+pub struct FramedZstd<W: Write> {
+    enc: Option<zstd::stream::write::Encoder<'static, W>>,
+    level: i32,
+    threads: usize,
+    in_frame: u64,
+}
+
+impl<W: Write> FramedZstd<W> {
+    fn new(inner: W, level: i32, threads: usize) -> io::Result<Self> {
+        Ok(Self {
+            enc: Some(Self::frame(inner, level, threads)?),
+            level,
+            threads,
+            in_frame: 0,
+        })
+    }
+
+    fn frame(
+        inner: W,
+        level: i32,
+        threads: usize,
+    ) -> io::Result<zstd::stream::write::Encoder<'static, W>> {
+        let mut e = zstd::stream::write::Encoder::new(inner, level)?;
+        // A content checksum per frame: `zstd -t`, GNU tar and our own
+        // decoder then catch a flipped byte even inside a block stored raw
+        // (8 bytes a frame, XXH64 at memory speed).
+        e.include_checksum(true)?;
+        if threads > 1 {
+            e.multithread(threads as u32)?;
+        }
+        Ok(e)
+    }
+
+    fn encoder(&mut self) -> io::Result<&mut zstd::stream::write::Encoder<'static, W>> {
+        self.enc
+            .as_mut()
+            .ok_or_else(|| io::Error::other("a zstd frame failed to finish"))
+    }
+
+    fn finish(mut self) -> io::Result<W> {
+        match self.enc.take() {
+            Some(e) => e.finish(),
+            None => Err(io::Error::other("a zstd frame failed to finish")),
+        }
+    }
+}
+
+impl<W: Write> Write for FramedZstd<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = (ZSTD_FRAME - self.in_frame).min(buf.len() as u64) as usize;
+        let n = self.encoder()?.write(&buf[..room])?;
+        self.in_frame += n as u64;
+        if self.in_frame == ZSTD_FRAME {
+            let full = self.enc.take().map(|e| e.finish()).transpose()?;
+            if let Some(inner) = full {
+                self.enc = Some(Self::frame(inner, self.level, self.threads)?);
+            }
+            self.in_frame = 0;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.encoder()?.flush()
+    }
+}
+
 /// A streaming compressor in front of `W`.
 pub enum Encoder<W: Write> {
-    /// zstd with its own worker threads.
-    Zstd(zstd::stream::write::Encoder<'static, W>),
+    /// zstd with its own worker threads, in frames of [`ZSTD_FRAME`].
+    Zstd(FramedZstd<W>),
     /// bzip2 or gzip, block-parallel.
     Blocks(BlockParallelWriter<W>),
     /// No compression.
@@ -28,17 +103,7 @@ impl<W: Write> Encoder<W> {
     pub fn new(inner: W, kind: Compression, level: i32, threads: usize) -> io::Result<Self> {
         let threads = threads.max(1);
         Ok(match kind {
-            Compression::Zstd => {
-                let mut e = zstd::stream::write::Encoder::new(inner, level)?;
-                // A content checksum per frame: `zstd -t`, GNU tar and our
-                // own decoder then catch a flipped byte even inside a block
-                // stored raw (8 bytes a frame, XXH64 at memory speed).
-                e.include_checksum(true)?;
-                if threads > 1 {
-                    e.multithread(threads as u32)?;
-                }
-                Encoder::Zstd(e)
-            }
+            Compression::Zstd => Encoder::Zstd(FramedZstd::new(inner, level, threads)?),
             Compression::Bzip2 => {
                 let lvl = bzip2::Compression::new(level.clamp(1, 9) as u32);
                 let codec: BlockCodec = Arc::new(move |block: &[u8]| {

@@ -12,6 +12,7 @@ pub mod owners;
 pub mod parallel;
 pub mod pax;
 pub mod read;
+pub mod seekable;
 pub mod size;
 pub mod sparse;
 pub mod walk;

@@ -6,6 +6,7 @@ pub mod bases;
 pub mod journal;
 pub mod lock;
 pub mod metrics;
+pub mod mounts;
 pub mod status;
 
 pub use bases::{is_current_base, Base, Bases, BasesError};

@@ -16,6 +16,7 @@ pub mod restore;
 pub mod retention;
 pub mod store;
 pub mod tar;
+pub mod view;
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -236,6 +237,10 @@ pub trait Target: Send + Sync {
     fn list(&self) -> Result<Box<dyn Report>, TargetError>;
     /// The backup `which` names.
     fn find(&self, which: &Which<'_>) -> Result<Backup, TargetError>;
+    /// Every backup there is, complete or partial, oldest first.
+    fn backups(&self) -> Result<Vec<Backup>, TargetError>;
+    /// `backup`, opened for reading at random (`freezeframe mount`).
+    fn view(&self, backup: &Backup) -> Result<Arc<dyn view::BackupView>, TargetError>;
     /// Checks what is stored.
     fn verify(&self, req: &VerifyRequest) -> Result<Box<dyn Report>, TargetError>;
     /// Restores a backup (or the `req.include` paths of it).

@@ -13,6 +13,7 @@ use crate::target::browse::{BrowsePath, LsEntry};
 use crate::target::report::{size, Report};
 use crate::target::restore::{RestoreRequest, RestoreResult};
 use crate::target::store::Store;
+use crate::target::view::BackupView;
 use crate::target::{
     Backup, BackupWriter, PruneRequest, Target, TargetError, VerifyRequest, Which,
 };
@@ -21,6 +22,8 @@ use crate::target::{
 pub struct RepoTarget {
     store: Store,
     repo: Arc<Repo>,
+    /// The long-lived reader views share, opened by the first view.
+    reader: std::sync::Mutex<Option<Arc<super::rustic::view::Reader>>>,
 }
 
 impl std::fmt::Debug for RepoTarget {
@@ -42,6 +45,7 @@ impl RepoTarget {
         Ok(Self {
             store: Store::new(path),
             repo: Arc::new(Repo::open(cfg, runner)?),
+            reader: std::sync::Mutex::new(None),
         })
     }
 
@@ -110,6 +114,21 @@ impl Target for RepoTarget {
             which: which.run,
         })?;
         Ok(backup_of(&s))
+    }
+
+    fn backups(&self) -> Result<Vec<Backup>, TargetError> {
+        Ok(self.repo.snapshots(None)?.iter().map(backup_of).collect())
+    }
+
+    fn view(&self, backup: &Backup) -> Result<Arc<dyn BackupView>, TargetError> {
+        let reader = {
+            let mut r = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+            match &*r {
+                Some(reader) => reader.clone(),
+                None => r.insert(self.repo.reader()?).clone(),
+            }
+        };
+        Ok(Arc::new(self.repo.view(&reader, &self.snapshot(backup)?)?))
     }
 
     fn verify(&self, req: &VerifyRequest) -> Result<Box<dyn Report>, TargetError> {

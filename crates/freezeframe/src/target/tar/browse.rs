@@ -14,7 +14,7 @@ use crate::archive::walk::Kind;
 use crate::target::browse::{escape, BrowsePath, LsEntry};
 use crate::target::TargetError;
 
-fn kind_of(t: EntryType) -> Option<Kind> {
+pub(super) fn kind_of(t: EntryType) -> Option<Kind> {
     Some(match t {
         EntryType::Directory => Kind::Dir,
         EntryType::Regular | EntryType::Continuous | EntryType::Link => Kind::File,

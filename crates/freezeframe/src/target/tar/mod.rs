@@ -5,6 +5,7 @@
 mod browse;
 mod prune;
 mod restore;
+mod view;
 mod writer;
 
 use std::io::Write;
@@ -20,6 +21,7 @@ use crate::target::manifest::{ContainerRecord, FileKind, Manifest, Outcome};
 use crate::target::report::{size, Report};
 use crate::target::restore::{RestoreRequest, RestoreResult};
 use crate::target::store::{FileCheck, RunListing, Store, StoreError};
+use crate::target::view::BackupView;
 use crate::target::{
     Backup, BackupWriter, PruneRequest, Target, TargetError, VerifyRequest, Which,
 };
@@ -119,6 +121,23 @@ impl Target for TarTarget {
             .as_ref()
             .map_err(|e| StoreError::BadManifest(e.clone()))?;
         Ok(backup_of(&run, m, &rec))
+    }
+
+    fn backups(&self) -> Result<Vec<Backup>, TargetError> {
+        let mut out = Vec::new();
+        for run in self.store.list()? {
+            let Ok(m) = &run.manifest else { continue };
+            for c in &m.containers {
+                if c.result != Outcome::Failed {
+                    out.push(backup_of(&run, m, c));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn view(&self, backup: &Backup) -> Result<Arc<dyn BackupView>, TargetError> {
+        Ok(Arc::new(view::TarView::open(self.archive(backup)?)?))
     }
 
     fn verify(&self, req: &VerifyRequest) -> Result<Box<dyn Report>, TargetError> {

@@ -15,7 +15,7 @@ use crate::target::browse::{escape, BrowsePath, LsEntry};
 use crate::target::repository::gomode::posix_mode;
 use crate::target::repository::{RepoError, RESERVED_DIR};
 
-fn kind(n: &Node) -> Kind {
+pub(super) fn kind_of(n: &Node) -> Kind {
     match n.node_type {
         NodeType::Dir => Kind::Dir,
         NodeType::File => Kind::File,
@@ -32,7 +32,7 @@ fn entry(n: &Node, raw: Vec<u8>) -> LsEntry {
     let m = &n.meta;
     LsEntry {
         path: escape(&raw),
-        kind: kind(n),
+        kind: kind_of(n),
         mode: posix_mode(m.mode.unwrap_or(0o644)),
         uid: u64::from(m.uid.unwrap_or(0)),
         gid: u64::from(m.gid.unwrap_or(0)),
@@ -172,7 +172,7 @@ pub(super) fn cat<S: IndexedFull>(
         ))),
         _ => Err(RepoError::Invalid(format!(
             "{path} is not a regular file ({})",
-            kind(&n)
+            kind_of(&n)
         ))),
     }
 }

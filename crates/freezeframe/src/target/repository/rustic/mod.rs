@@ -14,6 +14,7 @@ mod maintain;
 mod s3;
 mod source;
 mod tar_stream;
+pub mod view;
 mod write;
 
 use std::collections::BTreeMap;
@@ -56,6 +57,15 @@ pub struct Repo {
     /// The blobs the repository holds (read on the first backup, added to
     /// by each).
     known: Mutex<Option<Arc<RwLock<write::Known>>>>,
+    /// What opening it again takes (for a long-lived reader).
+    reopen: Reopen,
+}
+
+/// The backends, options and password a repository was opened with.
+struct Reopen {
+    be: RepositoryBackends,
+    options: RepositoryOptions,
+    password: String,
 }
 
 impl std::fmt::Debug for Repo {
@@ -208,9 +218,9 @@ impl Repo {
         }
         };
         let repo = Repository::new(&options(spec), &be)
-            .map_err(fail)?
+            .map_err(&fail)?
             .open(&Credentials::password(&password))
-            .map_err(fail)?;
+            .map_err(&fail)?;
         let store = write::Store::new(raw.0, raw.1, &repo.key(), repo.config()).map_err(|e| {
             RepoError::Open {
                 location: location.clone(),
@@ -222,7 +232,34 @@ impl Repo {
             open: Mutex::new(Some(repo)),
             store,
             known: Mutex::new(None),
+            reopen: Reopen {
+                be,
+                options: options(spec),
+                password,
+            },
         })
+    }
+
+    /// A reader of the whole repository that lives as long as its users
+    /// (`freezeframe mount`): opened again with its index read, holding a
+    /// non-exclusive restic lock so that a `restic prune` waits.
+    pub fn reader(&self) -> Result<Arc<view::Reader>, RepoError> {
+        let lock = self.lock(false)?;
+        let repo = Repository::new(&self.reopen.options, &self.reopen.be)
+            .and_then(|r| r.open(&Credentials::password(&self.reopen.password)))
+            .and_then(|r| r.to_indexed())
+            .map_err(|e| self.err("opening for reading", e))?;
+        Ok(Arc::new(view::Reader::new(repo, lock)))
+    }
+
+    /// A snapshot's tree, as a [`crate::target::view::BackupView`].
+    pub fn view(
+        &self,
+        reader: &Arc<view::Reader>,
+        snapshot: &SnapshotInfo,
+    ) -> Result<view::RepoView, RepoError> {
+        let snap = self.load(snapshot)?;
+        Ok(view::RepoView::new(reader.clone(), snap.tree))
     }
 
     /// The repository, as messages name it.
