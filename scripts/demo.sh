@@ -27,6 +27,7 @@ pids=()
 
 cleanup() {
     set +e
+    [ -d "$work/browse" ] && "$ff" umount "$work/browse" >/dev/null 2>&1
     ff_cgroups_down "$v2/$cgbase" "${pids[@]}"
     ff_btrfs_down "$work"
     rm -rf "$work"
@@ -108,6 +109,15 @@ run=$(ls "$work/backups" | head -n1)
 # closes the pipe before tar is done (SIGPIPE, exit 141).
 tar --zstd -tvf "$work/backups/$run/102.tar.zst" > "$work/listing"
 head -n 5 "$work/listing"
+echo "== mount every backup read-only (FUSE)"
+mkdir "$work/browse"
+"$ff" mount "$work/browse"
+ls "$work/browse" "$work/browse/101"
+# (The restored copy was opened by sqlite3 above, which may have rolled
+# back a journal it found: compare with what the backup holds.)
+"$ff" cat 101 db.sqlite | cmp - "$work/browse/101/latest/db.sqlite" \
+    && echo "db.sqlite through the mount is what \`freezeframe cat\` reads, byte for byte"
+"$ff" umount "$work/browse"
 echo "== freeze windows (ms)"
 for f in "$work"/backups/*/manifest.json; do
     python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(m["run"], m["strategy"], " ".join("%s=%.1f" % (c["id"], c["freeze_ms"] or -1) for c in m["containers"]))' "$f"
