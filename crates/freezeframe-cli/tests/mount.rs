@@ -86,6 +86,17 @@ impl Drop for Cleanup<'_> {
     }
 }
 
+/// An empty folder to mount at, and what cleans up after the test.
+fn mount_dir(env: &Env) -> (PathBuf, Cleanup<'_>) {
+    let at = env.dir.path().join("mnt");
+    std::fs::create_dir(&at).unwrap();
+    let cleanup = Cleanup {
+        env,
+        at: at.clone(),
+    };
+    (at, cleanup)
+}
+
 fn peak_rss_kib(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     s.lines()
@@ -153,12 +164,7 @@ fn every_backup_mounts_reads_back_and_unmounts_cleanly() {
         ("repository", local_repo_env(&vol.volume(), &[ct()])),
     ] {
         env.backup_json(&["--all"]);
-        let at = env.dir.path().join("mnt");
-        std::fs::create_dir(&at).unwrap();
-        let _cleanup = Cleanup {
-            env: &env,
-            at: at.clone(),
-        };
+        let (at, _cleanup) = mount_dir(&env);
         mount(&env, &at);
         let pids = served(&env);
         assert_eq!(pids.len(), 1, "{kind}");
@@ -272,12 +278,7 @@ fn a_foreground_mount_unmounts_on_sigterm_and_refuses_a_second_mount() {
     std::fs::write(private.join("f"), b"content").unwrap();
     let env = Env::new(&vol.volume(), &[Ct::new("101", &cg, &private)], "");
     env.backup_json(&["--all"]);
-    let at = env.dir.path().join("mnt");
-    std::fs::create_dir(&at).unwrap();
-    let _cleanup = Cleanup {
-        env: &env,
-        at: at.clone(),
-    };
+    let (at, _cleanup) = mount_dir(&env);
     let mut child = env
         .command()
         .args(["mount", "--foreground", at.to_str().unwrap()])

@@ -230,7 +230,7 @@ impl Tree {
         };
         let view = self.view(b)?;
         let entries = view.children(dir).map_err(|e| Failed(e.to_string()))?;
-        let path = self.path_in_backup(node);
+        let path = self.path_in_backup(ino);
         let mut out = Vec::with_capacity(entries.len());
         for mut e in entries {
             // A symlink shows a target that stays inside (`links.rs`).
@@ -263,20 +263,11 @@ impl Tree {
         Ok(out)
     }
 
-    /// The components of folder `node` below its backup's root.
-    fn path_in_backup(&self, node: &Inode) -> Vec<Vec<u8>> {
+    /// The components of folder `ino` below its backup's root.
+    fn path_in_backup(&self, ino: u64) -> Vec<Vec<u8>> {
         let mut dir = Vec::new();
-        let mut at = match node.what {
-            What::Entry(..) => {
-                dir.push(node.entry.name.clone());
-                self.get(node.parent)
-            }
-            _ => None,
-        };
-        while let Some(n) = at {
-            if !matches!(n.what, What::Entry(..)) {
-                break;
-            }
+        let mut at = self.get(ino);
+        while let Some(n) = at.filter(|n| matches!(n.what, What::Entry(..))) {
             dir.push(n.entry.name.clone());
             at = self.get(n.parent);
         }

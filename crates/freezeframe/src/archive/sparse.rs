@@ -51,6 +51,23 @@ pub fn encode_map(segs: &[Segment]) -> Vec<u8> {
     out
 }
 
+/// Checks that the segments of a sparse file of size `real` are in order,
+/// do not overlap and end within the file (a hostile map could say
+/// anything).
+pub fn check_segments(segs: &[Segment], real: u64) -> io::Result<()> {
+    let mut end = 0u64;
+    for &(off, len) in segs {
+        if off < end || off.checked_add(len).is_none_or(|e| e > real) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "sparse segment out of order or beyond the file size",
+            ));
+        }
+        end = off + len;
+    }
+    Ok(())
+}
+
 /// Reads a PAX 1.0 sparse map from the start of an entry's data. Returns the
 /// segments and the number of bytes the map occupied (a multiple of 512).
 pub fn decode_map(r: &mut impl io::Read) -> io::Result<(Vec<Segment>, u64)> {

@@ -175,16 +175,16 @@ pub fn sweep(mounts: &Mounts, runner: &dyn CommandRunner, table: &[MountEntry]) 
             continue;
         }
         let shown = m.mount_point.display();
-        if is_ours(table, &m.mount_point) {
-            match unmount(runner, table, &m.mount_point, false) {
-                Ok(()) => out.actions.push(format!(
-                    "unmounted {shown}, left by mount process {} (gone)",
-                    m.pid
-                )),
-                Err(e) => {
-                    out.failures.push(format!("unmounting {shown}: {e}"));
-                    continue;
-                }
+        match unmount(runner, table, &m.mount_point, false) {
+            Ok(()) => out.actions.push(format!(
+                "unmounted {shown}, left by mount process {} (gone)",
+                m.pid
+            )),
+            // Already gone (or something else is mounted there now).
+            Err(MountsError::NotOurs(_)) => {}
+            Err(e) => {
+                out.failures.push(format!("unmounting {shown}: {e}"));
+                continue;
             }
         }
         match mounts.forget(&m) {

@@ -15,7 +15,7 @@ use tar::EntryType;
 use super::browse::kind_of;
 use crate::archive::read::{for_each, Flow, Resolved};
 use crate::archive::seekable::SeekableArchive;
-use crate::archive::sparse::{decode_map, Segment};
+use crate::archive::sparse::{check_segments, decode_map, Segment};
 use crate::archive::walk::Kind;
 use crate::config::Compression;
 use crate::target::browse::{escape, BrowsePath};
@@ -216,20 +216,16 @@ fn file_data<R: io::Read>(e: &mut Resolved<'_, '_, R>) -> io::Result<(u64, Data)
         return Ok((e.size, Data::Plain { at }));
     };
     let (segs, map_len) = decode_map(e.entry)?;
+    check_segments(&segs, real)?;
     let mut packed = at + map_len;
-    let mut segments = Vec::with_capacity(segs.len());
-    let mut end = 0;
-    for (off, len) in segs {
-        if off < end || off.checked_add(len).is_none_or(|x| x > real) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "sparse segment out of order or beyond the file size",
-            ));
-        }
-        segments.push(((off, len), packed));
-        packed += len;
-        end = off + len;
-    }
+    let segments = segs
+        .into_iter()
+        .map(|seg| {
+            let at = packed;
+            packed += seg.1;
+            (seg, at)
+        })
+        .collect();
     Ok((real, Data::Sparse { segments }))
 }
 
@@ -272,11 +268,20 @@ impl TarView {
             .ok_or_else(|| TargetError::NotFound(format!("no entry {} in this archive", r.0)))
     }
 
-    fn read_err(source: io::Error) -> TargetError {
-        TargetError::Io {
+    /// Exactly `len` decoded bytes from stream offset `at`.
+    fn exact(&self, at: u64, len: usize) -> Result<Vec<u8>, TargetError> {
+        let err = |source| TargetError::Io {
             what: "reading the archive".into(),
             source,
+        };
+        let out = self.archive.read_at(at, len).map_err(err)?;
+        if out.len() < len {
+            return Err(err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the archive ends inside this file",
+            )));
         }
+        Ok(out)
     }
 }
 
@@ -317,39 +322,16 @@ impl BackupView for TarView {
         let len = (size - offset).min(len as u64) as usize;
         match &n.data {
             Data::None => Ok(Vec::new()),
-            Data::Plain { at } => {
-                let out = self
-                    .archive
-                    .read_at(at + offset, len)
-                    .map_err(Self::read_err)?;
-                if out.len() < len {
-                    return Err(Self::read_err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the archive ends inside this file",
-                    )));
-                }
-                Ok(out)
-            }
+            Data::Plain { at } => self.exact(at + offset, len),
             Data::Sparse { segments } => {
                 let mut out = vec![0u8; len];
                 let end = offset + len as u64;
                 for &((o, l), packed) in segments {
                     let (lo, hi) = (o.max(offset), (o + l).min(end));
-                    if lo >= hi {
-                        continue;
+                    if lo < hi {
+                        let part = self.exact(packed + (lo - o), (hi - lo) as usize)?;
+                        out[(lo - offset) as usize..(hi - offset) as usize].copy_from_slice(&part);
                     }
-                    let part = self
-                        .archive
-                        .read_at(packed + (lo - o), (hi - lo) as usize)
-                        .map_err(Self::read_err)?;
-                    let dst = &mut out[(lo - offset) as usize..(hi - offset) as usize];
-                    if part.len() < dst.len() {
-                        return Err(Self::read_err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the archive ends inside this file",
-                        )));
-                    }
-                    dst.copy_from_slice(&part);
                 }
                 Ok(out)
             }

@@ -180,7 +180,7 @@ impl BackupView for RepoView {
 
     fn read(&self, file: NodeRef, offset: u64, len: usize) -> Result<Vec<u8>, TargetError> {
         let f = self.open_file(file)?;
-        let (Ok(offset), len) = (usize::try_from(offset), len) else {
+        let Ok(offset) = usize::try_from(offset) else {
             return Ok(Vec::new());
         };
         let bytes = self
