@@ -259,11 +259,35 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub run: Option<String>,
     /// Folder to restore into (new or empty); the config goes to `<DIR>.conf`.
-    #[arg(long)]
-    pub to: PathBuf,
+    /// With --as only for cgroup containers (the others' runtimes say where).
+    #[arg(long, required_unless_present = "new_id")]
+    pub to: Option<PathBuf>,
     /// Restore into a non-empty folder, replacing what is there.
     #[arg(long)]
     pub force: bool,
+    /// Restore as a new container NEWID its runtime knows: OpenVZ: the
+    /// private area at NEWID's VE_PRIVATE and `NEWID.conf`; LXC:
+    /// `<lxcpath>/NEWID` with its config rewritten (name, rootfs, MAC
+    /// addresses), ready for `lxc-start`; cgroup: into --to, and the
+    /// `[[container]]` entry to add is printed. Refuses an existing NEWID.
+    #[arg(long = "as", value_name = "NEWID", conflicts_with_all = ["include", "with_memory", "force"])]
+    pub new_id: Option<String>,
+    /// With --as: keep the IP addresses (by default they are dropped: the
+    /// original still has them).
+    #[arg(long, requires = "new_id")]
+    pub keep_network: bool,
+    /// With --as: the copy's host name.
+    #[arg(long, requires = "new_id")]
+    pub hostname: Option<String>,
+    /// With --as, for unprivileged LXC: shift the owners of the restored
+    /// tree to this id map (`u 0 200000 65536`, `g …`, or `b …` for both;
+    /// may be given more than once) and write it as the copy's lxc.idmap.
+    #[arg(long, requires = "new_id", value_name = "RANGE")]
+    pub map_ids: Vec<String>,
+    /// With --as: the runtime of ID, when ID is no longer configured
+    /// (cgroup, openvz, lxc).
+    #[arg(long, requires = "new_id", value_parser = parse_runtime)]
+    pub runtime: Option<freezeframe::RuntimeKind>,
     /// Also bring the container back from its memory dump (OpenVZ
     /// checkpoints): `vzctl restore ID --dumpfile <DIR>.dump`.
     #[arg(long, conflicts_with = "include")]
@@ -444,4 +468,10 @@ impl From<CompressArg> for Compression {
             CompressArg::None => Compression::None,
         }
     }
+}
+
+/// `cgroup`, `openvz` or `lxc`.
+fn parse_runtime(s: &str) -> Result<freezeframe::RuntimeKind, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| format!("`{s}` is not a runtime: use cgroup, openvz or lxc"))
 }

@@ -1,7 +1,7 @@
 //! Exit codes, and which error maps to which.
 
 use freezeframe::{
-    ConfigError, ExecError, JournalError, LockError, PlanError, RepoError, RestoreError,
+    ConfigError, CopyError, ExecError, JournalError, LockError, PlanError, RepoError, RestoreError,
     StoreError, TargetError,
 };
 
@@ -81,19 +81,32 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         return repo_code(e);
     }
     if let Some(e) = err.downcast_ref::<TargetError>() {
+        return target_code(e);
+    }
+    if let Some(e) = err.downcast_ref::<CopyError>() {
         return match e {
-            TargetError::Store(e) => store_code(e),
-            TargetError::Repository(e) => repo_code(e),
-            TargetError::Restore(e) => restore_code(e),
-            TargetError::Usage(_) | TargetError::NotFound(_) => USAGE,
-            TargetError::Interrupted => signal(2),
-            TargetError::Io { .. } => FAILURE,
+            CopyError::Runtime(freezeframe::RuntimeError::Command { .. }) => PRECONDITION,
+            CopyError::Runtime(_) | CopyError::Destination { .. } => USAGE,
+            CopyError::Target(e) => target_code(e),
+            CopyError::Journal(_) | CopyError::Register(_) => PRECONDITION,
+            CopyError::Io { .. } => FAILURE,
         };
     }
     if err.downcast_ref::<freezeframe::RuntimeError>().is_some() {
         return FAILURE;
     }
     FAILURE
+}
+
+fn target_code(e: &TargetError) -> u8 {
+    match e {
+        TargetError::Store(e) => store_code(e),
+        TargetError::Repository(e) => repo_code(e),
+        TargetError::Restore(e) => restore_code(e),
+        TargetError::Usage(_) | TargetError::NotFound(_) => USAGE,
+        TargetError::Interrupted => signal(2),
+        TargetError::Io { .. } => FAILURE,
+    }
 }
 
 fn store_code(e: &StoreError) -> u8 {

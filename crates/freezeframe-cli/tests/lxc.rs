@@ -1,6 +1,7 @@
 //! The LXC runtime against real LXC containers (busybox template) whose
 //! root file systems live on a loop-backed btrfs volume: back up while a
-//! workload writes, restore into a new container, start it.
+//! workload writes, restore it as a new container (`--as`, also
+//! unprivileged with `--map-ids`), start both.
 
 #![allow(clippy::unwrap_used)]
 
@@ -212,33 +213,91 @@ fn real_lxc_backup_restore_into_a_new_container_and_start_it() {
     }
     assert!(vol.snapshot_folder().is_empty());
 
-    // Restore into a new container and start it.
+    // Restore as a new container and start it beside the original.
     let new = format!("{name}r");
-    let to = lxcpath.join(&new).join("rootfs");
-    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-    let (code, out, err) = run(
-        &cfg,
-        &["restore", &name, "--to", to.to_str().unwrap()],
-        None,
-    );
+    let other = Lxc::create(&lxcpath, &format!("{name}o"));
+    let before = common::names_in(&lxcpath);
+    let (code, _, err) = run(&cfg, &["restore", &name, "--as", &other.name], None);
+    assert_eq!(code, 2, "a name LXC has is refused: {err}");
+    assert!(err.contains("exists"), "{err}");
+    assert_eq!(common::names_in(&lxcpath), before, "nothing written");
+    drop(other);
+
+    let (code, out, err) = run(&cfg, &["restore", &name, "--as", &new], None);
     assert_eq!(code, 0, "{out}{err}");
-    let restored_log = std::fs::read_to_string(to.join("log")).unwrap();
+    let restored = Lxc {
+        path: lxcpath.clone(),
+        name: new.clone(),
+    };
+    assert_eq!(
+        common::names_in(&lxcpath.join(&new)),
+        ["config", "rootfs"],
+        "the container folder holds its config and root file system only"
+    );
+    let conf = std::fs::read_to_string(lxcpath.join(&new).join("config")).unwrap();
+    assert!(conf.contains(&format!("lxc.uts.name = {new}\n")), "{conf}");
+    assert!(
+        conf.contains(&format!(
+            "lxc.rootfs.path = dir:{}\n",
+            restored.rootfs().display()
+        )),
+        "{conf}"
+    );
+    assert!(
+        !conf.contains(&format!("/{name}/")),
+        "nothing names the original: {conf}"
+    );
+    let restored_log = std::fs::read_to_string(restored.rootfs().join("log")).unwrap();
     let live_log = std::fs::read_to_string(c.rootfs().join("log")).unwrap();
     assert!(
         restored_log.ends_with('\n') && live_log.starts_with(&restored_log),
         "the restored log is a consistent prefix"
     );
-    let conf = std::fs::read_to_string(lxcpath.join(&new).join("rootfs.conf")).unwrap();
-    let conf = conf
-        .replace(&c.rootfs().display().to_string(), &to.display().to_string())
-        .replace(&format!("\"{name}\""), &format!("\"{new}\""));
-    std::fs::write(lxcpath.join(&new).join("config"), conf).unwrap();
-    let restored = Lxc {
-        path: lxcpath.clone(),
-        name: new,
-    };
     restored.start();
     assert_eq!(restored.state(), "RUNNING");
+    assert_eq!(c.state(), "RUNNING", "both run");
+    let (code, out, _) = run(&cfg, &["list-containers", "--json"], None);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!("\"{new}\"")),
+        "LXC lists the copy: {out}"
+    );
+
+    // Unprivileged: --map-ids shifts every owner and writes the id map.
+    let unpriv = format!("{name}u");
+    let (code, out, err) = run(
+        &cfg,
+        &[
+            "restore",
+            &name,
+            "--as",
+            &unpriv,
+            "--map-ids",
+            "b 0 200000 65536",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let u = Lxc {
+        path: lxcpath.clone(),
+        name: unpriv.clone(),
+    };
+    let conf = std::fs::read_to_string(lxcpath.join(&unpriv).join("config")).unwrap();
+    assert!(
+        conf.contains("lxc.idmap = u 0 200000 65536\nlxc.idmap = g 0 200000 65536\n"),
+        "{conf}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    for p in [
+        lxcpath.join(&unpriv),
+        u.rootfs(),
+        u.rootfs().join("bin/busybox"),
+        u.rootfs().join("log"),
+    ] {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        assert_eq!((m.uid(), m.gid()), (200000, 200000), "{}", p.display());
+    }
+    drop(u);
     drop(restored);
     drop(c);
 }

@@ -511,3 +511,99 @@ fn the_openvz_runtime_keeps_the_contract_in_every_mode() {
         });
     }
 }
+
+#[test]
+fn restore_as_a_new_ctid_registers_it_and_nothing_half() {
+    if !privileged() || !require("python3", which("python3")) {
+        return;
+    }
+    let vz = Vz::new();
+    let r = vz.root.path();
+    let conf103 = r.join("conf/103.conf");
+    let mut c = std::fs::read_to_string(&conf103).unwrap();
+    c.push_str("VE_ROOT=\"/vz/root/$VEID\"\nIP_ADDRESS=\"10.0.0.3\"\nNETIF=\"ifname=eth0,mac=00:18:51:aa:bb:cc,host_ifname=veth103.0,host_mac=00:18:51:dd:ee:ff\"\n");
+    std::fs::write(&conf103, c).unwrap();
+    vz.backup(&["103"]);
+    let private = vz.vol.volume().join("private");
+    let (confs, privates) = (
+        common::names_in(&r.join("conf")),
+        common::names_in(&private),
+    );
+
+    // A CTID that exists is refused, with nothing written.
+    let (code, _, err) = vz.run(&["restore", "103", "--as", "102"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("exists") && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert_eq!(
+        (
+            common::names_in(&r.join("conf")),
+            common::names_in(&private)
+        ),
+        (confs.clone(), privates.clone())
+    );
+
+    let (code, out, err) = vz.run(&["restore", "103", "--as", "203", "--hostname", "ct203"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let conf = std::fs::read_to_string(r.join("conf/203.conf")).unwrap();
+    assert!(conf.contains("HOSTNAME=\"ct203\"\n"), "{conf}");
+    assert!(conf.contains("VE_ROOT=\"/vz/root/$VEID\"\n"), "{conf}");
+    assert!(conf.contains("host_ifname=veth203.0,"), "{conf}");
+    assert!(
+        !conf.contains("IP_ADDRESS") && !conf.contains("aa:bb:cc"),
+        "{conf}"
+    );
+    assert!(conf.contains("FF_CGROUP="), "other keys kept: {conf}");
+    assert!(err.contains("dropped IP_ADDRESS"), "{err}");
+    for f in ["data", "etc/hostname"] {
+        assert_eq!(
+            std::fs::read(private.join("203").join(f)).unwrap(),
+            std::fs::read(private.join("103").join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    // OpenVZ's own listing shows it, at its VE_PRIVATE.
+    let (code, out, _) = vz.run(&["list-containers", "--json"]);
+    assert_eq!(code, 0);
+    let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r["id"] == "203")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(
+        row["private"].as_str(),
+        private.join("203").to_str(),
+        "{row}"
+    );
+
+    let (code, out, err) = vz.run(&["restore", "103", "--as", "205", "--keep-network"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let conf = std::fs::read_to_string(r.join("conf/205.conf")).unwrap();
+    assert!(conf.contains("IP_ADDRESS=\"10.0.0.3\""), "{conf}");
+
+    // Killed between the private area and the config: recover removes the
+    // private area, nothing else.
+    let (code, _, _) = vz.run_env(
+        &["restore", "103", "--as", "204"],
+        &[("FREEZEFRAME_FAULT", "before-registering-config")],
+        true,
+    );
+    assert_eq!(code, -9);
+    assert!(private.join("204").exists() && !r.join("conf/204.conf").exists());
+    let (code, out, err) = vz.run(&["recover"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!private.join("204").exists(), "{out}{err}");
+    assert!(private.join("203").join("data").exists() && private.join("103").exists());
+    assert!(
+        !common::names_in(&private)
+            .iter()
+            .any(|n| n.starts_with('.')),
+        "{:?}",
+        common::names_in(&private)
+    );
+    assert!(!common::names_in(&r.join("conf"))
+        .iter()
+        .any(|n| n.starts_with('.')));
+}

@@ -94,6 +94,10 @@ pub use crate::snapshot::{
 };
 
 // runtime: freezing containers.
+pub use crate::archive::idshift::{
+    shift_tree, BadIdRange, IdKind, IdMap, IdRange, IdShift, ShiftReport,
+};
+pub use crate::runtime::copy::{CopiedConfig, CopyPlan, CopyRequest};
 pub use crate::runtime::{CgroupRuntime, LxcRuntime, OpenvzRuntime, Runtime, RuntimeError};
 
 // state: the journal and the host lock.
@@ -109,7 +113,8 @@ pub use crate::state::{Base, Bases, HostLock, Journal, JournalError, LockError, 
 // engine: a run, and undoing what a dead one left.
 pub use crate::engine::{
     configured, drill, drop_unconfigured_bases, execute, plan, record_drills, record_run, recover,
-    remove_stale_scratch, thaw_now, BackupRequest, ContainerSummary, DrillRequest, DrillResult,
-    ExecError, NoWatchdog, Notifier, Observer, Phase, Plan, PlanError, RecoverReport, RunResult,
-    RunSummary, Scope, SilentObserver, StartPings, Toolbox, Watchdog, WatchdogError,
+    remove_stale_scratch, restore_as, thaw_now, BackupRequest, ContainerSummary, CopyError,
+    CopyResult, CopySource, DrillRequest, DrillResult, ExecError, NoWatchdog, Notifier, Observer,
+    Phase, Plan, PlanError, RecoverReport, RunResult, RunSummary, Scope, SilentObserver,
+    StartPings, Toolbox, Watchdog, WatchdogError,
 };

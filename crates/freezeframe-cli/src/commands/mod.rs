@@ -13,6 +13,7 @@ pub mod mount;
 pub mod prune;
 pub mod recover;
 pub mod restore;
+pub mod restore_as;
 pub mod show_config;
 pub mod status;
 pub mod verify;

@@ -12,10 +12,16 @@ use crate::output::size;
 
 /// Restores one container (or some of its paths) into a folder.
 pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
+    if let Some(new_id) = &args.new_id {
+        return super::restore_as::run(config, args, new_id);
+    }
+    let Some(to) = &args.to else {
+        return Err(UsageError("restore needs --to DIR (or --as NEWID)".into()).into());
+    };
     // Absolute: `<to>.conf` and `<to>.dump` go beside it, whatever the
     // working directory does meanwhile.
-    let to = std::path::absolute(&args.to)
-        .map_err(|e| UsageError(format!("--to {}: {e}", args.to.display())))?;
+    let to =
+        std::path::absolute(to).map_err(|e| UsageError(format!("--to {}: {e}", to.display())))?;
     let include = args
         .include
         .iter()

@@ -69,6 +69,16 @@ pub fn unreadable(p: &Path) {
 }
 
 /// Whether a program is on PATH.
+/// The names in `dir`, sorted.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
 pub fn which(prog: &str) -> bool {
     Command::new("sh")
         .arg("-c")

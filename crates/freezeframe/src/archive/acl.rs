@@ -101,6 +101,22 @@ pub fn from_text(text: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// The binary ACL `bin` with the id of every named user and group entry
+/// replaced by `f(is_group, id)`; `None` if it is not a well-formed
+/// version-2 ACL.
+pub fn map_ids(bin: &[u8], f: impl Fn(bool, u32) -> u32) -> Option<Vec<u8>> {
+    to_text(bin)?;
+    let mut out = bin.to_vec();
+    for e in out[4..].chunks_exact_mut(8) {
+        let tag = u16::from_le_bytes([e[0], e[1]]);
+        if tag == USER || tag == GROUP {
+            let id = u32::from_le_bytes([e[4], e[5], e[6], e[7]]);
+            e[4..8].copy_from_slice(&f(tag == GROUP, id).to_le_bytes());
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +142,17 @@ mod tests {
         );
         assert_eq!(from_text(&text).unwrap(), bin);
         assert_eq!(from_text(&text.replace('\n', ",")).unwrap(), bin);
+    }
+
+    #[test]
+    fn maps_named_ids_only() {
+        let bin = unhex(CAPTURED);
+        let shifted = map_ids(&bin, |group, id| id + if group { 2000 } else { 1000 }).unwrap();
+        assert_eq!(
+            to_text(&shifted).unwrap(),
+            "user::rw-\nuser:2000:rw-\ngroup::r--\ngroup:2050:r--\nmask::rw-\nother::r--\n"
+        );
+        assert!(map_ids(b"\x01\x00\x00\x00", |_, id| id).is_none());
     }
 
     #[test]

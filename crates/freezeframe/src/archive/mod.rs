@@ -8,6 +8,7 @@ pub mod create;
 pub mod exclude;
 pub mod extract;
 pub mod hashing;
+pub mod idshift;
 pub mod owners;
 pub mod parallel;
 pub mod pax;

@@ -202,6 +202,35 @@ impl Entry<'_> {
     pub fn xattrs(&self) -> io::Result<Vec<(String, Vec<u8>)>> {
         super::xattr::read_all_at(self.dir, self.name)
     }
+
+    /// Sets one extended attribute (the entry itself, never a symlink's
+    /// target).
+    pub fn set_xattr(&self, key: &str, value: &[u8]) -> io::Result<()> {
+        super::xattr::set_at(self.dir, self.name, key, value)
+    }
+
+    /// Changes its owner (a symlink itself, not its target).
+    pub fn chown(&self, uid: u32, gid: u32) -> io::Result<()> {
+        rustix::fs::chownat(
+            self.dir,
+            self.name,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+        Ok(())
+    }
+
+    /// Sets its permission bits (not for symlinks, which have none).
+    pub fn chmod(&self, mode: u32) -> io::Result<()> {
+        rustix::fs::chmodat(
+            self.dir,
+            self.name,
+            Mode::from_raw_mode(mode & 0o7777),
+            AtFlags::empty(),
+        )?;
+        Ok(())
+    }
 }
 
 use std::os::unix::ffi::OsStringExt;

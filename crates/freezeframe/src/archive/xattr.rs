@@ -20,6 +20,15 @@ pub fn read_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Vec<(String,
     read_all(&p)
 }
 
+/// Sets the extended attribute `key` of `name` in the folder `dir`, named
+/// as [`read_all_at`] names it (the final name is not followed).
+pub fn set_at(dir: BorrowedFd<'_>, name: &OsStr, key: &str, value: &[u8]) -> io::Result<()> {
+    let mut p = PathBuf::from(format!("{PROC_SELF_FD}/{}", dir.as_raw_fd()));
+    p.push(name);
+    rustix::fs::lsetxattr(&p, key, value, rustix::fs::XattrFlags::empty())?;
+    Ok(())
+}
+
 /// All extended attributes of `path` (not following a final symlink), in
 /// name order. A file system without xattr support yields none.
 pub fn read_all(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {

@@ -27,6 +27,10 @@ pub enum UndoError {
     /// A journaled folder is not named like a run folder: never removed.
     #[error("refusing to remove {}: not a run folder", .0.display())]
     NotARunFolder(PathBuf),
+    /// A journaled folder is not named like a restore's staging folder:
+    /// never removed.
+    #[error("refusing to remove {}: not a restore staging folder", .0.display())]
+    NotAStagingFolder(PathBuf),
     /// The incomplete run folder could not be removed.
     #[error("removing {}: {source}", path.display())]
     Remove {
@@ -75,6 +79,10 @@ pub enum Undo {
     RunDir(PathBuf),
     /// Remove the archive workers' cgroup.
     ArchiveGroup(PathBuf),
+    /// Remove a `restore --as` staging folder.
+    CopyStaging(PathBuf),
+    /// Remove a restored copy moved into place, unless registered.
+    CopyPlaced(super::copy::Placed),
 }
 
 impl Undo {
@@ -84,6 +92,8 @@ impl Undo {
             Undo::RemoveSnapshot(_, s) => format!("remove snapshot {}", s.name),
             Undo::RunDir(p) => format!("remove incomplete run {}", p.display()),
             Undo::ArchiveGroup(p) => format!("remove archive cgroup {}", p.display()),
+            Undo::CopyStaging(p) => format!("remove restore staging folder {}", p.display()),
+            Undo::CopyPlaced(p) => format!("remove unregistered copy {}", p.path.display()),
         }
     }
 
@@ -100,6 +110,8 @@ impl Undo {
             },
             Undo::RunDir(p) => Step::RunDir { path: p.clone() },
             Undo::ArchiveGroup(p) => Step::ArchiveGroup { path: p.clone() },
+            Undo::CopyStaging(p) => Step::CopyStaging { path: p.clone() },
+            Undo::CopyPlaced(p) => p.step(),
         })
     }
 
@@ -114,6 +126,8 @@ impl Undo {
                     source,
                 })
             }
+            Undo::CopyStaging(p) => super::copy::remove_staging(p).map(|_| ()),
+            Undo::CopyPlaced(p) => p.remove().map(|_| ()),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod bases;
 pub mod cleanup;
+pub mod copy;
 pub mod drill;
 pub mod lifecycle;
 pub mod monitor;
@@ -18,6 +19,7 @@ pub mod watch;
 mod window;
 mod worker;
 
+pub use copy::{restore_as, CopyError, CopyResult, CopySource};
 pub use drill::{drill, remove_stale_scratch, DrillRequest, DrillResult};
 pub use lifecycle::{execute, ExecError, RunResult};
 pub use monitor::{configured, record_drills, record_run};

@@ -129,6 +129,29 @@ pub fn undo_step(step: &Step, tools: &Toolbox) -> Result<String, UndoError> {
             })?;
             Ok(format!("removed archive cgroup {}", path.display()))
         }
+        Step::CopyStaging { path } => Ok(if super::copy::remove_staging(path)? {
+            format!("removed restore staging folder {}", path.display())
+        } else {
+            format!("restore staging folder {} needs nothing", path.display())
+        }),
+        Step::CopyPlaced {
+            path,
+            dev,
+            ino,
+            registered_by,
+        } => {
+            let placed = super::copy::Placed {
+                path: path.clone(),
+                dev: *dev,
+                ino: *ino,
+                registered_by: registered_by.clone(),
+            };
+            Ok(if placed.remove()? {
+                format!("removed unregistered restored copy {}", path.display())
+            } else {
+                format!("restored copy {} needs nothing", path.display())
+            })
+        }
         Step::RunDir { path } => {
             let existed =
                 path.exists() && !path.join(crate::target::layout::MANIFEST_NAME).exists();

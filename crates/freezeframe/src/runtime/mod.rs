@@ -2,6 +2,7 @@
 //! start) a container. The engine only sees the [`Runtime`] trait.
 
 pub mod cgroup;
+pub mod copy;
 pub mod lxc;
 pub mod openvz;
 
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Container, ContainerSpec, Mode, RuntimeKind};
 use crate::sys::CommandError;
+use copy::{CopiedConfig, CopyPlan, CopyRequest};
 
 pub use cgroup::CgroupRuntime;
 pub use lxc::LxcRuntime;
@@ -168,6 +170,29 @@ pub trait Runtime: Send + Sync {
                 self.kind()
             ),
         })
+    }
+    /// Where a copy restored under `req.new_id` goes (`restore --as`),
+    /// decided before anything is written; refuses a new id the runtime
+    /// already knows.
+    fn plan_copy(&self, req: &CopyRequest) -> Result<CopyPlan, RuntimeError> {
+        Err(no_copies(self.kind(), req.new_id.as_str()))
+    }
+    /// The copy's config, from the backup's (`archived`), once the tree is
+    /// restored.
+    fn copy_config(
+        &self,
+        req: &CopyRequest,
+        archived: Option<&str>,
+    ) -> Result<CopiedConfig, RuntimeError> {
+        let _ = archived;
+        Err(no_copies(self.kind(), req.new_id.as_str()))
+    }
+}
+
+fn no_copies(kind: RuntimeKind, id: &str) -> RuntimeError {
+    RuntimeError::Invalid {
+        id: id.to_owned(),
+        message: format!("the {kind} runtime cannot register a restored copy: restore with --to"),
     }
 }
 

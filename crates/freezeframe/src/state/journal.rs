@@ -52,6 +52,23 @@ pub enum Step {
         /// The cgroup folder.
         path: PathBuf,
     },
+    /// The folder a `restore --as` fills before the copy appears.
+    CopyStaging {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// A restored copy moved into place whose registering config is not
+    /// yet written (OpenVZ: the private area before `<CTID>.conf`).
+    CopyPlaced {
+        /// Where it was moved.
+        path: PathBuf,
+        /// Its device and inode: only that folder is removed.
+        dev: u64,
+        /// Its inode.
+        ino: u64,
+        /// Once this file exists the copy is registered and stays.
+        registered_by: PathBuf,
+    },
 }
 
 impl std::fmt::Display for Step {
@@ -61,6 +78,10 @@ impl std::fmt::Display for Step {
             Step::Snapshot { snapshot, .. } => write!(f, "snapshot {}", snapshot.name),
             Step::RunDir { path } => write!(f, "run folder {}", path.display()),
             Step::ArchiveGroup { path } => write!(f, "archive cgroup {}", path.display()),
+            Step::CopyStaging { path } => write!(f, "restore staging folder {}", path.display()),
+            Step::CopyPlaced { path, .. } => {
+                write!(f, "unregistered restored copy {}", path.display())
+            }
         }
     }
 }

@@ -65,6 +65,14 @@ pub const FAULT_POINTS: &[(&str, &str)] = &[
     ),
     ("mid-restore", "a restore has extracted its first entry"),
     (
+        "before-register",
+        "restore --as: the copy is complete in its staging folder, not yet in place or registered",
+    ),
+    (
+        "before-registering-config",
+        "restore --as: an OpenVZ copy's private area is in place, its <CTID>.conf not yet written",
+    ),
+    (
         "mid-prune",
         "prune rewrote a run's manifest; the files it dropped are not yet removed",
     ),

@@ -2,6 +2,7 @@
 //! frozen through the cgroup freezer (v2 preferred, v1 where v2 has no such
 //! cgroup).
 
+pub mod copy;
 mod freezer;
 
 pub use freezer::{freeze_all, Freezer, FreezerVersion};
@@ -9,6 +10,7 @@ pub use freezer::{freeze_all, Freezer, FreezerVersion};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::copy::{CopiedConfig, CopyPlan, CopyRequest};
 use super::{Listed, Quiesced, Resolved};
 use super::{Runtime, RuntimeError};
 use crate::config::{Container, ContainerSpec, Mode, RuntimeKind};
@@ -195,6 +197,18 @@ impl Runtime for CgroupRuntime {
 
     fn resume_handle(&self, handle: &str) -> Result<(), RuntimeError> {
         thaw_cgroup_handle(handle)
+    }
+
+    fn plan_copy(&self, req: &CopyRequest) -> Result<CopyPlan, RuntimeError> {
+        CgroupRuntime::plan_copy(self, req)
+    }
+
+    fn copy_config(
+        &self,
+        req: &CopyRequest,
+        _archived: Option<&str>,
+    ) -> Result<CopiedConfig, RuntimeError> {
+        CgroupRuntime::copy_config(self, req)
     }
 }
 

@@ -7,6 +7,7 @@
 //! (the container's cgroup freezer where it is exposed — `cgroup` in the
 //! config — else a checkpoint, said in the manifest).
 
+pub mod copy;
 pub mod parse;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use parse::{expand_ctid, shell_vars, vzlist_columns, vzlist_json, VzRow};
 
 use super::cgroup::{thaw_cgroup_handle, CgroupRuntime};
+use super::copy::{CopiedConfig, CopyPlan, CopyRequest};
 use super::{Listed, Quiesced, Resolved, Runtime, RuntimeError};
 use crate::config::{Container, ContainerSpec, Mode, RuntimeKind};
 use crate::sys::{Cmd, CommandRunner};
@@ -319,6 +321,18 @@ impl Runtime for OpenvzRuntime {
             })?;
         self.runner.run(&cmd).map_err(|e| cmd_err(id, e))?;
         Ok(cmd.to_string())
+    }
+
+    fn plan_copy(&self, req: &CopyRequest) -> Result<CopyPlan, RuntimeError> {
+        OpenvzRuntime::plan_copy(self, req)
+    }
+
+    fn copy_config(
+        &self,
+        req: &CopyRequest,
+        archived: Option<&str>,
+    ) -> Result<CopiedConfig, RuntimeError> {
+        OpenvzRuntime::copy_config(self, req, archived)
     }
 }
 

@@ -2,12 +2,16 @@
 //! `lxc.rootfs.path` (`dir:` and `btrfs:` backing stores), the config file
 //! `<lxcpath>/<name>/config` copied into each run. Frozen with
 //! `lxc-freeze` / `lxc-unfreeze` (never by writing cgroup files behind LXC's
-//! back), stopped with `lxc-stop` / `lxc-start`.
+//! back), stopped with `lxc-stop` / `lxc-start`. A backup restored under a
+//! new name becomes a container of its own (`copy.rs`).
+
+pub mod copy;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::copy::{CopiedConfig, CopyPlan, CopyRequest};
 use super::{Listed, Quiesced, Resolved, Runtime, RuntimeError};
 use crate::config::{Container, ContainerSpec, Mode, RuntimeKind};
 use crate::sys::{Cmd, CommandRunner};
@@ -235,6 +239,18 @@ impl Runtime for LxcRuntime {
             c = c.arg(x);
         }
         rt.run(name, c).map(|_| ())
+    }
+
+    fn plan_copy(&self, req: &CopyRequest) -> Result<CopyPlan, RuntimeError> {
+        LxcRuntime::plan_copy(self, req)
+    }
+
+    fn copy_config(
+        &self,
+        req: &CopyRequest,
+        archived: Option<&str>,
+    ) -> Result<CopiedConfig, RuntimeError> {
+        LxcRuntime::copy_config(self, req, archived)
     }
 }
 
