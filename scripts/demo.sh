@@ -2,7 +2,8 @@
 # freezeframe demo, end to end: installs what it needs, builds, creates a
 # loop-backed btrfs volume, starts 3 cgroup "containers" with real workloads
 # (a SQLite writer in WAL mode, a log appender, an idle shell), backs them up,
-# verifies, restores one into a new folder, checks the restored database,
+# verifies, restores one into a new folder and as a new container, checks
+# the restored database,
 # does the same with a restic-format repository target (two incremental
 # runs, list, verify, restore, prune --dry-run),
 # prints the freeze windows, and removes everything it created.
@@ -103,6 +104,9 @@ echo "== verify"
 echo "== restore 101 into $work/restore/101"
 "$ff" restore 101 --to "$work/restore/101"
 echo "restored database: integrity $(sqlite3 "$work/restore/101/db.sqlite" 'PRAGMA integrity_check'), $(sqlite3 "$work/restore/101/db.sqlite" 'SELECT count(*) FROM t') rows"
+echo "== restore 101 as a new container 201 (cgroup: the entry to add is printed)"
+"$ff" restore 101 --as 201 --to "$work/restore/201"
+echo "restored copy: integrity $(sqlite3 "$work/restore/201/db.sqlite" 'PRAGMA integrity_check')"
 echo "== GNU tar reads the archive too"
 run=$(ls "$work/backups" | head -n1)
 # Listed to a file first: `tar | head` fails under pipefail when head

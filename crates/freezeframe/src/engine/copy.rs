@@ -12,7 +12,7 @@
 //! or the next `recover` does.
 
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -188,37 +188,17 @@ pub fn restore_as(
     faults: &Faults,
     cancel: &Cancel,
 ) -> Result<CopyResult, CopyError> {
-    if let Some(h) = &req.hostname {
-        crate::runtime::copy::check_hostname(h).map_err(|message| RuntimeError::Invalid {
-            id: req.new_id.to_string(),
-            message,
-        })?;
-    }
-    if req.new_id == req.source {
-        return Err(RuntimeError::Invalid {
-            id: req.new_id.to_string(),
-            message: "--as names the backed-up container itself: pick a new id".into(),
-        }
-        .into());
-    }
+    check_request(req)?;
     let plan = runtime.plan_copy(req)?;
-    let parent =
-        plan.folder
-            .parent()
-            .filter(|p| p.is_dir())
-            .ok_or_else(|| CopyError::Destination {
-                path: plan.folder.clone(),
-                problem: "its parent folder does not exist: create it first".into(),
-            })?;
-    let staging = parent.join(format!(
-        "{STAGING_MARK}{}-{}",
-        req.new_id.as_str(),
-        std::process::id()
-    ));
+    let staging = staging_for(&plan, req)?;
     let journal = Journal::open(src.state_dir, &format!("restore-{}", req.new_id.as_str()))?;
     let cleanup = Cleanup::new(Some(Arc::new(journal)));
     let staged = cleanup.register_all(vec![Undo::CopyStaging(staging.clone())])?;
-    std::fs::create_dir(&staging).map_err(|e| io_err(&staging, e))?;
+    // Only root looks in while it fills; its mode is set before it moves.
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .map_err(|e| io_err(&staging, e))?;
     let tree_in_staging = staging.join(plan.tree.as_deref().unwrap_or(Path::new("tree")));
     let restore = target.restore(
         &RestoreRequest {
@@ -246,37 +226,69 @@ pub fn restore_as(
         .check()
         .map_err(|e| io_err(&plan.folder, format!("restore interrupted: {e}")))?;
     faults.hit("before-register", cancel);
-    place(
-        &cleanup,
-        &plan,
-        &copied,
-        &staging,
-        &tree_in_staging,
-        faults,
-        cancel,
-    )?;
+    let moving = Moving {
+        staging: &staging,
+        tree: &tree_in_staging,
+    };
+    place(&cleanup, &plan, &copied, &moving, faults, cancel)?;
     // What is left of the staging folder (the config the restore wrote,
     // or nothing when the folder itself moved) goes.
     for t in staged {
         cleanup.undo_now(t).map_err(|e| io_err(&staging, e))?;
     }
-    let tree = match &plan.tree {
-        Some(t) => plan.folder.join(t),
-        None => plan.folder.clone(),
-    };
     Ok(CopyResult {
         restore: RestoreResult {
             config: None,
             dump: None,
             ..restore
         },
+        tree: match &plan.tree {
+            Some(t) => plan.folder.join(t),
+            None => plan.folder.clone(),
+        },
         folder: plan.folder,
-        tree,
         config: plan.config,
         entry: copied.entry,
         notes: copied.notes,
         shifted,
     })
+}
+
+/// What no runtime accepts: a bad `--hostname`, the source's own id.
+fn check_request(req: &CopyRequest) -> Result<(), CopyError> {
+    if let Some(h) = &req.hostname {
+        crate::runtime::copy::check_hostname(h).map_err(|m| req.invalid(m))?;
+    }
+    if req.new_id == req.source {
+        return Err(req
+            .invalid("--as names the backed-up container itself: pick a new id")
+            .into());
+    }
+    Ok(())
+}
+
+/// The staging folder: beside the copy's place (so one rename moves it),
+/// named for the copy and this process.
+fn staging_for(plan: &CopyPlan, req: &CopyRequest) -> Result<PathBuf, CopyError> {
+    let parent =
+        plan.folder
+            .parent()
+            .filter(|p| p.is_dir())
+            .ok_or_else(|| CopyError::Destination {
+                path: plan.folder.clone(),
+                problem: "its parent folder does not exist: create it first".into(),
+            })?;
+    Ok(parent.join(format!(
+        "{STAGING_MARK}{}-{}",
+        req.new_id.as_str(),
+        std::process::id()
+    )))
+}
+
+/// The filled staging folder and the tree in it.
+struct Moving<'a> {
+    staging: &'a Path,
+    tree: &'a Path,
 }
 
 /// The backup's config, as the restore wrote it beside the tree; the
@@ -301,14 +313,17 @@ fn place(
     cleanup: &Cleanup,
     plan: &CopyPlan,
     copied: &CopiedConfig,
-    staging: &Path,
-    tree: &Path,
+    filled: &Moving<'_>,
     faults: &Faults,
     cancel: &Cancel,
 ) -> Result<(), CopyError> {
     // The folder that moves: the staging folder itself when the tree is
     // inside it (LXC's rootfs/), else the tree.
-    let moving = if plan.tree.is_some() { staging } else { tree };
+    let moving = if plan.tree.is_some() {
+        filled.staging
+    } else {
+        filled.tree
+    };
     if plan.tree.is_some() {
         std::fs::set_permissions(moving, std::fs::Permissions::from_mode(plan.folder_mode))
             .map_err(|e| io_err(moving, e))?;

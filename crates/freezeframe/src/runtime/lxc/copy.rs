@@ -59,20 +59,42 @@ pub fn rewrite(
     r: &LxcRewrite<'_>,
     random: &mut dyn FnMut() -> [u8; 3],
 ) -> Result<Rewritten, String> {
-    let mut out = Vec::new();
-    let mut notes = Vec::new();
-    let mut old_map = IdMap::default();
-    let mut rootfs = false;
-    let mut map_at = None;
-    let old_dir = r.old_dir.display().to_string();
-    let new_dir = r.new_dir.display().to_string();
+    let mut pass = Pass {
+        r,
+        old_dir: r.old_dir.display().to_string(),
+        out: Vec::new(),
+        notes: Vec::new(),
+        old_map: IdMap::default(),
+        rootfs: false,
+        map_at: None,
+    };
     for line in text.lines() {
+        pass.line(line, random)?;
+    }
+    pass.finish()
+}
+
+/// A rewrite under way, line by line.
+struct Pass<'r, 'a> {
+    r: &'r LxcRewrite<'a>,
+    old_dir: String,
+    out: Vec<String>,
+    notes: Vec<String>,
+    old_map: IdMap,
+    rootfs: bool,
+    /// Where the new `lxc.idmap` lines go (where the old ones were).
+    map_at: Option<usize>,
+}
+
+impl Pass<'_, '_> {
+    fn line(&mut self, line: &str, random: &mut dyn FnMut() -> [u8; 3]) -> Result<(), String> {
+        let r = self.r;
         let Some((k, v)) = line
             .split_once('=')
             .filter(|_| !line.trim_start().starts_with('#'))
         else {
-            out.push(line.to_owned());
-            continue;
+            self.out.push(line.to_owned());
+            return Ok(());
         };
         let (key, value) = (k.trim(), v.trim());
         let set = |v: &str| format!("{key} = {v}");
@@ -84,80 +106,78 @@ pub fn rewrite(
                     None if unquoted == r.old_name => r.new_name,
                     None => unquoted,
                 };
-                out.push(set(name));
+                self.out.push(set(name));
             }
             ("lxc.rootfs.path", _) => {
-                rootfs = true;
-                let was = super::rootfs_of(line);
+                self.rootfs = true;
                 let new = r.new_dir.join("rootfs");
-                if was.as_deref() != Some(&r.old_dir.join("rootfs"))
+                if super::rootfs_of(line).as_deref() != Some(&r.old_dir.join("rootfs"))
                     || !matches!(value.split_once(':'), Some(("dir", _)) | None)
                 {
-                    notes.push(format!(
+                    self.notes.push(format!(
                         "lxc.rootfs.path was `{value}`: the copy's root file system is the folder {}",
                         new.display()
                     ));
                 }
-                out.push(set(&format!("dir:{}", new.display())));
+                self.out.push(set(&format!("dir:{}", new.display())));
             }
             ("lxc.idmap", _) => {
-                let ranges = IdRange::parse(value)
-                    .map_err(|e| format!("lxc.idmap = {value}: {e}"))?;
-                old_map.0.extend(ranges);
+                let ranges =
+                    IdRange::parse(value).map_err(|e| format!("lxc.idmap = {value}: {e}"))?;
+                self.old_map.0.extend(ranges);
                 if r.map_ids.is_some() {
-                    map_at.get_or_insert(out.len());
+                    self.map_at.get_or_insert(self.out.len());
                 } else {
-                    out.push(line.to_owned());
+                    self.out.push(line.to_owned());
                 }
             }
             (_, Some((_, "hwaddr"))) if !value.contains('x') => {
-                out.push(set(&random_mac(value, random)));
+                self.out.push(set(&random_mac(value, random)));
             }
-            (_, Some((n, "veth.pair"))) => notes.push(format!(
+            (_, Some((n, "veth.pair"))) => self.notes.push(format!(
                 "dropped lxc.net.{n}.veth.pair = {value}: a host interface name is the original's; LXC picks one"
             )),
             (_, Some((n, f @ ("ipv4.address" | "ipv4.gateway" | "ipv6.address" | "ipv6.gateway"))))
                 if !r.keep_network =>
             {
-                notes.push(format!(
+                self.notes.push(format!(
                     "dropped lxc.net.{n}.{f} = {value} (the original has it; --keep-network keeps it)"
                 ));
             }
-            _ if value == old_dir || value.starts_with(&format!("{old_dir}/")) => {
-                let new = format!("{new_dir}{}", &value[old_dir.len()..]);
-                notes.push(format!(
+            _ if value == self.old_dir || value.starts_with(&format!("{}/", self.old_dir)) => {
+                let new = format!("{}{}", r.new_dir.display(), &value[self.old_dir.len()..]);
+                self.notes.push(format!(
                     "{key} now names {new}: copy that file from the original if the copy needs it (the backup holds only the root file system and the config)"
                 ));
-                out.push(set(&new));
+                self.out.push(set(&new));
             }
-            _ => out.push(line.to_owned()),
+            _ => self.out.push(line.to_owned()),
         }
+        Ok(())
     }
-    if !rootfs {
-        return Err("it has no lxc.rootfs.path".into());
-    }
-    let new_map = match r.map_ids {
-        Some(m) => {
-            let lines: Vec<String> =
-                m.0.iter()
-                    .map(|x| format!("lxc.idmap = {}", x.lxc_value()))
-                    .collect();
-            out.splice(
-                map_at.unwrap_or(out.len())..map_at.unwrap_or(out.len()),
-                lines,
-            );
-            m.clone()
+
+    fn finish(mut self) -> Result<Rewritten, String> {
+        if !self.rootfs {
+            return Err("it has no lxc.rootfs.path".into());
         }
-        None => old_map.clone(),
-    };
-    let mut text = out.join("\n");
-    text.push('\n');
-    Ok(Rewritten {
-        text,
-        old_map,
-        new_map,
-        notes,
-    })
+        let new_map = match self.r.map_ids {
+            Some(m) => {
+                let at = self.map_at.unwrap_or(self.out.len());
+                let lines = m.0.iter().map(|x| format!("lxc.idmap = {}", x.lxc_value()));
+                self.out.splice(at..at, lines);
+                m.clone()
+            }
+            None => self.old_map.clone(),
+        };
+        let mut text = self.out.join("\n");
+        text.push('\n');
+        Ok(Rewritten {
+            text,
+            old_map: self.old_map,
+            new_map,
+            notes: self.notes,
+        })
+    }
 }
 
 impl LxcRuntime {
