@@ -2,8 +2,8 @@
 
 use anyhow::Result;
 use freezeframe::{
-    BrowsePath, Config, Faults, HostLock, RepoError, RestoreError, RestoreRequest, StoreError,
-    TargetError,
+    BrowsePath, Cancel, Config, Faults, HostLock, RepoError, RestoreError, RestoreRequest,
+    StoreError, TargetError,
 };
 
 use crate::cli::RestoreArgs;
@@ -34,15 +34,11 @@ pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
         force: args.force,
         include,
     };
-    let cancel = crate::signals::install()?;
-    // The extractor stops at the next entry; this bounds one huge entry.
-    crate::signals::exit_after(&cancel, std::time::Duration::from_secs(1), "restore");
-    let faults = Faults::from_env().map_err(|e| UsageError(e.to_string()))?;
-    let (_lock, takeover) =
-        HostLock::acquire(&config.state_dir, "restore", args.lock_wait.0, &cancel)?;
-    if let Some(w) = takeover {
-        crate::output::warn(w);
-    }
+    let Started {
+        cancel,
+        faults,
+        _lock,
+    } = start(config, args)?;
     let target = crate::system::target(config)?;
     let r = match target.restore(&req, &faults, &cancel) {
         Err(e) if cancel.signal().is_some() => {
@@ -67,15 +63,7 @@ pub fn run(config: &Config, args: &RestoreArgs) -> Result<u8> {
         r.extract.entries,
         size(r.extract.bytes)
     );
-    if let Some(missing) = &r.partial {
-        crate::output::note(format_args!(
-            "freezeframe: warning: the backup in run {} is partial: what could not be read when it was taken is missing or zero-filled:",
-            r.run
-        ));
-        for m in missing {
-            crate::output::note(format_args!("  {m}"));
-        }
-    }
+    warn_partial(&r.run, r.partial.as_deref());
     if let Some(c) = &r.config {
         println!("config written to {}", c.display());
     }
@@ -128,4 +116,42 @@ fn nothing_found(e: &TargetError) -> bool {
             | TargetError::Restore(RestoreError::Store(StoreError::NoBackup { .. }))
             | TargetError::Restore(RestoreError::Repository(RepoError::NotFound { .. }))
     )
+}
+
+/// What every restore holds while it runs: signals turned into a cancel,
+/// the fault points, the host lock.
+pub(super) struct Started {
+    pub cancel: Cancel,
+    pub faults: Faults,
+    pub _lock: HostLock,
+}
+
+/// Installs the signal handlers, reads the fault points and takes the host
+/// lock (waiting `--lock-wait`).
+pub(super) fn start(config: &Config, args: &RestoreArgs) -> Result<Started> {
+    let cancel = crate::signals::install()?;
+    // The extractor stops at the next entry; this bounds one huge entry.
+    crate::signals::exit_after(&cancel, std::time::Duration::from_secs(1), "restore");
+    let faults = Faults::from_env().map_err(|e| UsageError(e.to_string()))?;
+    let (lock, takeover) =
+        HostLock::acquire(&config.state_dir, "restore", args.lock_wait.0, &cancel)?;
+    if let Some(w) = takeover {
+        crate::output::warn(w);
+    }
+    Ok(Started {
+        cancel,
+        faults,
+        _lock: lock,
+    })
+}
+
+/// Says that the backup of `run` is partial, and what it misses.
+pub(super) fn warn_partial(run: &str, missing: Option<&[String]>) {
+    let Some(missing) = missing else { return };
+    crate::output::note(format_args!(
+        "freezeframe: warning: the backup in run {run} is partial: what could not be read when it was taken is missing or zero-filled:"
+    ));
+    for m in missing {
+        crate::output::note(format_args!("  {m}"));
+    }
 }

@@ -2,10 +2,9 @@
 //! container its runtime knows.
 
 use anyhow::Result;
-use freezeframe::{
-    restore_as, Config, ContainerId, CopyRequest, CopySource, Faults, HostLock, IdMap, IdRange,
-};
+use freezeframe::{restore_as, Config, ContainerId, CopyRequest, CopySource, IdMap, IdRange};
 
+use super::restore::{start, warn_partial, Started};
 use crate::cli::RestoreArgs;
 use crate::exit::{self, UsageError};
 use crate::output::size;
@@ -52,14 +51,11 @@ pub fn run(config: &Config, args: &RestoreArgs, new_id: &str) -> Result<u8> {
         hostname: args.hostname.clone(),
         map_ids: (!ranges.is_empty()).then_some(IdMap(ranges)),
     };
-    let cancel = crate::signals::install()?;
-    crate::signals::exit_after(&cancel, std::time::Duration::from_secs(1), "restore");
-    let faults = Faults::from_env().map_err(|e| usage(e.to_string()))?;
-    let (_lock, takeover) =
-        HostLock::acquire(&config.state_dir, "restore", args.lock_wait.0, &cancel)?;
-    if let Some(w) = takeover {
-        crate::output::warn(w);
-    }
+    let Started {
+        cancel,
+        faults,
+        _lock,
+    } = start(config, args)?;
     let tools = crate::system::toolbox(config);
     let rt = tools
         .runtime(kind)
@@ -110,15 +106,7 @@ pub fn run(config: &Config, args: &RestoreArgs, new_id: &str) -> Result<u8> {
             }
         }
     }
-    if let Some(missing) = &r.restore.partial {
-        crate::output::note(format_args!(
-            "freezeframe: warning: the backup in run {} is partial: what could not be read when it was taken is missing or zero-filled:",
-            r.restore.run
-        ));
-        for m in missing {
-            crate::output::note(format_args!("  {m}"));
-        }
-    }
+    warn_partial(&r.restore.run, r.restore.partial.as_deref());
     for w in &r.restore.extract.warnings {
         crate::output::note(format_args!("warning: {w}"));
     }
