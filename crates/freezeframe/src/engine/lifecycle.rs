@@ -187,15 +187,16 @@ pub fn execute(
             }
         }
         Ok(()) => {
-            let throttle = super::throttle::WorkerThrottle::new(&plan.throttle);
+            let writer = target.writer(ArchiveOptions {
+                compression: plan.compression,
+                level: plan.level,
+                threads: plan.threads_per_job,
+                bwlimit: plan.throttle.bwlimit,
+            });
+            let throttle = super::throttle::WorkerThrottle::new(&plan.throttle, writer.clone());
             let ctx = WorkerCtx {
                 dir: &dir,
-                writer: target.writer(ArchiveOptions {
-                    compression: plan.compression,
-                    level: plan.level,
-                    threads: plan.threads_per_job,
-                    bwlimit: plan.throttle.bwlimit,
-                }),
+                writer,
                 throttle: &throttle,
                 observer,
                 clock,
@@ -215,6 +216,7 @@ pub fn execute(
                     .unwrap_or_default(),
             );
             // Every archive worker is done: the group goes now, quietly.
+            throttle.finish();
             if let Some(t) = group_token {
                 if let Err(e) = run.cleanup.undo_now(t) {
                     run.warnings
@@ -340,7 +342,7 @@ impl Run<'_> {
             }
             drop(done_tx);
             for vp in &self.plan.volumes {
-                self.volume(&vp.volume, &vp.containers, &job_tx, &done_rx);
+                self.volume(&vp.volume, &vp.containers, &job_tx, &done_rx, ctx.throttle);
             }
             drop(job_tx);
             for d in done_rx.iter() {
@@ -351,8 +353,9 @@ impl Run<'_> {
 
     /// Leases left (a worker died): their snapshots are released.
     fn release_leases(&mut self) {
-        let tokens: Vec<Token> = self.leases.drain().map(|(_, l)| l.token).collect();
-        for t in tokens {
+        let leases: Vec<(String, Token)> = self.leases.drain().map(|(s, l)| (s, l.token)).collect();
+        for (snap, t) in leases {
+            self.watch.remove(&snap);
             if let Err(e) = self.cleanup.undo_now(t) {
                 self.warnings.push(e.to_string());
             }
@@ -447,6 +450,7 @@ impl Run<'_> {
         cts: &[Container],
         jobs: &Sender<Job>,
         done: &Receiver<JobDone>,
+        throttle: &super::throttle::WorkerThrottle<'_>,
     ) {
         let Some(provider) = self.tools.provider(vol.provider).cloned() else {
             for c in cts {
@@ -514,7 +518,12 @@ impl Run<'_> {
                 }
                 continue;
             }
-            if let Some((snap, token, ok)) = self.window(vol, w, &provider) {
+            // On cgroup v2 the archive phase's limits are lifted (and its
+            // writes held) for the window: the guard's scope is the window's.
+            let open = throttle.window();
+            let made = self.window(vol, w, &provider);
+            drop(open);
+            if let Some((snap, token, ok)) = made {
                 let key = Bases::key(
                     &vol.name,
                     (self.plan.strategy == Strategy::Each).then(|| w[0].id.as_str()),
@@ -583,6 +592,9 @@ impl Run<'_> {
             let token = lease.token;
             let keep = lease.keep.take().filter(|_| !lease.failed);
             self.leases.remove(snap);
+            // Unwatched before it goes: a poll after the removal would
+            // record a snapshot read whole as "no longer exists".
+            self.watch.remove(snap);
             if let Some((key, base)) = keep {
                 self.keep_base(&key, base, token);
             } else if let Err(e) = self.cleanup.undo_now(token) {

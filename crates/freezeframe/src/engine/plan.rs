@@ -278,7 +278,10 @@ pub fn plan(config: &Config, req: &BackupRequest, tools: &Toolbox) -> Result<Pla
     check_volumes(&volumes, strategy, jobs, tools)?;
     check_places(config, req.dry_run)?;
     let paths: Vec<&std::path::Path> = volumes.iter().map(|v| v.volume.path.as_path()).collect();
-    let throttle = super::throttle::plan_throttle(config, &paths, &table, &tools.sysfs)?;
+    // This process's cgroup file sits beside its mountinfo (`/proc/self/`).
+    let cgroup_file = tools.mountinfo.with_file_name("cgroup");
+    let throttle =
+        super::throttle::plan_throttle(config, &paths, &table, &tools.sysfs, &cgroup_file)?;
     Ok(Plan {
         mode,
         strategy,

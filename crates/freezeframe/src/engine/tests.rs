@@ -97,6 +97,8 @@ struct FakeProvider {
     log: Log,
     fail_create: bool,
     invalid: bool,
+    /// The snapshots removed so far: their health says they are gone.
+    removed: Mutex<Vec<String>>,
 }
 
 impl SnapshotProvider for FakeProvider {
@@ -134,14 +136,21 @@ impl SnapshotProvider for FakeProvider {
         }
         self.handle(v, name)
     }
-    fn health(&self, _: &Snapshot) -> Result<Health, SnapshotError> {
+    fn health(&self, s: &Snapshot) -> Result<Health, SnapshotError> {
+        if self.removed.lock().unwrap().contains(&s.name) {
+            return Ok(Health {
+                invalid: Some(format!("snapshot {} no longer exists", s.name)),
+                used_percent: None,
+            });
+        }
         Ok(Health {
             invalid: self.invalid.then(|| "COW area 100% full".into()),
             used_percent: Some(if self.invalid { 100.0 } else { 12.5 }),
         })
     }
-    fn remove(&self, _: &Snapshot) -> Result<(), SnapshotError> {
+    fn remove(&self, s: &Snapshot) -> Result<(), SnapshotError> {
         self.log.lock().unwrap().push("remove".into());
+        self.removed.lock().unwrap().push(s.name.clone());
         Ok(())
     }
     fn list(&self, _: &Volume) -> Result<Vec<Found>, SnapshotError> {
@@ -238,6 +247,7 @@ fn setup(
             log: log.clone(),
             fail_create,
             invalid,
+            removed: Mutex::default(),
         })],
         Arc::new(StepClock(AtomicU64::new(0))),
         "test".into(),
@@ -301,6 +311,30 @@ fn each_takes_one_window_and_one_snapshot_per_container() {
     }
     assert_eq!(ev.iter().filter(|e| *e == "remove").count(), 3);
     assert_eq!(r.manifest.strategy, Strategy::Each);
+}
+
+/// A snapshot released while others are still being taken is no longer
+/// watched: the poll after its removal must not mark it invalid (and a
+/// good backup read from it as not good).
+#[test]
+fn a_released_snapshot_is_not_polled_after_its_removal() {
+    let (b, plan, tools) = setup(&["a", "b", "c"], None, false, false, Strategy::Each);
+    // Each window outlasts a poll of the watch: one runs after the first
+    // snapshots are removed and while later ones are live.
+    b.runtime
+        .setup_ms
+        .store(2 * super::watch::POLL.as_millis() as u64, Ordering::SeqCst);
+    let r = execute(&plan, &tools, &target(&plan), &SilentObserver).unwrap();
+    assert_eq!(r.manifest.snapshots.len(), 3);
+    for s in &r.manifest.snapshots {
+        assert_eq!(s.invalid, None, "{s:?}");
+        assert_eq!(s.peak_used_percent, Some(12.5), "{s:?}");
+    }
+    assert!(r
+        .manifest
+        .containers
+        .iter()
+        .all(|c| c.result == Outcome::Ok));
 }
 
 /// The window starts when the runtime saw the container at rest, not when

@@ -2,10 +2,13 @@
 //! bwlimit`, as vzdump's `--bwlimit`): each write waits until the bytes
 //! before it have had their time at the configured rate, so the rate
 //! holds over any stretch longer than one write, whichever thread writes.
+//! A limit can also be *held*: every write waits until it is released
+//! (the archive writes during another container's freeze window, when the
+//! archive phase's cgroup v2 limits do not apply).
 
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// A shared limit; rate 0 means none.
@@ -14,6 +17,11 @@ pub struct RateLimit {
     rate: AtomicU64,
     /// When the bytes granted so far will have had their time.
     next: Mutex<Option<Instant>>,
+    /// Whether writes wait (read without the lock on the fast path).
+    held: AtomicBool,
+    /// The same, under the lock writes wait on.
+    hold: Mutex<bool>,
+    released: Condvar,
 }
 
 impl RateLimit {
@@ -34,8 +42,35 @@ impl RateLimit {
         self.rate.load(Ordering::SeqCst) != 0
     }
 
-    /// Waits until `n` more bytes may go.
+    /// Holds every write (`true`) until released (`false`).
+    pub fn hold(&self, held: bool) {
+        let mut h = self.hold.lock().unwrap_or_else(|p| p.into_inner());
+        *h = held;
+        self.held.store(held, Ordering::SeqCst);
+        if !held {
+            self.released.notify_all();
+        }
+    }
+
+    /// Whether writes are held or paced.
+    fn is_active(&self) -> bool {
+        self.is_limited() || self.held.load(Ordering::SeqCst)
+    }
+
+    /// Waits while writes are held.
+    fn wait_released(&self) {
+        if !self.held.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut h = self.hold.lock().unwrap_or_else(|p| p.into_inner());
+        while *h {
+            h = self.released.wait(h).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Waits while writes are held, then until `n` more bytes may go.
     pub fn take(&self, n: usize) {
+        self.wait_released();
         let rate = self.rate.load(Ordering::SeqCst);
         if rate == 0 || n == 0 {
             return;
@@ -72,7 +107,7 @@ impl<W> Limited<W> {
 
 impl<W: Write> Write for Limited<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if !self.limit.is_limited() {
+        if !self.limit.is_active() {
             return self.inner.write(buf);
         }
         // At most 256 KiB at a time: the pacing stays smooth.
@@ -106,5 +141,25 @@ mod tests {
             "{:?}",
             t.elapsed()
         );
+    }
+
+    #[test]
+    fn a_held_limit_stops_writes_until_released() {
+        let l = RateLimit::new(None);
+        l.hold(true);
+        let written = Arc::new(AtomicU64::new(0));
+        let writer = {
+            let (l, written) = (l.clone(), written.clone());
+            std::thread::spawn(move || {
+                let mut w = Limited::new(io::sink(), l);
+                w.write_all(b"x").unwrap();
+                written.store(1, Ordering::SeqCst);
+            })
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(written.load(Ordering::SeqCst), 0, "a held write went");
+        l.hold(false);
+        writer.join().unwrap();
+        assert_eq!(written.load(Ordering::SeqCst), 1);
     }
 }

@@ -199,6 +199,9 @@ pub trait PendingBackup: Send {
 pub trait BackupWriter: Send + Sync {
     /// Writes one container's backup from `job.source`.
     fn write(&self, job: &ContainerJob<'_>) -> Result<Box<dyn PendingBackup>, TargetError>;
+    /// Holds every write to the target (`true`) until released (`false`):
+    /// another container's freeze window is open.
+    fn hold(&self, held: bool);
 }
 
 /// How `verify` checks.

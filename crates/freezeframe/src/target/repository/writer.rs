@@ -25,6 +25,10 @@ impl BackupWriter for RepoWriter {
             dump: job.dump.map(Into::into),
         }))
     }
+
+    fn hold(&self, held: bool) {
+        self.repo.hold_writes(held);
+    }
 }
 
 /// A snapshot saved, not yet vouched for.

@@ -53,6 +53,10 @@ impl BackupWriter for TarWriter {
             },
         }))
     }
+
+    fn hold(&self, held: bool) {
+        self.limit.hold(held);
+    }
 }
 
 impl TarWriter {

@@ -147,6 +147,11 @@ impl Repo {
         self.store.limit.set_rate(rate);
     }
 
+    /// Holds pack uploads (`true`) until released (`false`).
+    pub fn hold_writes(&self, held: bool) {
+        self.store.limit.hold(held);
+    }
+
     /// Removes this host's repository locks whose process is gone (a
     /// backup that was killed); returns how many.
     pub fn remove_stale_locks(&self) -> Result<usize, RepoError> {
