@@ -99,7 +99,8 @@ fn hierarchy(
     cgroup_file: &Path,
 ) -> Result<(PathBuf, Option<PathBuf>), PlanError> {
     let mounts = cgroup_mounts(table);
-    if let Some(root) = mounts.v2.filter(|r| v2::offers_io(r)) {
+    let v2_io = mounts.v2.filter(|r| v2::offers_io(r));
+    if let Some(root) = v2_io.clone().filter(|r| v2::io_enabled(r)) {
         let home = v2::home(cgroup_file, &root).map_err(|e| {
             PlanError::Missing(format!(
                 "[throttle] needs this process's cgroup v2 path: {e}"
@@ -107,9 +108,13 @@ fn hierarchy(
         })?;
         return Ok((root, Some(home)));
     }
-    match mounts.v1_blkio {
-        Some(root) => Ok((root, None)),
-        None => Err(PlanError::Missing(
+    match (mounts.v1_blkio, v2_io) {
+        (Some(root), _) => Ok((root, None)),
+        (None, Some(root)) => Err(PlanError::Missing(format!(
+            "[throttle] io_weight / io_read_max / io_write_max need the cgroup v2 io controller enabled for the root's children, and it is not: enable it once with `echo +io > {}` (systemd does it for a unit with IOAccounting=yes, as freezeframe-backup.service has), or use nice and bwlimit",
+            root.join("cgroup.subtree_control").display()
+        ))),
+        (None, None) => Err(PlanError::Missing(
             "[throttle] io_weight / io_read_max / io_write_max need cgroup v2 with its io controller or the cgroup v1 blkio hierarchy, and this host has neither (use nice and bwlimit; see freezeframe.toml(5))".into(),
         )),
     }
@@ -343,5 +348,51 @@ impl<'a> WorkerThrottle<'a> {
         let mut p = self.process.lock().unwrap_or_else(|e| e.into_inner());
         p.wanted = false;
         self.leave_process(&mut p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v2_mount(root: &Path) -> MountEntry {
+        MountEntry {
+            dev: (0, 30),
+            mount_point: root.to_owned(),
+            fs_type: "cgroup2".into(),
+            source: "cgroup2".into(),
+            root: "/".into(),
+            super_options: "rw".into(),
+        }
+    }
+
+    #[test]
+    fn cgroup_v2_is_used_only_once_the_roots_children_have_io() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::write(root.join("cgroup.controllers"), "cpu io memory pids\n").unwrap();
+        std::fs::write(root.join("cgroup.subtree_control"), "memory pids\n").unwrap();
+        std::fs::create_dir(root.join("ff.scope")).unwrap();
+        std::fs::write(root.join("ff.scope/cgroup.procs"), "").unwrap();
+        let cg = root.join("self-cgroup");
+        std::fs::write(&cg, "0::/ff.scope\n").unwrap();
+        let table = [v2_mount(root)];
+
+        // Not enabled: refused before anything, saying how, and the
+        // host's subtree_control left as it was.
+        let Err(PlanError::Missing(e)) = hierarchy(&table, &cg) else {
+            panic!("planned without io enabled");
+        };
+        assert!(
+            e.contains("echo +io >") && e.contains("IOAccounting=yes"),
+            "{e}"
+        );
+        let control = std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap();
+        assert_eq!(control, "memory pids\n");
+
+        std::fs::write(root.join("cgroup.subtree_control"), "io memory pids\n").unwrap();
+        let (at, home) = hierarchy(&table, &cg).unwrap();
+        assert_eq!(at, root);
+        assert_eq!(home, Some(root.join("ff.scope")));
     }
 }

@@ -12,6 +12,14 @@ pub fn offers_io(root: &Path) -> bool {
         .is_ok_and(|c| c.split_whitespace().any(|x| x == "io"))
 }
 
+/// Whether the root's children may use `io` (it is in the root's
+/// `cgroup.subtree_control`). freezeframe never enables it itself: that
+/// changes every cgroup of the host, and migrates every task on it.
+pub fn io_enabled(root: &Path) -> bool {
+    std::fs::read_to_string(root.join("cgroup.subtree_control"))
+        .is_ok_and(|c| c.split_whitespace().any(|x| x == "io"))
+}
+
 /// The v2 cgroup named in a `/proc/<pid>/cgroup` text (its `0::` line),
 /// relative to the hierarchy's root.
 pub fn parse_cgroup_file(text: &str) -> Option<&str> {
@@ -73,25 +81,11 @@ pub fn io_max_lines(limits: &IoLimits) -> Vec<String> {
         .collect()
 }
 
-/// Creates the group at `path` (directly below the v2 root) with
-/// `limits`, first enabling the `io` controller for the root's children
-/// if it is not (it stays enabled: others may rely on it from then on;
-/// logged); returns warnings for what this kernel cannot apply.
+/// Creates the group at `path` (directly below the v2 root, whose
+/// children have `io`: [`io_enabled`]) with `limits`; returns warnings
+/// for what this kernel cannot apply.
 pub fn create(path: &Path, limits: &IoLimits) -> io::Result<Vec<String>> {
     let mut warnings = Vec::new();
-    let parent = path.parent().unwrap_or(Path::new("/"));
-    let control = parent.join("cgroup.subtree_control");
-    let enabled = std::fs::read_to_string(&control)
-        .map_err(|e| io::Error::new(e.kind(), format!("reading {}: {e}", control.display())))?;
-    if !enabled.split_whitespace().any(|c| c == "io") {
-        write(&control, "+io\n")?;
-        // A change to the host, logged; not a warning of the run (the
-        // backup is no less good for it, and later runs find it enabled).
-        tracing::info!(
-            "enabled the cgroup v2 io controller in {} for the archive cgroup (it stays enabled)",
-            control.display()
-        );
-    }
     make_dir(path)?;
     let set = || -> io::Result<()> {
         for line in io_max_lines(limits) {
