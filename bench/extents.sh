@@ -13,8 +13,9 @@
 # Markdown table and writes the plot (wall time against file size per
 # tool) to OUT_PNG. Not a test.
 # PATTERN=clustered writes the 16 MiB as 16 runs of 1 MiB instead of 4096
-# scattered pages.
-# usage: [PATTERN=scattered|clustered] bash bench/extents.sh "1 4 16" [REPS] [OUT_PNG]
+# scattered pages. CHUNK_SIZE sets freezeframe's target.chunk_size
+# (default restic's 1M; "64K" suits scattered page writes).
+# usage: [PATTERN=scattered|clustered] [CHUNK_SIZE=64K] bash bench/extents.sh "1 4 16" [REPS] [OUT_PNG]
 set -euo pipefail
 sizes=${1:-"1 4"}
 reps=${2:-3}
@@ -59,6 +60,8 @@ PY
     sync
     btrfs -q subvolume snapshot -r "$work/mnt/ct" "$work/mnt/pristine"
     ff_bench_repo_container "$big"
+    # [target] is the config's last table.
+    [ -n "${CHUNK_SIZE:-}" ] && echo "chunk_size = \"$CHUNK_SIZE\"" >> "$FREEZEFRAME_CONFIG"
     for rep in $(seq 1 "$n"); do
         echo "size $size GiB, repetition $rep of $n..." >&2
         # The data as generated, new repositories, no bases.
@@ -144,7 +147,8 @@ for line in open(path):
 names = {"ff": "freezeframe", "restic": "restic", "borg": "borg", "send": "btrfs send -p \\| zstd -1"}
 med = lambda xs: statistics.median(xs)
 what = "4096 random 4 KiB pages" if os.environ.get("PATTERN", "scattered") == "scattered" else "16 runs of 1 MiB at random offsets"
-print(f"Second backup after 16 MiB written ({what}) and 8 MiB appended; median of the repetitions ({reps} per size; wall range).\n")
+chunks = os.environ.get("CHUNK_SIZE") or "1M"
+print(f"Second backup after 16 MiB written ({what}) and 8 MiB appended; freezeframe with chunk_size = {chunks}; median of the repetitions ({reps} per size; wall range).\n")
 print("| file | tool | wall s | CPU s | read from disk MiB | stored MiB | wall vs restic |")
 print("|---:|---|---:|---:|---:|---:|---:|")
 all_sizes = sorted({s for s, _ in runs})
@@ -181,7 +185,8 @@ if png:
     ax.set_xticklabels([f"{s} GiB" for s in all_sizes])
     ax.set_xlabel("size of the changed file")
     ax.set_ylabel("second backup, wall s (median)")
-    ax.set_title("16 MiB written (" + os.environ.get("PATTERN", "scattered") + ") + 8 MiB appended")
+    ax.set_title("16 MiB written (" + os.environ.get("PATTERN", "scattered") + ") + 8 MiB appended, chunk_size "
+                 + (os.environ.get("CHUNK_SIZE") or "1M"))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()

@@ -341,6 +341,60 @@ fn without_a_trustworthy_base_changed_files_are_read_whole() {
     );
 }
 
+/// The blob list of `path` in `snapshot`.
+fn content_of(env: &Env, snapshot: &str, path: &str) -> Vec<Value> {
+    let tree = tree_of(env, snapshot);
+    let (_, node) = nodes(env, &tree, "")
+        .into_iter()
+        .find(|(p, _)| p == path)
+        .unwrap();
+    node["content"].as_array().unwrap().clone()
+}
+
+#[test]
+fn smaller_chunks_take_the_extent_path_and_a_changed_chunk_size_falls_back() {
+    let Some(s) = setup() else { return };
+    let env = env_for(&s, true);
+    env.edit(|c| {
+        c.set("target.chunk_size", "64K");
+    });
+    let first = record(&env.backup_json(&["ct1"]));
+    // 24 MiB cut at most 512 KiB (8 × 64K) a chunk: restic's bounds
+    // (at least 512 KiB) would give at most 49.
+    let big = content_of(&env, first["snapshot"].as_str().unwrap(), "/big");
+    assert!(big.len() > 49, "{} chunks of big", big.len());
+
+    edit(&s.private);
+    let r = record(&env.backup_json(&["ct1"]));
+    let e = &r["extents"];
+    assert!(e["not_used"].is_null(), "{e}");
+    assert_eq!(e["files"], 6, "{e}");
+    restores_identically(&env, &s, "small-chunks");
+    restic(&env, &repo_of(&env), &["check", "--read-data"]);
+
+    // Back to restic's bounds: the parent's blobs are not where this run
+    // cuts, so it does not build on them (every file is read), and the
+    // report says why.
+    env.edit(|c| {
+        c.set("target.chunk_size", "1M");
+    });
+    edit(&s.private);
+    let r = record(&env.backup_json(&["ct1"]));
+    let why = r["extents"]["not_used"].as_str().unwrap_or_default();
+    assert!(why.contains("target.chunk_size changed"), "{r}");
+    assert_eq!(r["extents"]["files"], 0, "{r}");
+    assert_eq!(r["files_unchanged"], 0, "{r}");
+    restores_identically(&env, &s, "chunk-size-changed");
+    let big = content_of(&env, r["snapshot"].as_str().unwrap(), "/big");
+    assert!(big.len() <= 49, "{} chunks of big", big.len());
+    // And the run after that pairs again.
+    edit(&s.private);
+    let r = record(&env.backup_json(&["ct1"]));
+    assert!(r["extents"]["not_used"].is_null(), "{r}");
+    let (code, out, err) = env.run(&["verify", "--read-data"]);
+    assert_eq!(code, 0, "verify --read-data: {out}{err}");
+}
+
 #[test]
 fn a_kill_around_the_base_swap_leaves_one_base_or_none() {
     let Some(s) = setup() else { return };

@@ -50,6 +50,7 @@ pub(super) struct RawTarget {
     pub password_command: Option<String>,
     pub cache_dir: Option<PathBuf>,
     pub compression: Option<i32>,
+    pub chunk_size: Option<super::service::RawRate>,
     /// No longer used (see `validate::target`).
     pub max_parts: Option<usize>,
     pub s3: Option<RawS3>,

@@ -12,6 +12,16 @@ use serde::Serialize;
 /// for a few percent more space (see `docs/BENCHMARKS.md`).
 pub const DEFAULT_COMPRESSION: i32 = 1;
 
+/// Average chunk size unless `target.chunk_size` says otherwise: restic's
+/// (its chunks are 512 KiB to 8 MiB, 1 MiB on average).
+pub const DEFAULT_CHUNK_SIZE: u64 = 1 << 20;
+
+/// The chunk sizes `target.chunk_size` allows (powers of two): smaller
+/// chunks make scattered small writes to large files (databases, disk
+/// images) cheaper to back up again, for a larger index and a little
+/// less compression.
+pub const CHUNK_SIZES: std::ops::RangeInclusive<u64> = (64 << 10)..=(1 << 20);
+
 /// Where backups go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -67,6 +77,9 @@ pub struct RepositoryConfig {
     pub cache_dir: PathBuf,
     /// zstd level for data written, fixed at `init`.
     pub compression: i32,
+    /// Average size of the chunks files are cut into (a power of two in
+    /// [`CHUNK_SIZES`]; chunks are half to eight times it).
+    pub chunk_size: u64,
 }
 
 /// Where the repository lives.
@@ -151,6 +164,7 @@ struct RepositoryKeys<'a> {
     password_command: Option<&'a str>,
     cache_dir: &'a Path,
     compression: i32,
+    chunk_size: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     s3: Option<&'a S3Options>,
 }
@@ -174,6 +188,7 @@ impl Serialize for RepositoryConfig {
             password_command: command,
             cache_dir: &self.cache_dir,
             compression: self.compression,
+            chunk_size: self.chunk_size,
             s3,
         }
         .serialize(s)

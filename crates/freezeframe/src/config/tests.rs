@@ -253,6 +253,26 @@ fn repository_target_mistakes_say_what_to_do() {
             "target.compression = 30",
         ),
         ("max_parts = 2", "apply only to kind = \"repository\""),
+        (
+            "chunk_size = \"64K\"",
+            "apply only to kind = \"repository\"",
+        ),
+        (
+            &format!("{base}\npassword_env = \"PW\"\nchunk_size = \"96K\"")[..],
+            "target.chunk_size = \"96K\": allowed are \"64K\"",
+        ),
+        (
+            &format!("{base}\npassword_env = \"PW\"\nchunk_size = \"2M\"")[..],
+            "target.chunk_size = \"2M\"",
+        ),
+        (
+            &format!("{base}\npassword_env = \"PW\"\nchunk_size = 4096")[..],
+            "target.chunk_size = 4096",
+        ),
+        (
+            &format!("{base}\npassword_env = \"PW\"\nchunk_size = \"big\"")[..],
+            "target.chunk_size = \"big\"",
+        ),
     ] {
         let e = err(&with_target(lines));
         assert!(e.contains(want), "{lines}: {e}");
@@ -345,4 +365,18 @@ bwlimit = "40M"
     assert_eq!(again, c);
     assert_eq!(c.throttle.bwlimit, Some(40 << 20));
     assert!(err(&format!("{GOOD}\n[throttle]\nbwlimit = 0\n")).contains("leave it out"));
+}
+
+#[test]
+fn chunk_size_defaults_to_restics_and_reads_back_from_show_config() {
+    use crate::config::target::TargetConfig;
+    let base = "kind = \"repository\"\nrepository = \"/srv/repo\"\npassword_env = \"PW\"";
+    let size = |lines: &str| match parse(&with_target(lines), Path::new("x")).unwrap().target {
+        TargetConfig::Repository { repository, .. } => repository.chunk_size,
+        TargetConfig::Tar { .. } => unreachable!(),
+    };
+    assert_eq!(size(base), 1 << 20);
+    assert_eq!(size(&format!("{base}\nchunk_size = \"64K\"")), 64 << 10);
+    // `show-config` prints bytes, which load again.
+    assert_eq!(size(&format!("{base}\nchunk_size = 131072")), 128 << 10);
 }

@@ -5,9 +5,12 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 use super::{absolute, line_of, Invalid};
+use crate::config::model::SnapshotSize;
 use crate::config::raw::RawTarget;
+use crate::config::service::RawRate;
 use crate::config::target::{
-    Location, PasswordSource, RepositoryConfig, S3Options, TargetConfig, DEFAULT_COMPRESSION,
+    Location, PasswordSource, RepositoryConfig, S3Options, TargetConfig, CHUNK_SIZES,
+    DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION,
 };
 
 /// The repository of a `kind = "repository"` target.
@@ -83,7 +86,26 @@ fn repository(rt: &RawTarget, state_dir: &Path) -> Result<RepositoryConfig, Stri
         password,
         cache_dir,
         compression: rt.compression.unwrap_or(DEFAULT_COMPRESSION),
+        chunk_size: chunk_size(rt.chunk_size.as_ref())?,
     })
+}
+
+/// `target.chunk_size`: a power of two in [`CHUNK_SIZES`].
+fn chunk_size(raw: Option<&RawRate>) -> Result<u64, String> {
+    let (bytes, text) = match raw {
+        None => return Ok(DEFAULT_CHUNK_SIZE),
+        Some(RawRate::Bytes(b)) => (Some(*b), b.to_string()),
+        Some(RawRate::Text(t)) => match t.parse::<SnapshotSize>() {
+            Ok(SnapshotSize::Bytes(b)) => (Some(b), format!("\"{t}\"")),
+            _ => (None, format!("\"{t}\"")),
+        },
+    };
+    match bytes {
+        Some(b) if b.is_power_of_two() && CHUNK_SIZES.contains(&b) => Ok(b),
+        _ => Err(format!(
+            "target.chunk_size = {text}: allowed are \"64K\", \"128K\", \"256K\", \"512K\" and \"1M\" (the default, restic's); smaller chunks suit databases and disk images with scattered small writes"
+        )),
+    }
 }
 
 /// The `[target]` table.
@@ -105,11 +127,12 @@ pub(super) fn target(
                 || rt.password_command.is_some()
                 || rt.cache_dir.is_some()
                 || rt.compression.is_some()
+                || rt.chunk_size.is_some()
                 || rt.max_parts.is_some()
             {
                 return Err((
                     tline,
-                    "target.repository, s3, password_*, cache_dir, compression and max_parts apply only to kind = \"repository\"".into(),
+                    "target.repository, s3, password_*, cache_dir, compression, chunk_size and max_parts apply only to kind = \"repository\"".into(),
                 ));
             }
             Ok(TargetConfig::Tar { path: rt.path })

@@ -27,6 +27,9 @@ use crate::target::{ChangedFiles, ContainerJob, SourceId};
 pub(super) const MISSING_PREFIX: &str = "missing: ";
 /// The description line naming the btrfs snapshot a backup was read from.
 const FROM_PREFIX: &str = "from-btrfs: ";
+/// The description line with the chunk bounds files were cut with
+/// (`min avg max`, bytes); a snapshot without it was cut with restic's.
+const CHUNKS_PREFIX: &str = "chunks-fastcdc: ";
 /// Most such lines (the run's manifest lists them all).
 const MAX_MISSING_LINES: usize = 100;
 
@@ -57,11 +60,24 @@ impl Repo {
             req.cancel.clone(),
             req.excludes.clone(),
         );
+        // A parent cut with other bounds is not built on: its blob lists
+        // are not where this run would cut, so every file is read once.
+        let recut = parent
+            .as_ref()
+            .filter(|p| cut_with(p) != self.bounds)
+            .map(|p| recut_note(p, self.bounds));
+        if let Some(note) = &recut {
+            tracing::info!(container = %req.id, "{note}: every file is read");
+        }
         let parent_root = parent
             .as_ref()
+            .filter(|_| recut.is_none())
             .map(|p| write::id_bytes(&p.tree.into_inner()));
         let stopped = || findings.cancelled.load(Ordering::SeqCst) || req.cancel.check().is_err();
-        let (hints, extents_note) = paired(req, parent.as_ref());
+        let (hints, extents_note) = match recut {
+            Some(note) => (None, req.changes.map(|_| note)),
+            None => paired(req, parent.as_ref()),
+        };
         let written = write::write_tree(
             &self.store,
             &known,
@@ -69,6 +85,7 @@ impl Repo {
                 root: req.source,
                 entries: src.entries(),
                 workers,
+                bounds: self.bounds,
                 stopped: &stopped,
                 hints,
             },
@@ -175,6 +192,11 @@ impl Repo {
                 .map_err(|e| self.err("tagging", e))?;
         }
         let mut snap = opts.to_snapshot().map_err(|e| self.err("preparing", e))?;
+        let b = self.bounds;
+        let mut d = snap.description.take().unwrap_or_default();
+        d.push('\n');
+        d.push_str(&format!("{CHUNKS_PREFIX}{} {} {}", b.min, b.avg, b.max));
+        snap.description = Some(d);
         if let Some(src) = req.source_id {
             let mut d = snap.description.take().unwrap_or_default();
             d.push('\n');
@@ -222,6 +244,37 @@ fn read_from(s: &SnapshotFile) -> Option<SourceId> {
         .lines()
         .find_map(|l| l.strip_prefix(FROM_PREFIX))
         .and_then(SourceId::parse)
+}
+
+/// The chunk bounds a snapshot's files were cut with.
+fn cut_with(s: &SnapshotFile) -> write::Bounds {
+    let line = s
+        .description
+        .as_deref()
+        .and_then(|d| d.lines().find_map(|l| l.strip_prefix(CHUNKS_PREFIX)));
+    let Some(line) = line else {
+        return write::Bounds::RESTIC;
+    };
+    let n: Vec<usize> = line.split(' ').map_while(|n| n.parse().ok()).collect();
+    match n[..] {
+        [min, avg, max] => write::Bounds { min, avg, max },
+        // Unreadable: nothing cut with known bounds matches it.
+        _ => write::Bounds {
+            min: 0,
+            avg: 0,
+            max: 0,
+        },
+    }
+}
+
+/// Why the parent's blob lists are not built on.
+fn recut_note(parent: &SnapshotFile, bounds: write::Bounds) -> String {
+    format!(
+        "the parent backup {} was cut into chunks of {} bytes on average, this one is cut into chunks of {} (target.chunk_size changed)",
+        &full_hex(&parent.id)[..8],
+        cut_with(parent).avg,
+        bounds.avg
+    )
 }
 
 /// The kernel's changes, if the parent backup was read from exactly their

@@ -59,6 +59,8 @@ pub struct Repo {
     known: Mutex<Option<Arc<RwLock<write::Known>>>>,
     /// What opening it again takes (for a long-lived reader).
     reopen: Reopen,
+    /// How backups cut files into chunks (`target.chunk_size`).
+    bounds: write::Bounds,
 }
 
 /// The backends, options and password a repository was opened with.
@@ -237,6 +239,9 @@ impl Repo {
             open: Mutex::new(Some(repo)),
             store,
             known: Mutex::new(None),
+            bounds: write::Bounds::around(
+                usize::try_from(spec.chunk_size).unwrap_or(write::Bounds::RESTIC.avg),
+            ),
             reopen: Reopen {
                 be,
                 options: options(spec),

@@ -8,12 +8,8 @@ use std::io::{self, Read};
 
 use fastcdc::v2020::FastCDC;
 
-/// Chunk bounds: restic's (512 KiB, 1 MiB on average, 8 MiB).
-pub(crate) const MIN: usize = 512 << 10;
-/// Average chunk size.
+/// restic's average chunk size (its chunks are 512 KiB to 8 MiB).
 pub(crate) const AVG: usize = 1 << 20;
-/// Largest chunk.
-pub(crate) const MAX: usize = 8 << 20;
 
 /// Chunk size bounds, as FastCDC takes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,12 +23,18 @@ pub(crate) struct Bounds {
 }
 
 impl Bounds {
-    /// restic's bounds, the writer's.
-    pub(crate) const RESTIC: Bounds = Bounds {
-        min: MIN,
-        avg: AVG,
-        max: MAX,
-    };
+    /// restic's bounds, the writer's default.
+    pub(crate) const RESTIC: Bounds = Bounds::around(AVG);
+
+    /// Bounds in restic's proportions around the average `avg`: half of
+    /// it to eight times it.
+    pub(crate) const fn around(avg: usize) -> Bounds {
+        Bounds {
+            min: avg / 2,
+            avg,
+            max: avg * 8,
+        }
+    }
 }
 
 /// The chunks of a reader, in order.
@@ -54,13 +56,12 @@ pub(crate) struct Cutter<'b, R> {
 }
 
 impl<'b, R: Read> Cutter<'b, R> {
-    /// Cuts `src` with restic's bounds, reading into `buf`.
-    pub(crate) fn new(src: R, buf: &'b mut Vec<u8>) -> Self {
-        let b = Bounds::RESTIC;
+    /// Cuts `src` with the bounds `b`, reading into `buf`.
+    pub(crate) fn new(src: R, buf: &'b mut Vec<u8>, b: Bounds) -> Self {
         Self::with_bounds(src, buf, b.min, b.avg, b.max)
     }
 
-    /// Cuts `src` with other bounds (tests).
+    /// Cuts `src` with bounds given one by one.
     pub(crate) fn with_bounds(
         src: R,
         buf: &'b mut Vec<u8>,
@@ -151,6 +152,14 @@ impl<R: Read> Iterator for Cutter<'_, R> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+
+    #[test]
+    fn restics_bounds_are_512k_1m_8m_and_others_keep_its_proportions() {
+        let b = Bounds::RESTIC;
+        assert_eq!((b.min, b.avg, b.max), (512 << 10, 1 << 20, 8 << 20));
+        let s = Bounds::around(64 << 10);
+        assert_eq!((s.min, s.avg, s.max), (32 << 10, 64 << 10, 512 << 10));
+    }
 
     /// Hands out at most `step` bytes per read.
     struct Trickle<'a> {

@@ -24,6 +24,7 @@ use std::sync::{Arc, RwLock};
 use rustic_core::{FileType, ReadSourceEntry, ReadSourceOpen, RusticResult};
 
 use self::chunks::DataPipe;
+pub(crate) use self::cutter::Bounds;
 pub(crate) use self::extents::ExtentCounts;
 pub(crate) use self::index::Known;
 pub(crate) use self::lock::{
@@ -101,6 +102,8 @@ where
     pub entries: I,
     /// Threads that hash, compress and seal.
     pub workers: usize,
+    /// How files are cut into chunks.
+    pub bounds: Bounds,
     /// Whether the run was stopped: nothing more is written.
     pub stopped: &'a dyn Fn() -> bool,
     /// The kernel's changes since the base the parent snapshot was taken
@@ -129,7 +132,7 @@ where
         hints: src.hints,
     };
     let mut trees = Trees::new(store, known.clone(), src.root.to_owned(), parent_root);
-    let readers = Readers::start(&pipe.submitter());
+    let readers = Readers::start(&pipe.submitter(), src.bounds);
     let mut w = Wrote::default();
     for entry in src.entries {
         // A pack that cannot be written (a full disk, a refused upload)

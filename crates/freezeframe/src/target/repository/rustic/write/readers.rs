@@ -49,8 +49,9 @@ pub(crate) struct Readers {
 }
 
 impl Readers {
-    /// Starts the readers, handing chunks on through `submit`.
-    pub(crate) fn start(submit: &Submitter) -> Self {
+    /// Starts the readers, cutting with `bounds` and handing chunks on
+    /// through `submit`.
+    pub(crate) fn start(submit: &Submitter, bounds: Bounds) -> Self {
         let (jobs, inbox) = bounded::<Job>(READERS);
         let handles = (0..READERS)
             .map(|_| {
@@ -59,8 +60,8 @@ impl Readers {
                     let mut buf = Vec::new();
                     for job in inbox {
                         let chunks = match job.work {
-                            Work::Whole(r) => whole(r, &mut buf, &submit),
-                            Work::Around(r, a) => around(&*r, &a, &submit),
+                            Work::Whole(r) => whole(r, &mut buf, bounds, &submit),
+                            Work::Around(r, a) => around(&*r, &a, bounds, &submit),
                         };
                         let _ = job.reply.send(chunks);
                     }
@@ -109,19 +110,25 @@ impl Readers {
 fn whole(
     r: Box<dyn Read + Send>,
     buf: &mut Vec<u8>,
+    bounds: Bounds,
     submit: &Submitter,
 ) -> Result<Vec<PendingId>, ()> {
     let mut chunks = Vec::new();
-    for chunk in Cutter::new(r, buf) {
+    for chunk in Cutter::new(r, buf, bounds) {
         chunks.push(submit.submit(chunk.map_err(|_| ())?));
     }
     Ok(chunks)
 }
 
 /// A file cut around its changes, the parent's blobs elsewhere.
-fn around(r: &dyn ReadAt, a: &Around, submit: &Submitter) -> Result<Vec<PendingId>, ()> {
+fn around(
+    r: &dyn ReadAt,
+    a: &Around,
+    bounds: Bounds,
+    submit: &Submitter,
+) -> Result<Vec<PendingId>, ()> {
     let mut chunks = Vec::new();
-    recut::<_, io::Error>(r, a.len, &a.parent, &a.changed, Bounds::RESTIC, |p| {
+    recut::<_, io::Error>(r, a.len, &a.parent, &a.changed, bounds, |p| {
         chunks.push(match p {
             Piece::Reused(id) => PendingId::Ready(id),
             Piece::Cut(data) => submit.submit(data),

@@ -102,8 +102,7 @@ pub(crate) fn recut<R: ReadAt + ?Sized, E: From<io::Error>>(
             end: len,
             read: &read,
         };
-        let cutter =
-            Cutter::with_bounds(from, &mut buf, bounds.min, bounds.avg, bounds.max).stepwise(STEP);
+        let cutter = Cutter::new(from, &mut buf, bounds).stepwise(STEP);
         for chunk in cutter {
             let chunk = chunk?;
             pos += chunk.len() as u64;
