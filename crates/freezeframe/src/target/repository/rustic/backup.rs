@@ -64,8 +64,9 @@ impl Repo {
         // are not where this run would cut, so every file is read once.
         let recut = parent
             .as_ref()
-            .filter(|p| cut_with(p) != self.bounds)
-            .map(|p| recut_note(p, self.bounds));
+            .map(|p| (p, cut_with(p)))
+            .filter(|(_, was)| *was != self.bounds)
+            .map(|(p, was)| recut_note(p, was, self.bounds));
         if let Some(note) = &recut {
             tracing::info!(container = %req.id, "{note}: every file is read");
         }
@@ -194,33 +195,22 @@ impl Repo {
         let mut snap = opts.to_snapshot().map_err(|e| self.err("preparing", e))?;
         let b = self.bounds;
         let mut d = snap.description.take().unwrap_or_default();
-        d.push('\n');
-        d.push_str(&format!("{CHUNKS_PREFIX}{} {} {}", b.min, b.avg, b.max));
-        snap.description = Some(d);
+        d.push_str(&format!("\n{CHUNKS_PREFIX}{} {} {}", b.min, b.avg, b.max));
         if let Some(src) = req.source_id {
-            let mut d = snap.description.take().unwrap_or_default();
-            d.push('\n');
-            d.push_str(FROM_PREFIX);
-            d.push_str(&src.text());
-            snap.description = Some(d);
+            d.push_str(&format!("\n{FROM_PREFIX}{}", src.text()));
         }
-        if !unreadable.is_empty() {
-            // What is missing travels with the snapshot: a restore of it
-            // says so without the run's manifest.
-            let mut d = snap.description.take().unwrap_or_default();
-            for u in unreadable.iter().take(MAX_MISSING_LINES) {
-                d.push('\n');
-                d.push_str(MISSING_PREFIX);
-                d.push_str(&u.replace('\n', "\\n"));
-            }
-            if unreadable.len() > MAX_MISSING_LINES {
-                d.push_str(&format!(
-                    "\n{MISSING_PREFIX}… {} more (see the run's manifest)",
-                    unreadable.len() - MAX_MISSING_LINES
-                ));
-            }
-            snap.description = Some(d);
+        // What is missing travels with the snapshot: a restore of it says
+        // so without the run's manifest.
+        for u in unreadable.iter().take(MAX_MISSING_LINES) {
+            d.push_str(&format!("\n{MISSING_PREFIX}{}", u.replace('\n', "\\n")));
         }
+        if unreadable.len() > MAX_MISSING_LINES {
+            d.push_str(&format!(
+                "\n{MISSING_PREFIX}… {} more (see the run's manifest)",
+                unreadable.len() - MAX_MISSING_LINES
+            ));
+        }
+        snap.description = Some(d);
         snap.time = start.clone();
         snap.tree = TreeId::from(Id::new(wrote.tree));
         snap.paths = rustic_core::StringList::default();
@@ -267,12 +257,12 @@ fn cut_with(s: &SnapshotFile) -> write::Bounds {
     }
 }
 
-/// Why the parent's blob lists are not built on.
-fn recut_note(parent: &SnapshotFile, bounds: write::Bounds) -> String {
+/// Why the parent's blob lists (cut with `was`) are not built on.
+fn recut_note(parent: &SnapshotFile, was: write::Bounds, bounds: write::Bounds) -> String {
     format!(
         "the parent backup {} was cut into chunks of {} bytes on average, this one is cut into chunks of {} (target.chunk_size changed)",
         &full_hex(&parent.id)[..8],
-        cut_with(parent).avg,
+        was.avg,
         bounds.avg
     )
 }
