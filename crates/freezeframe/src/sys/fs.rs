@@ -53,6 +53,23 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Tells the kernel that `file` will be read in a few places far apart:
+/// no readahead, so what comes off the disk is what is asked for. Only
+/// advice: where the kernel does not take it, reads stay correct.
+pub fn advise_random(file: &File) {
+    let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::Random);
+}
+
+/// Asks the kernel to start reading `len` bytes of `file` at `offset`
+/// into the page cache, without waiting: the reads that follow find them
+/// there. Only advice, as [`advise_random`].
+pub fn advise_willneed(file: &File, offset: u64, len: u64) {
+    let len = std::num::NonZeroU64::new(len);
+    if len.is_some() {
+        let _ = rustix::fs::fadvise(file, offset, len, rustix::fs::Advice::WillNeed);
+    }
+}
+
 fn kind_name(t: &std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     if t.is_dir() {

@@ -208,6 +208,14 @@ impl ReadAt for CountingReader {
         self.stopped()?;
         self.counted(ReadAt::read_at(&self.file, buf, offset))
     }
+
+    fn sparse_reads(&self) {
+        crate::sys::fs::advise_random(&self.file);
+    }
+
+    fn will_need(&self, offset: u64, len: u64) {
+        crate::sys::fs::advise_willneed(&self.file, offset, len);
+    }
 }
 
 type Item = RusticResult<ReadSourceEntry<CountingOpen>>;

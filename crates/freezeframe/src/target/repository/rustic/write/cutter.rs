@@ -50,6 +50,8 @@ pub(crate) struct Cutter<'b, R> {
     failed: bool,
     /// Most bytes read per refill (`None`: fill the buffer).
     step: Option<usize>,
+    /// Most bytes read by the first refill, if not `step`.
+    first: Option<usize>,
     min: usize,
     avg: usize,
     max: usize,
@@ -78,6 +80,7 @@ impl<'b, R: Read> Cutter<'b, R> {
             eof: false,
             failed: false,
             step: None,
+            first: None,
             min,
             avg,
             max,
@@ -91,6 +94,13 @@ impl<'b, R: Read> Cutter<'b, R> {
         self
     }
 
+    /// Reads at most `n` bytes by the first refill (then `step` per
+    /// refill): where the cut is likely known, one read can take it all.
+    pub(crate) fn first_read(mut self, n: usize) -> Self {
+        self.first = Some(n.max(1));
+        self
+    }
+
     /// Moves the unfinished rest to the front and reads until the buffer
     /// is full (or `step` more bytes are in) or the file ends.
     fn refill(&mut self) -> io::Result<()> {
@@ -100,7 +110,9 @@ impl<'b, R: Read> Cutter<'b, R> {
             self.start = 0;
         }
         let want = self
-            .step
+            .first
+            .take()
+            .or(self.step)
             .map_or(self.buf.len(), |s| (self.filled + s).min(self.buf.len()));
         while self.filled < want {
             match self.src.read(&mut self.buf[self.filled..want]) {
@@ -202,17 +214,22 @@ pub(super) mod tests {
             let want: Vec<&[u8]> = FastCDC::new(&d, min, avg, max)
                 .map(|c| &d[c.offset..c.offset + c.length])
                 .collect();
-            for (step, refill) in [
-                (1 << 20, None),
-                (4096, None),
-                (777, None),
-                (1 << 20, Some(5000)),
+            for (step, refill, first) in [
+                (1 << 20, None, None),
+                (4096, None, None),
+                (777, None, None),
+                (1 << 20, Some(5000), None),
+                (1 << 20, Some(5000), Some(3)),
+                (1 << 20, Some(700), Some(40_000)),
             ] {
                 let mut buf = Vec::new();
                 let mut cutter =
                     Cutter::with_bounds(Trickle { data: &d, step }, &mut buf, min, avg, max);
                 if let Some(r) = refill {
                     cutter = cutter.stepwise(r);
+                }
+                if let Some(f) = first {
+                    cutter = cutter.first_read(f);
                 }
                 let got: Vec<Vec<u8>> = cutter.collect::<io::Result<_>>().unwrap();
                 assert_eq!(got.len(), want.len(), "len {len} step {step}");

@@ -22,13 +22,26 @@
 use std::cell::Cell;
 use std::io::{self, Read};
 
+use self::prefetch::Prefetch;
 use super::cutter::{Bounds, Cutter};
 use super::pack::Hash;
+
+mod prefetch;
 
 /// Reads at a position (`pread`), so one open file serves every region.
 pub(crate) trait ReadAt {
     /// Reads into `buf` from `offset`; 0 at the end.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+
+    /// Says that the reads to come are few and far apart (a file cut only
+    /// around its changes): a file turns the kernel's readahead off,
+    /// which would otherwise read far more than is asked.
+    fn sparse_reads(&self) {}
+
+    /// Says that `len` bytes at `offset` will be read soon: a file asks
+    /// the kernel to start reading them, so that many reads are under
+    /// way at once instead of one at a time.
+    fn will_need(&self, _offset: u64, _len: u64) {}
 }
 
 impl ReadAt for std::fs::File {
@@ -67,9 +80,20 @@ pub(crate) enum Piece {
     Cut(Vec<u8>),
 }
 
-/// Bytes read per refill while cutting around a change: small, so that
-/// stopping at a parent boundary wastes little.
-const STEP: usize = 256 << 10;
+/// Bytes read per refill while cutting around a change, at most: small,
+/// so that stopping at a parent boundary wastes little.
+const MAX_STEP: usize = 256 << 10;
+/// ... and at least: each refill is one more trip to the disk.
+const MIN_STEP: usize = 16 << 10;
+/// Read past the end of the parent's chunk by the first refill: the
+/// chunker must see a byte beyond a cut to take it (a page: a read of
+/// less costs the same).
+const PAST_CUT: usize = 4 << 10;
+
+/// Bytes per refill for chunks of `bounds`: a quarter of the average.
+fn step(bounds: Bounds) -> usize {
+    (bounds.avg / 4).clamp(MIN_STEP, MAX_STEP)
+}
 
 /// Cuts the file `src` of `len` bytes whose parent blob list is `parent`
 /// and whose bytes differ from the parent's only inside `changed` (sorted
@@ -85,6 +109,8 @@ pub(crate) fn recut<R: ReadAt + ?Sized, E: From<io::Error>>(
     mut emit: impl FnMut(Piece) -> Result<(), E>,
 ) -> Result<u64, E> {
     let plan = Plan::new(len, parent, changed, bounds);
+    src.sparse_reads();
+    let mut ahead_of = Prefetch::new(plan.regions());
     let read = Cell::new(0u64);
     let mut buf = Vec::new();
     let (mut pos, mut k) = (0u64, 0usize);
@@ -95,6 +121,7 @@ pub(crate) fn recut<R: ReadAt + ?Sized, E: From<io::Error>>(
             k += 1;
             continue;
         }
+        ahead_of.advance(src, pos);
         let ahead = Cell::new(pos);
         let from = Region {
             src,
@@ -102,11 +129,19 @@ pub(crate) fn recut<R: ReadAt + ?Sized, E: From<io::Error>>(
             end: len,
             read: &read,
         };
-        let cutter = Cutter::new(from, &mut buf, bounds).stepwise(STEP);
+        // Most changes leave the parent's cut where it was: the first read
+        // takes the parent's chunk whole and a page beyond it.
+        let first = plan
+            .parent_len(k, pos)
+            .map_or(step(bounds), |n| n.saturating_add(PAST_CUT));
+        let cutter = Cutter::new(from, &mut buf, bounds)
+            .stepwise(step(bounds))
+            .first_read(first);
         for chunk in cutter {
             let chunk = chunk?;
             pos += chunk.len() as u64;
             emit(Piece::Cut(chunk))?;
+            ahead_of.advance(src, pos);
             // Back on the parent's cuts: stop reading, unless the next
             // change lies in what was read already (cutting on from here
             // gives the same cuts without reading anything twice).
@@ -158,6 +193,44 @@ impl Plan {
             starts,
             changed: merged,
             len,
+        }
+    }
+
+    /// The byte ranges a cut around the changes reads, at least: from
+    /// the start of the parent chunk before each change to a page past
+    /// the end of the last parent chunk it touches.
+    fn regions(&self) -> Vec<(u64, u64)> {
+        let chunk_at = |byte: u64| {
+            self.starts
+                .partition_point(|&a| a <= byte)
+                .saturating_sub(1)
+        };
+        let mut out: Vec<(u64, u64)> = Vec::with_capacity(self.changed.len());
+        for &(s, e) in &self.changed {
+            let from = self.starts[chunk_at(s.saturating_sub(1))].min(self.len);
+            let last = e.min(self.len).saturating_sub(1).max(from);
+            let to = self
+                .starts
+                .get(chunk_at(last) + 1)
+                .copied()
+                .unwrap_or(self.len)
+                .max(last + 1)
+                .saturating_add(PAST_CUT as u64)
+                .min(self.len);
+            match out.last_mut() {
+                Some(prev) if from <= prev.1 => prev.1 = prev.1.max(to),
+                _ if from < to => out.push((from, to)),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The length of parent chunk `k` if it starts at `pos`.
+    fn parent_len(&self, k: usize, pos: u64) -> Option<usize> {
+        match (self.starts.get(k), self.starts.get(k + 1)) {
+            (Some(&a), Some(&b)) if a == pos => usize::try_from(b - a).ok(),
+            _ => None,
         }
     }
 

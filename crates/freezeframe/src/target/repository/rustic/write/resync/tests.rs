@@ -2,6 +2,7 @@
 //! every kind of edit a file sees, with the changed ranges the kernel
 //! would report (4 KiB blocks).
 
+use std::cell::Cell;
 use std::io;
 
 use fastcdc::v2020::FastCDC;
@@ -165,6 +166,61 @@ fn a_small_change_in_a_large_file_reads_a_few_chunks() {
     assert!(reused + 4 >= got.len(), "{reused} of {} reused", got.len());
     // Nothing changed: nothing read.
     assert_eq!(around(&base, &parent, &[], SMALL).1, 0);
+}
+
+/// A source that counts its reads and whether readahead was turned off.
+struct Counted<'a> {
+    data: &'a [u8],
+    calls: Cell<usize>,
+    sparse: Cell<bool>,
+}
+
+impl ReadAt for Counted<'_> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.calls.set(self.calls.get() + 1);
+        self.data.read_at(buf, offset)
+    }
+    fn sparse_reads(&self) {
+        self.sparse.set(true);
+    }
+}
+
+#[test]
+fn a_page_written_inside_a_chunk_is_one_read_of_that_chunk() {
+    let b = Bounds::around(64 << 10);
+    let base = data(8 << 20, 5);
+    let parent = full(&base, b);
+    // A page in the middle of a chunk in the middle of the file, where
+    // the cut stays (a change near a cut may move it: more reads).
+    let k = parent.len() / 2;
+    let start: u64 = parent[..k].iter().map(|c| c.len).sum();
+    let at = (start + parent[k].len / 2) as usize;
+    let mut new = base.clone();
+    new[at..at + 4096].copy_from_slice(&data(4096, 99));
+    let want = full(&new, b);
+    assert_eq!(
+        want[k].len, parent[k].len,
+        "the test's change moved the cut"
+    );
+    let src = Counted {
+        data: &new,
+        calls: Cell::new(0),
+        sparse: Cell::new(false),
+    };
+    let mut got = Vec::new();
+    let changed = [pages(at as u64, at as u64 + 4096)];
+    let read = recut::<_, io::Error>(&src, new.len() as u64, &parent, &changed, b, |p| {
+        got.push(match p {
+            Piece::Reused(id) => id,
+            Piece::Cut(d) => sha256(&d),
+        });
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(got, want.iter().map(|c| c.id).collect::<Vec<_>>());
+    assert!(src.sparse.get(), "readahead left on");
+    assert_eq!(src.calls.get(), 1, "one read for the chunk");
+    assert_eq!(read, parent[k].len + PAST_CUT as u64);
 }
 
 #[test]
