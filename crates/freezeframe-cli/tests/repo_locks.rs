@@ -110,3 +110,60 @@ fn prune_and_backup_exclude_each_other_through_restic_locks() {
     assert_eq!(std::fs::read_to_string(to.join("b")).unwrap(), "second\n");
     assert!(locks(&repo).is_empty(), "no lock is left");
 }
+
+/// The run reads the repository's index ahead, while it freezes and
+/// snapshots; a `restic prune` that runs after that and before the
+/// backup takes its lock (here from the container's `backup-start` hook)
+/// replaces the index and removes the blobs of a forgotten snapshot. The
+/// backup notices under its lock and reads the index again: it stores
+/// those blobs itself instead of naming ones that are gone.
+#[test]
+fn a_prune_after_the_index_was_read_ahead_is_noticed_under_the_lock() {
+    if !privileged() || !require("restic", which("restic")) {
+        return;
+    }
+    let (_vol, _cg, private, env) = common::repo_with_container("web");
+    // Several chunks' worth that only the first snapshot holds.
+    let data: Vec<u8> = (0..3u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(private.join("big"), &data).unwrap();
+    let repo = env.dir.path().join("repo");
+    let r = repo.to_str().unwrap();
+    let first = env.backup_json(&["web"]);
+    let blobs = first["containers"][0]["repository"]["data_blobs_added"].clone();
+    let first = first["containers"][0]["repository"]["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    restic(&env, r, &["forget", &first]);
+    let prune = env.dir.path().join("prune.sh");
+    let cmd = restic_cmd(&env, r, &["prune"]);
+    let envs: String = cmd
+        .get_envs()
+        .filter_map(|(k, v)| Some(format!("{}='{}' ", k.to_str()?, v?.to_str()?)))
+        .collect();
+    std::fs::write(
+        &prune,
+        format!("sleep 1\n{envs}restic -r '{r}' prune > /dev/null\n"),
+    )
+    .unwrap();
+    env.edit(|c| {
+        c.merge(&format!(
+            "[hooks]\ntimeout = \"120s\"\nbackup-start = \"sh {}\"\n",
+            prune.display()
+        ));
+    });
+
+    let m = env.backup_json(&["web"]);
+    let c = &m["containers"][0]["repository"];
+    assert_eq!(
+        c["data_blobs_added"], blobs,
+        "the pruned blobs were stored again: {c}"
+    );
+    restic(&env, r, &["check", "--read-data"]);
+    let to = env.dir.path().join("restored");
+    let (code, out, err) = env.run(&["restore", "web", "--to", to.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(std::fs::read(to.join("big")).unwrap() == data, "restored");
+}

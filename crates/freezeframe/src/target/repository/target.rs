@@ -84,6 +84,7 @@ impl Target for RepoTarget {
 
     fn writer(&self, opts: ArchiveOptions) -> Arc<dyn BackupWriter> {
         self.repo.set_bwlimit(opts.bwlimit);
+        self.repo.preload_index();
         Arc::new(super::writer::RepoWriter {
             repo: self.repo.clone(),
         })

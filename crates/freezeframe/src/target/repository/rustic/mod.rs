@@ -54,9 +54,10 @@ pub struct Repo {
     open: Mutex<Opened>,
     /// Where backups write.
     store: write::Store,
-    /// The blobs the repository holds (read on the first backup, added to
-    /// by each).
-    known: Mutex<Option<Arc<RwLock<write::Known>>>>,
+    /// The blobs the repository holds (read ahead by [`Repo::preload_index`]
+    /// or on the first backup, added to by each, brought up to date under
+    /// each backup's lock).
+    known: Arc<Mutex<Option<Arc<RwLock<write::Known>>>>>,
     /// What opening it again takes (for a long-lived reader).
     reopen: Reopen,
     /// How backups cut files into chunks (`target.chunk_size`).
@@ -238,7 +239,7 @@ impl Repo {
             location,
             open: Mutex::new(Some(repo)),
             store,
-            known: Mutex::new(None),
+            known: Arc::new(Mutex::new(None)),
             bounds: write::Bounds::around(
                 usize::try_from(spec.chunk_size).unwrap_or(write::Bounds::RESTIC.avg),
             ),
@@ -296,13 +297,44 @@ impl Repo {
         f(repo)
     }
 
-    /// The blobs the repository holds, read from its index files once.
+    /// Starts reading the index files in the background, while the run
+    /// freezes and snapshots its first containers; the first backup takes
+    /// what it read (waiting for the rest) and brings it up to date under
+    /// its lock. A failure is left for that backup to meet and report.
+    pub fn preload_index(&self) {
+        let (slot, store) = (self.known.clone(), self.store.clone());
+        std::thread::spawn(move || {
+            let Ok(mut k) = slot.lock() else { return };
+            if k.is_none() {
+                *k = write::Known::load(&store)
+                    .ok()
+                    .map(|known| Arc::new(RwLock::new(known)));
+            }
+        });
+    }
+
+    /// The blobs the repository holds: read from its index files once,
+    /// then only the index files new since (or all again, if one read
+    /// before is gone). Called under the backup's repository lock: a prune
+    /// that ran before it cannot leave a blob known that is gone.
     fn known(&self) -> Result<Arc<RwLock<write::Known>>, RepoError> {
         let mut k = self
             .known
             .lock()
             .map_err(|_| self.err("locking", "poisoned"))?;
         if let Some(known) = &*k {
+            let mut w = known
+                .write()
+                .map_err(|_| self.err("locking the index", "poisoned"))?;
+            let reread = w
+                .refresh(&self.store)
+                .map_err(|e| self.err("reading the index", e))?;
+            if reread {
+                tracing::info!(
+                    "repository {}: index files were replaced since they were read (a prune?): all read again",
+                    self.location
+                );
+            }
             return Ok(known.clone());
         }
         let known = Arc::new(RwLock::new(

@@ -3,14 +3,17 @@
 //! stored) and where each tree lies (to read a parent snapshot's trees).
 //! Entries in rustic's `packs_to_delete` (packs a two-phase prune marked)
 //! are not known: a blob there may be gone by the time a snapshot names it.
+//! What was loaded before the repository lock was taken (a preload, or the
+//! container before in the same run) is refreshed under it: an index file
+//! gone means a prune ran, and everything is read again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rustic_core::FileType;
 use serde::{Deserialize, Serialize};
 
 use super::pack::{BlobKind, Hash, Placed, WrittenPack};
-use super::store::{hex, Store};
+use super::store::{hex, id_bytes, Store};
 use super::WriteError;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -56,6 +59,8 @@ pub(crate) struct Known {
     /// Data blobs and their plain lengths.
     data: HashMap<Hash, u32>,
     trees: HashMap<Hash, TreeAt>,
+    /// The index files all this was read from (or written with).
+    files: HashSet<Hash>,
 }
 
 fn unhex(s: &str) -> Option<Hash> {
@@ -68,35 +73,59 @@ impl Known {
     /// Reads every index file of `store`.
     pub(crate) fn load(store: &Store) -> Result<Self, WriteError> {
         let mut known = Known::default();
-        for id in store.list(FileType::Index)? {
-            let json = store.read_json(FileType::Index, &id)?;
-            let index: IndexJson = serde_json::from_slice(&json)
-                .map_err(|e| WriteError::Damaged(format!("index file {id}: {e}")))?;
-            for p in &index.packs {
-                let pack = unhex(&p.id)
-                    .ok_or_else(|| WriteError::Damaged(format!("index file {id}: pack id")))?;
-                for b in &p.blobs {
-                    let bid = unhex(&b.id)
-                        .ok_or_else(|| WriteError::Damaged(format!("index file {id}: blob id")))?;
-                    let kind = match b.tpe.as_str() {
-                        "data" => BlobKind::Data,
-                        "tree" => BlobKind::Tree,
-                        _ => continue,
-                    };
-                    known.insert(
-                        pack,
-                        &Placed {
-                            id: bid,
-                            kind,
-                            offset: b.offset,
-                            length: b.length,
-                            raw_len: b.uncompressed_length,
-                        },
-                    );
-                }
+        known.refresh(store)?;
+        Ok(known)
+    }
+
+    /// Brings this up to the index files `store` lists now: only the new
+    /// ones are read, unless one read before is gone (a prune replaced
+    /// it, and blobs known from it may be gone too): then all of them.
+    /// Returns whether everything was read again.
+    pub(crate) fn refresh(&mut self, store: &Store) -> Result<bool, WriteError> {
+        let listed = store.list(FileType::Index)?;
+        let now: HashSet<Hash> = listed.iter().map(id_bytes).collect();
+        let reload = !self.files.is_subset(&now);
+        if reload {
+            *self = Known::default();
+        }
+        for id in &listed {
+            if !self.files.contains(&id_bytes(id)) {
+                self.read_file(store, id)?;
             }
         }
-        Ok(known)
+        Ok(reload)
+    }
+
+    /// Adds the blobs of index file `id`.
+    fn read_file(&mut self, store: &Store, id: &rustic_core::Id) -> Result<(), WriteError> {
+        let json = store.read_json(FileType::Index, id)?;
+        let index: IndexJson = serde_json::from_slice(&json)
+            .map_err(|e| WriteError::Damaged(format!("index file {id}: {e}")))?;
+        for p in &index.packs {
+            let pack = unhex(&p.id)
+                .ok_or_else(|| WriteError::Damaged(format!("index file {id}: pack id")))?;
+            for b in &p.blobs {
+                let bid = unhex(&b.id)
+                    .ok_or_else(|| WriteError::Damaged(format!("index file {id}: blob id")))?;
+                let kind = match b.tpe.as_str() {
+                    "data" => BlobKind::Data,
+                    "tree" => BlobKind::Tree,
+                    _ => continue,
+                };
+                self.insert(
+                    pack,
+                    &Placed {
+                        id: bid,
+                        kind,
+                        offset: b.offset,
+                        length: b.length,
+                        raw_len: b.uncompressed_length,
+                    },
+                );
+            }
+        }
+        self.files.insert(id_bytes(id));
+        Ok(())
     }
 
     /// Whether the repository holds blob `id` of `kind`.
@@ -117,13 +146,14 @@ impl Known {
         self.trees.get(id).copied()
     }
 
-    /// Adds the blobs of packs now written and indexed.
-    pub(crate) fn add(&mut self, packs: &[WrittenPack]) {
+    /// Adds the blobs of packs now written and indexed in `files`.
+    pub(crate) fn add(&mut self, packs: &[WrittenPack], files: &[Hash]) {
         for (pack, blobs) in packs {
             for b in blobs {
                 self.insert(*pack, b);
             }
         }
+        self.files.extend(files);
     }
 
     /// Adds blob `b` of pack `pack`.

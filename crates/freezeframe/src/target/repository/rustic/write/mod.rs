@@ -164,11 +164,12 @@ where
     w.trees = counts;
     packs.extend(tree_packs);
     w.tree = tree;
+    let mut files = Vec::new();
     for group in packs.chunks(PACKS_PER_INDEX) {
-        store.write_json(FileType::Index, &index::index_json(group))?;
+        files.push(store.write_json(FileType::Index, &index::index_json(group))?);
     }
     if let Ok(mut k) = known.write() {
-        k.add(&packs);
+        k.add(&packs, &files);
     }
     Ok(w)
 }
