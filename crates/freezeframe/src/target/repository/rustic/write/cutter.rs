@@ -52,6 +52,10 @@ pub(crate) struct Cutter<'b, R> {
     step: Option<usize>,
     /// Most bytes read by the first refill, if not `step`.
     first: Option<usize>,
+    /// Most bytes the next refill reads: `step`, doubled on each refill
+    /// that still finds no cut, so a long chunk is scanned a bounded
+    /// number of times (FastCDC starts again at the chunk's start).
+    next_step: usize,
     min: usize,
     avg: usize,
     max: usize,
@@ -81,16 +85,19 @@ impl<'b, R: Read> Cutter<'b, R> {
             failed: false,
             step: None,
             first: None,
+            next_step: 0,
             min,
             avg,
             max,
         }
     }
 
-    /// Reads at most `step` bytes per refill, so that a reader stopped
-    /// after a few chunks has read little beyond them (the same cuts).
+    /// Reads `step` bytes per refill (twice as many on each further
+    /// refill before a cut is found), so that a reader stopped after a few
+    /// chunks has read little beyond them (the same cuts).
     pub(crate) fn stepwise(mut self, step: usize) -> Self {
         self.step = Some(step.max(1));
+        self.next_step = step.max(1);
         self
     }
 
@@ -109,11 +116,16 @@ impl<'b, R: Read> Cutter<'b, R> {
             self.filled -= self.start;
             self.start = 0;
         }
-        let want = self
-            .first
-            .take()
-            .or(self.step)
-            .map_or(self.buf.len(), |s| (self.filled + s).min(self.buf.len()));
+        let want = match (self.first.take(), self.step) {
+            (Some(first), _) => first,
+            (None, Some(_)) => {
+                let s = self.next_step;
+                self.next_step = s.saturating_mul(2);
+                s
+            }
+            (None, None) => self.buf.len(),
+        };
+        let want = self.filled.saturating_add(want).min(self.buf.len());
         while self.filled < want {
             match self.src.read(&mut self.buf[self.filled..want]) {
                 Ok(0) => {
@@ -157,6 +169,9 @@ impl<R: Read> Iterator for Cutter<'_, R> {
         };
         let chunk = self.buf[self.start..self.start + len].to_vec();
         self.start += len;
+        if let Some(step) = self.step {
+            self.next_step = step;
+        }
         Some(Ok(chunk))
     }
 }
@@ -238,6 +253,31 @@ pub(super) mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn stepwise_refills_double_until_a_cut_so_a_long_chunk_takes_few_reads() {
+        /// Counts the reads asked of it.
+        struct Counting<'a>(&'a [u8], usize);
+        impl Read for Counting<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.1 += 1;
+                let n = buf.len().min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let (min, avg, max) = (1024, 4096, 16384);
+        let d = data(200_000, 9);
+        let want = FastCDC::new(&d, min, avg, max).count();
+        let mut buf = Vec::new();
+        let mut src = Counting(&d, 0);
+        let cutter = Cutter::with_bounds(&mut src, &mut buf, min, avg, max).stepwise(16);
+        assert_eq!(cutter.count(), want);
+        // 16-byte steps, doubled: about log2(chunk / 16) reads per chunk,
+        // not chunk / 16 (which would be ~300 per chunk here).
+        assert!(src.1 <= want * 12, "{} reads for {want} chunks", src.1);
     }
 
     #[test]
