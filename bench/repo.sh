@@ -61,9 +61,15 @@ sizes="$work/sizes"
 backup_all() { # run number: each tool backs up once; repository sizes after
     local n=$1
     ref
+    # Each tool starts with a cold page cache: the snapshots share their
+    # metadata blocks (the trees, the checksums), so a tool that ran
+    # second would otherwise find the first one's reads cached.
+    sync; echo 3 > /proc/sys/vm/drop_caches
     measure "$rep ff $n" "$ff" backup big >> "$results"
     cp "$(ls -d "$work"/backups/*/ | tail -n1)manifest.json" "$work/ff$n.json"
+    sync; echo 3 > /proc/sys/vm/drop_caches
     measure "$rep restic $n" restic -r "$restic_repo" backup -q --host bench "$work/mnt/ref/big" >> "$results"
+    sync; echo 3 > /proc/sys/vm/drop_caches
     measure "$rep borg $n" borg create "$borg_repo::run$n" "$work/mnt/ref/big" >> "$results"
     # The floor: the same tree through tar and zstd -1 on every core (no
     # dedup, no encryption; the page cache is warm by now).
