@@ -64,9 +64,8 @@ pub fn advise_random(file: &File) {
 /// into the page cache, without waiting: the reads that follow find them
 /// there. Only advice, as [`advise_random`].
 pub fn advise_willneed(file: &File, offset: u64, len: u64) {
-    let len = std::num::NonZeroU64::new(len);
-    if len.is_some() {
-        let _ = rustix::fs::fadvise(file, offset, len, rustix::fs::Advice::WillNeed);
+    if let Some(len) = std::num::NonZeroU64::new(len) {
+        let _ = rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::WillNeed);
     }
 }
 

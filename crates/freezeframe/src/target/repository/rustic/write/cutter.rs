@@ -48,7 +48,8 @@ pub(crate) struct Cutter<'b, R> {
     start: usize,
     eof: bool,
     failed: bool,
-    /// Most bytes read per refill (`None`: fill the buffer).
+    /// Bytes read by the first refill of each chunk (`None`: fill the
+    /// buffer every time).
     step: Option<usize>,
     /// Most bytes read by the first refill, if not `step`.
     first: Option<usize>,
@@ -101,8 +102,8 @@ impl<'b, R: Read> Cutter<'b, R> {
         self
     }
 
-    /// Reads at most `n` bytes by the first refill (then `step` per
-    /// refill): where the cut is likely known, one read can take it all.
+    /// Reads at most `n` bytes by the first refill (then as `stepwise`
+    /// says): where the cut is likely known, one read can take it all.
     pub(crate) fn first_read(mut self, n: usize) -> Self {
         self.first = Some(n.max(1));
         self

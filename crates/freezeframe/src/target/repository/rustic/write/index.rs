@@ -82,15 +82,20 @@ impl Known {
     /// it, and blobs known from it may be gone too): then all of them.
     /// Returns whether everything was read again.
     pub(crate) fn refresh(&mut self, store: &Store) -> Result<bool, WriteError> {
-        let listed = store.list(FileType::Index)?;
-        let now: HashSet<Hash> = listed.iter().map(id_bytes).collect();
+        let listed: Vec<(rustic_core::Id, Hash)> = store
+            .list(FileType::Index)?
+            .into_iter()
+            .map(|id| (id, id_bytes(&id)))
+            .collect();
+        let now: HashSet<Hash> = listed.iter().map(|(_, h)| *h).collect();
         let reload = !self.files.is_subset(&now);
         if reload {
             *self = Known::default();
         }
-        for id in &listed {
-            if !self.files.contains(&id_bytes(id)) {
+        for (id, h) in &listed {
+            if !self.files.contains(h) {
                 self.read_file(store, id)?;
+                self.files.insert(*h);
             }
         }
         Ok(reload)
@@ -124,7 +129,6 @@ impl Known {
                 );
             }
         }
-        self.files.insert(id_bytes(id));
         Ok(())
     }
 

@@ -200,18 +200,13 @@ impl Plan {
     /// the start of the parent chunk before each change to a page past
     /// the end of the last parent chunk it touches.
     fn regions(&self) -> Vec<(u64, u64)> {
-        let chunk_at = |byte: u64| {
-            self.starts
-                .partition_point(|&a| a <= byte)
-                .saturating_sub(1)
-        };
         let mut out: Vec<(u64, u64)> = Vec::with_capacity(self.changed.len());
         for &(s, e) in &self.changed {
-            let from = self.starts[chunk_at(s.saturating_sub(1))].min(self.len);
+            let from = self.starts[self.chunk_at(s.saturating_sub(1))].min(self.len);
             let last = e.min(self.len).saturating_sub(1).max(from);
             let to = self
                 .starts
-                .get(chunk_at(last) + 1)
+                .get(self.chunk_at(last) + 1)
                 .copied()
                 .unwrap_or(self.len)
                 .max(last + 1)
@@ -251,8 +246,15 @@ impl Plan {
             return self.len;
         };
         let byte = s.max(pos + 1) - 1;
-        let m = self.starts.partition_point(|&a| a <= byte);
-        self.starts[m.saturating_sub(1)].max(pos)
+        self.starts[self.chunk_at(byte)].max(pos)
+    }
+
+    /// The parent chunk holding `byte` (the last entry, the parent's
+    /// length, for a byte past its end).
+    fn chunk_at(&self, byte: u64) -> usize {
+        self.starts
+            .partition_point(|&a| a <= byte)
+            .saturating_sub(1)
     }
 
     /// Whether parent chunk `k` ends where a full read's does: its bytes

@@ -57,8 +57,19 @@ fn around(
     changed: &[(u64, u64)],
     b: Bounds,
 ) -> (Vec<Hash>, u64) {
+    around_in(new, new.len() as u64, parent, changed, b)
+}
+
+/// [`around`] reading from `src`, of `len` bytes.
+fn around_in<R: ReadAt + ?Sized>(
+    src: &R,
+    len: u64,
+    parent: &[ParentChunk],
+    changed: &[(u64, u64)],
+    b: Bounds,
+) -> (Vec<Hash>, u64) {
     let mut ids = Vec::new();
-    let read = recut::<_, io::Error>(new, new.len() as u64, parent, changed, b, |p| {
+    let read = recut::<_, io::Error>(src, len, parent, changed, b, |p| {
         ids.push(match p {
             Piece::Reused(id) => {
                 assert!(parent.iter().any(|c| c.id == id));
@@ -207,16 +218,8 @@ fn a_page_written_inside_a_chunk_is_one_read_of_that_chunk() {
         calls: Cell::new(0),
         sparse: Cell::new(false),
     };
-    let mut got = Vec::new();
     let changed = [pages(at as u64, at as u64 + 4096)];
-    let read = recut::<_, io::Error>(&src, new.len() as u64, &parent, &changed, b, |p| {
-        got.push(match p {
-            Piece::Reused(id) => id,
-            Piece::Cut(d) => sha256(&d),
-        });
-        Ok(())
-    })
-    .unwrap();
+    let (got, read) = around_in(&src, new.len() as u64, &parent, &changed, b);
     assert_eq!(got, want.iter().map(|c| c.id).collect::<Vec<_>>());
     assert!(src.sparse.get(), "readahead left on");
     assert_eq!(src.calls.get(), 1, "one read for the chunk");
