@@ -8,16 +8,19 @@ use super::{make_dir, write, IoLimits};
 /// Whether the v2 hierarchy at `root` offers the `io` controller (on a
 /// hybrid host it is usually bound to v1's `blkio` instead).
 pub fn offers_io(root: &Path) -> bool {
-    std::fs::read_to_string(root.join("cgroup.controllers"))
-        .is_ok_and(|c| c.split_whitespace().any(|x| x == "io"))
+    lists_io(&root.join("cgroup.controllers"))
 }
 
 /// Whether the root's children may use `io` (it is in the root's
 /// `cgroup.subtree_control`). freezeframe never enables it itself: that
 /// changes every cgroup of the host, and migrates every task on it.
 pub fn io_enabled(root: &Path) -> bool {
-    std::fs::read_to_string(root.join("cgroup.subtree_control"))
-        .is_ok_and(|c| c.split_whitespace().any(|x| x == "io"))
+    lists_io(&root.join("cgroup.subtree_control"))
+}
+
+/// Whether the controller list in `file` names `io`.
+fn lists_io(file: &Path) -> bool {
+    std::fs::read_to_string(file).is_ok_and(|c| c.split_whitespace().any(|x| x == "io"))
 }
 
 /// The v2 cgroup named in a `/proc/<pid>/cgroup` text (its `0::` line),
