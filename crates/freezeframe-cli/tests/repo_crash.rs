@@ -181,3 +181,55 @@ fn a_full_repository_disk_fails_the_backup_cleanly_and_the_next_one_works() {
         &restorable(describe(&private)),
     );
 }
+
+#[test]
+fn a_disk_that_fills_while_an_index_or_snapshot_file_is_written_leaves_no_torn_file() {
+    if !privileged() || !require("restic", which("restic")) {
+        return;
+    }
+    let (vol, cg, private, env) = common::repo_with_container("db");
+    files(&private.join("data"), 11, 3, 1 << 20);
+    let repo = env.dir.path().join("repo");
+    let r = repo.to_str().unwrap();
+    for folder in ["index", "snapshots"] {
+        // The folder on a one-page file system of its own, already full:
+        // everything else fits, the file written there does not.
+        let dir = repo.join(folder);
+        common::sh(&format!(
+            "mount -t tmpfs -o size=4k ff-test-{folder} {}",
+            dir.display()
+        ));
+        let unmount = common::Unmount(dir.clone());
+        std::fs::write(dir.join("filler"), vec![0u8; 4096]).unwrap();
+        let (code, out, err) = env.run(&["backup", "db"]);
+        assert_eq!(code, 1, "{folder} full: the backup fails: {out}{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            ["filler"],
+            "{folder}: no file, whole or torn, is left there"
+        );
+        // restic reads the repository as it is: the files that were
+        // written are whole.
+        std::fs::remove_file(dir.join("filler")).unwrap();
+        restic(&env, r, &["check"]);
+        drop(unmount);
+        assert!(!cg.is_frozen(), "nothing stays frozen");
+        assert!(vol.snapshot_names().is_empty(), "no snapshot is left");
+    }
+    // Room again: the next backup works and restores.
+    let m = env.backup_json(&["db"]);
+    restic(&env, r, &["check", "--read-data"]);
+    let to = env.dir.path().join("restored");
+    assert_restores(
+        &env,
+        m["run"].as_str().unwrap(),
+        &to,
+        "after the full folders",
+        &restorable(describe(&private)),
+    );
+}
