@@ -153,8 +153,22 @@ fn a_full_repository_disk_fails_the_backup_cleanly_and_the_next_one_works() {
         err.contains("No space left") || err.contains("os error 28"),
         "the error says why: {err}"
     );
-    let r = repo.to_str().unwrap();
-    let out = restic(&env, r, &["snapshots", "--json"]);
+    assert_failed_cleanly(&env, &repo, &vol, &cg);
+
+    // Room again: the next backup works, restic agrees, it restores.
+    common::sh(&format!("mount -o remount,size=64m {}", small.display()));
+    assert_next_backup_restores(&env, &repo, &private, "after the full disk");
+}
+
+/// After a failed backup: the repository has no snapshot, nothing stays
+/// frozen, and no btrfs snapshot or repository lock is left.
+fn assert_failed_cleanly(
+    env: &common::Env,
+    repo: &std::path::Path,
+    vol: &common::LoopBtrfs,
+    cg: &common::TestCgroup,
+) {
+    let out = restic(env, repo.to_str().unwrap(), &["snapshots", "--json"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "[]",
@@ -166,20 +180,21 @@ fn a_full_repository_disk_fails_the_backup_cleanly_and_the_next_one_works() {
         std::fs::read_dir(repo.join("locks")).is_ok_and(|mut d| d.next().is_none()),
         "no lock is left"
     );
+}
 
-    // Room again: the next backup works, restic agrees, it restores.
-    common::sh(&format!("mount -o remount,size=64m {}", small.display()));
+/// The next backup of `db` works, restic reads all of it, and it
+/// restores `private` as it is now.
+fn assert_next_backup_restores(
+    env: &common::Env,
+    repo: &std::path::Path,
+    private: &std::path::Path,
+    what: &str,
+) {
     let m = env.backup_json(&["db"]);
-    restic(&env, r, &["check", "--read-data"]);
+    restic(env, repo.to_str().unwrap(), &["check", "--read-data"]);
     let to = env.dir.path().join("restored");
     let run = m["run"].as_str().unwrap();
-    assert_restores(
-        &env,
-        run,
-        &to,
-        "after the full disk",
-        &restorable(describe(&private)),
-    );
+    assert_restores(env, run, &to, what, &restorable(describe(private)));
 }
 
 #[test]
@@ -217,19 +232,9 @@ fn a_disk_that_fills_while_an_index_or_snapshot_file_is_written_leaves_no_torn_f
         // written are whole.
         std::fs::remove_file(dir.join("filler")).unwrap();
         restic(&env, r, &["check"]);
+        assert_failed_cleanly(&env, &repo, &vol, &cg);
         drop(unmount);
-        assert!(!cg.is_frozen(), "nothing stays frozen");
-        assert!(vol.snapshot_names().is_empty(), "no snapshot is left");
     }
     // Room again: the next backup works and restores.
-    let m = env.backup_json(&["db"]);
-    restic(&env, r, &["check", "--read-data"]);
-    let to = env.dir.path().join("restored");
-    assert_restores(
-        &env,
-        m["run"].as_str().unwrap(),
-        &to,
-        "after the full folders",
-        &restorable(describe(&private)),
-    );
+    assert_next_backup_restores(&env, &repo, &private, "after the full folders");
 }
