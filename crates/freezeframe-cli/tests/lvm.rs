@@ -62,6 +62,18 @@ fn lvm_scenarios_in_the_guest() {
         payload.path().display(),
         ff.display()
     ));
+    // thin_delta (for thin bases): the multi-call binary of
+    // thin-provisioning-tools, made executable and linked in the guest.
+    if !require(
+        "thin_delta (apt-get install -y thin-provisioning-tools)",
+        Path::new("/usr/sbin/pdata_tools").exists(),
+    ) {
+        return;
+    }
+    sh(&format!(
+        "cp -L /usr/sbin/pdata_tools {0}/pdata_tools && chmod -x {0}/pdata_tools",
+        payload.path().display()
+    ));
     // LVMVM_FILTER runs fewer guest tests (a name or part of one).
     let filter = std::env::var("LVMVM_FILTER").unwrap_or_else(|_| "guest_".into());
     assert!(
@@ -81,7 +93,7 @@ fn lvm_scenarios_in_the_guest() {
             "-c",
             // The kernel's warnings (a soft lockup's backtraces) go to the
             // console log, whose tail a failed run prints.
-            &format!("echo 7 > /proc/sys/kernel/printk; echo 1 > /proc/sys/kernel/softlockup_all_cpu_backtrace; chmod +x freezeframe && printf '#!/bin/sh\\nLD_LIBRARY_PATH=/payload/lib exec /payload/freezeframe \"$@\"\\n' > ff && chmod +x ff && FF_BIN=/payload/ff RUST_BACKTRACE=1 exec ./lvm_tests --ignored --test-threads=1 --nocapture {filter}"),
+            &format!("echo 7 > /proc/sys/kernel/printk; echo 1 > /proc/sys/kernel/softlockup_all_cpu_backtrace; chmod +x freezeframe pdata_tools && ln -sf /payload/pdata_tools /usr/sbin/thin_delta && printf '#!/bin/sh\\nLD_LIBRARY_PATH=/payload/lib exec /payload/freezeframe \"$@\"\\n' > ff && chmod +x ff && FF_BIN=/payload/ff RUST_BACKTRACE=1 exec ./lvm_tests --ignored --test-threads=1 --nocapture {filter}"),
         ])
         .status()
         .unwrap();
@@ -93,6 +105,9 @@ fn lvm_scenarios_in_the_guest() {
 }
 
 // ---- inside the guest ---------------------------------------------------
+
+#[path = "lvm/thin_base.rs"]
+mod thin_base;
 
 const VG: &str = "ffvg";
 

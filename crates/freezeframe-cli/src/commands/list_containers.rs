@@ -120,7 +120,11 @@ fn bases_of(config: &Config) -> Vec<(String, serde_json::Value)> {
         .bases
         .into_iter()
         .map(|(k, b)| {
-            let excl = btrfs.exclusive_bytes(&b.snapshot.root).ok();
+            // btrfs says what only the base holds; a thin pool does not
+            // cheaply (shown as `?`).
+            let excl = (b.provider == freezeframe::ProviderKind::Btrfs)
+                .then(|| btrfs.exclusive_bytes(&b.snapshot.root).ok())
+                .flatten();
             let v = json!({
                 "snapshot": b.snapshot.name,
                 "path": b.snapshot.root,

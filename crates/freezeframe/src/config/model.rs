@@ -370,10 +370,25 @@ pub struct Volume {
     /// LVM settings (lvm and lvm-thin volumes only).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub lvm: Option<LvmOptions>,
-    /// Keep each run's snapshot as the base of the next (btrfs volumes
-    /// backed up into a repository; `None`: yes there, no elsewhere).
+    /// Keep each run's snapshot as the base of the next (btrfs and
+    /// lvm-thin volumes backed up into a repository; `None`: yes on btrfs,
+    /// no elsewhere).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_base: Option<bool>,
+}
+
+impl Volume {
+    /// Whether runs into a repository keep a base of this volume: btrfs
+    /// unless turned off; lvm-thin only when asked for, since a kept thin
+    /// snapshot pins pool space as the origin is written, and a full pool
+    /// stops every thin volume in it.
+    pub fn keeps_base(&self) -> bool {
+        match self.provider {
+            ProviderKind::Btrfs => self.keep_base != Some(false),
+            ProviderKind::LvmThin => self.keep_base == Some(true),
+            _ => false,
+        }
+    }
 }
 
 /// A container as configured. For the `openvz` and `lxc` runtimes the

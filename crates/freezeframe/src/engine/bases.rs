@@ -9,13 +9,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::cleanup::Token;
+use super::cleanup::{Cleanup, Token, Undo};
 use super::lifecycle::Run;
 use super::Toolbox;
 use crate::config::Volume;
+use crate::snapshot::VolumeChanges;
 use crate::snapshot::{Snapshot, SnapshotError, SnapshotProvider};
 use crate::state::{Base, Bases, BasesError};
-use crate::sys::send_stream::SendChanges;
 use crate::target::{KernelChanges, SourceId};
 
 /// What the containers of one snapshot are backed up with.
@@ -24,7 +24,7 @@ pub(super) struct Incremental {
     /// The snapshot's identity.
     pub source_id: Option<SourceId>,
     /// The base's identity and the kernel's changes since it.
-    pub changes: Option<(SourceId, SendChanges)>,
+    pub changes: Option<(SourceId, VolumeChanges)>,
 }
 
 impl Incremental {
@@ -56,13 +56,15 @@ impl Incremental {
 }
 
 /// The identity of `snap`, and the changes since `base` when the base is
-/// still the snapshot that was kept (same identity). Each reason not to
-/// use them goes to `notes`.
+/// still the snapshot that was kept (same identity). Whatever the
+/// provider holds in the kernel while it reads them is registered with
+/// `cleanup` first. Each reason not to use them goes to `notes`.
 pub(super) fn incremental(
-    provider: &dyn SnapshotProvider,
+    provider: &Arc<dyn SnapshotProvider>,
     snap: &Snapshot,
     base: Option<&Base>,
     scratch: &Path,
+    cleanup: &Cleanup,
     notes: &mut Vec<String>,
 ) -> Incremental {
     let mut out = Incremental::default();
@@ -98,15 +100,34 @@ pub(super) fn incremental(
             return out;
         }
     }
-    match provider.changes(&base.snapshot, snap, scratch) {
-        Ok(Some(c))
-            if crate::sys::send_stream::uuid_text(&c.base_uuid) == base.id.uuid
-                && crate::sys::send_stream::uuid_text(&c.uuid) == new_id.uuid =>
-        {
+    let token = match provider.change_hold(&base.snapshot, snap) {
+        Ok(None) => None,
+        Ok(Some(hold)) => {
+            match cleanup.register_all(vec![Undo::ReleaseHold(provider.clone(), hold)]) {
+                Ok(t) => t.first().copied(),
+                Err(e) => {
+                    notes.push(unusable(format!("cannot journal the pool's hold: {e}")));
+                    return out;
+                }
+            }
+        }
+        Err(e) => {
+            notes.push(unusable(e.to_string()));
+            return out;
+        }
+    };
+    let changes = provider.changes(&base.snapshot, snap, scratch);
+    // `changes` released what it held, on every path.
+    if let Some(t) = token {
+        cleanup.done(t);
+    }
+    match changes {
+        Ok(Some(c)) if c.base_uuid == base.id.uuid && c.uuid == new_id.uuid => {
+            notes.extend(c.notes.iter().cloned());
             out.changes = Some((base.id.clone(), c));
         }
         Ok(Some(_)) => notes.push(unusable(
-            "the kernel's stream names other subvolumes than asked".into(),
+            "the kernel's changes name other snapshots than asked".into(),
         )),
         Ok(None) => {}
         Err(e) => notes.push(unusable(e.to_string())),
@@ -163,7 +184,7 @@ impl Run<'_> {
         vol: &Volume,
         snap: &Snapshot,
         key: &str,
-        provider: &dyn SnapshotProvider,
+        provider: &Arc<dyn SnapshotProvider>,
         notes: &mut Vec<String>,
     ) -> Option<Arc<Incremental>> {
         let state_dir = self.plan.state_dir.clone()?;
@@ -173,7 +194,12 @@ impl Run<'_> {
         }
         let base = self.bases.bases.get(key);
         Some(Arc::new(incremental(
-            provider, snap, base, &state_dir, notes,
+            provider,
+            snap,
+            base,
+            &state_dir,
+            &self.cleanup,
+            notes,
         )))
     }
 
@@ -273,12 +299,11 @@ mod tests {
             uuid: "u".into(),
             generation: 1,
         };
-        let changes = SendChanges {
-            uuid: [1; 16],
-            ctransid: 2,
-            base_uuid: [3; 16],
-            base_ctransid: 1,
+        let changes = VolumeChanges {
+            uuid: "new".into(),
+            base_uuid: "u".into(),
             entries,
+            notes: Vec::new(),
         };
         let inc = Incremental {
             source_id: None,

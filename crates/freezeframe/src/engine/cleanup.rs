@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::{Container, ProviderKind, RuntimeKind};
 use crate::runtime::{Quiesced, Runtime, RuntimeError};
-use crate::snapshot::{Snapshot, SnapshotError, SnapshotProvider};
+use crate::snapshot::{Hold, Snapshot, SnapshotError, SnapshotProvider};
 use crate::state::{Journal, JournalError, Key, Step};
 use crate::target::layout::{RunId, MANIFEST_NAME};
 
@@ -83,6 +83,8 @@ pub enum Undo {
     CopyStaging(PathBuf),
     /// Remove a restored copy moved into place, unless registered.
     CopyPlaced(super::copy::Placed),
+    /// Release what a provider holds while it reads changes.
+    ReleaseHold(Arc<dyn SnapshotProvider>, Hold),
 }
 
 impl Undo {
@@ -94,6 +96,7 @@ impl Undo {
             Undo::ArchiveGroup(p) => format!("remove archive cgroup {}", p.display()),
             Undo::CopyStaging(p) => format!("remove restore staging folder {}", p.display()),
             Undo::CopyPlaced(p) => format!("remove unregistered copy {}", p.path.display()),
+            Undo::ReleaseHold(_, h) => format!("release the metadata snapshot of pool {}", h.pool),
         }
     }
 
@@ -112,6 +115,10 @@ impl Undo {
             Undo::ArchiveGroup(p) => Step::ArchiveGroup { path: p.clone() },
             Undo::CopyStaging(p) => Step::CopyStaging { path: p.clone() },
             Undo::CopyPlaced(p) => p.step(),
+            Undo::ReleaseHold(p, h) => Step::Hold {
+                provider: p.kind(),
+                hold: h.clone(),
+            },
         })
     }
 
@@ -128,6 +135,7 @@ impl Undo {
             }
             Undo::CopyStaging(p) => super::copy::remove_staging(p).map(|_| ()),
             Undo::CopyPlaced(p) => p.remove().map(|_| ()),
+            Undo::ReleaseHold(p, h) => Ok(p.release_hold(h)?),
         }
     }
 }

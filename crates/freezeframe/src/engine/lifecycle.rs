@@ -529,7 +529,7 @@ impl Run<'_> {
                     (self.plan.strategy == Strategy::Each).then(|| w[0].id.as_str()),
                 );
                 let mut notes = Vec::new();
-                let inc = self.incremental(vol, &snap, &key, &*provider, &mut notes);
+                let inc = self.incremental(vol, &snap, &key, &provider, &mut notes);
                 for r in &ok {
                     for n in &notes {
                         self.add_note(r.ct.id.as_str(), n);

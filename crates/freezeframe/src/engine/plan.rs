@@ -81,12 +81,9 @@ pub struct Plan {
 
 impl Plan {
     /// Whether each run keeps its snapshot of `v` as the base of the next
-    /// (a btrfs volume backed up into a repository, unless turned off).
+    /// (see [`Volume::keeps_base`]; into a repository only).
     pub fn keeps_base(&self, v: &Volume) -> bool {
-        self.repository.is_some()
-            && self.state_dir.is_some()
-            && v.provider == crate::config::ProviderKind::Btrfs
-            && v.keep_base.unwrap_or(true)
+        self.repository.is_some() && self.state_dir.is_some() && v.keeps_base()
     }
 
     /// Number of containers.

@@ -122,6 +122,19 @@ pub fn undo_step(step: &Step, tools: &Toolbox) -> Result<String, UndoError> {
             p.remove(snapshot)?;
             Ok(format!("removed snapshot {}", snapshot.name))
         }
+        Step::Hold { provider, hold } => {
+            let p = tools
+                .provider(*provider)
+                .ok_or_else(|| UndoError::NoProvider {
+                    provider: *provider,
+                    snapshot: hold.pool.clone(),
+                })?;
+            p.release_hold(hold)?;
+            Ok(format!(
+                "released the metadata snapshot of thin pool {} (if it was still held)",
+                hold.pool
+            ))
+        }
         Step::ArchiveGroup { path } => {
             crate::sys::throttle::remove(path).map_err(|source| UndoError::Remove {
                 path: path.clone(),
@@ -246,8 +259,8 @@ fn reconcile(
 }
 
 /// Removes the base snapshots `state_dir` records that this config can no
-/// longer use: their volume is gone from it, is not btrfs, has
-/// `keep_base = false`, or the target is not a repository; or their
+/// longer use: their volume is gone from it, keeps no base (see
+/// `Volume::keeps_base`), or the target is not a repository; or their
 /// container (when each container had a snapshot of its own) is gone.
 /// Then no base is kept for nothing.
 pub fn drop_unconfigured_bases(
@@ -262,11 +275,10 @@ pub fn drop_unconfigured_bases(
     let repository = config.target.repository().is_some();
     let usable = |key: &str| {
         let (vol, ct) = Bases::split_key(key);
-        let vol_ok = config.volumes.iter().any(|v| {
-            v.name == vol
-                && v.provider == crate::config::ProviderKind::Btrfs
-                && v.keep_base != Some(false)
-        });
+        let vol_ok = config
+            .volumes
+            .iter()
+            .any(|v| v.name == vol && v.keeps_base());
         let ct_ok = ct.is_none_or(|c| config.containers.iter().any(|s| s.id.as_str() == c));
         repository && vol_ok && ct_ok
     };

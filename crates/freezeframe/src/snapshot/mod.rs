@@ -5,10 +5,11 @@ pub mod btrfs;
 pub mod lvm;
 mod name;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::{ProviderKind, Volume};
-use crate::sys::send_stream::SendChanges;
+use crate::sys::send_stream::{uuid_text, FileChange, SendChanges};
 use crate::sys::{CommandError, Owner};
 use crate::target::SourceId;
 
@@ -119,6 +120,14 @@ pub enum SnapshotError {
         /// Why.
         source: ChangesError,
     },
+    /// `thin_delta`'s output could not be used.
+    #[error("volume {volume}: {source}")]
+    ThinDelta {
+        /// The volume.
+        volume: String,
+        /// Why.
+        source: lvm::DeltaError,
+    },
     /// Refusing to touch something freezeframe did not create.
     #[error("refusing to remove `{0}`: not a freezeframe snapshot")]
     NotOurs(String),
@@ -127,6 +136,43 @@ pub enum SnapshotError {
         "snapshot name {0} was taken by another run at the same instant; run the backup again"
     )]
     Taken(String),
+}
+
+/// What changed from a base snapshot to a new one, per entry of the new
+/// one, as the provider's kernel interface says (btrfs: `btrfs send
+/// --no-data`; LVM-thin: `thin_delta` and `FIEMAP`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeChanges {
+    /// The base's identity ([`SourceId::uuid`]) the changes were read from.
+    pub base_uuid: String,
+    /// The new snapshot's identity.
+    pub uuid: String,
+    /// Every entry that may have changed, under its path in the new
+    /// snapshot (relative to the volume's root). An entry not listed is
+    /// either unchanged or read whole (never trusted).
+    pub entries: BTreeMap<PathBuf, FileChange>,
+    /// Files the provider could not map (they are read whole), a few.
+    pub notes: Vec<String>,
+}
+
+impl From<SendChanges> for VolumeChanges {
+    fn from(c: SendChanges) -> Self {
+        Self {
+            base_uuid: uuid_text(&c.base_uuid),
+            uuid: uuid_text(&c.uuid),
+            entries: c.entries,
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// Something held in the kernel while changes are read, released after
+/// (LVM-thin: the pool's metadata snapshot). Journaled before it is
+/// taken, so that a killed run's guardian or `recover` releases it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Hold {
+    /// The device-mapper name of the thin pool (`vg-pool-tpool`).
+    pub pool: String,
 }
 
 /// How a volume is snapshotted.
@@ -181,8 +227,23 @@ pub trait SnapshotProvider: Send + Sync {
         _base: &Snapshot,
         _new: &Snapshot,
         _scratch: &Path,
-    ) -> Result<Option<SendChanges>, SnapshotError> {
+    ) -> Result<Option<VolumeChanges>, SnapshotError> {
         Ok(None)
+    }
+    /// What [`SnapshotProvider::changes`] of `base` and `new` will hold
+    /// in the kernel while it runs (it releases it before it returns), to
+    /// be journaled first; `None`: nothing.
+    fn change_hold(
+        &self,
+        _base: &Snapshot,
+        _new: &Snapshot,
+    ) -> Result<Option<Hold>, SnapshotError> {
+        Ok(None)
+    }
+    /// Releases `hold` if it is still held and no live freezeframe holds
+    /// it (the undo of a run killed inside `changes`).
+    fn release_hold(&self, _hold: &Hold) -> Result<(), SnapshotError> {
+        Ok(())
     }
     /// Everything on `volume` named like a snapshot of it by freezeframe
     /// ([`is_snapshot_name`]), with its owner record and, if it is not

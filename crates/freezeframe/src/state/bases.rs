@@ -138,6 +138,11 @@ impl Bases {
 /// one its owner record names). An unreadable record counts as holding
 /// it: better a stale base kept than a current one removed.
 pub fn is_current_base(state_dir: &Path, snap: &Snapshot) -> bool {
+    // No state dir known (an LVM snapshot of an older freezeframe): it was
+    // never a base.
+    if state_dir.as_os_str().is_empty() {
+        return false;
+    }
     Bases::load(state_dir).map_or(true, |b| b.holds(snap))
 }
 

@@ -69,6 +69,14 @@ pub enum Step {
         /// Once this file exists the copy is registered and stays.
         registered_by: PathBuf,
     },
+    /// Something a provider holds in the kernel while it reads changes
+    /// (LVM-thin: the pool's metadata snapshot).
+    Hold {
+        /// Provider.
+        provider: ProviderKind,
+        /// What is held.
+        hold: crate::snapshot::Hold,
+    },
 }
 
 impl std::fmt::Display for Step {
@@ -82,6 +90,7 @@ impl std::fmt::Display for Step {
             Step::CopyPlaced { path, .. } => {
                 write!(f, "unregistered restored copy {}", path.display())
             }
+            Step::Hold { hold, .. } => write!(f, "metadata snapshot of thin pool {}", hold.pool),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod command;
 pub mod duration;
 pub mod faults;
+pub mod fiemap;
 pub mod fs;
 pub mod hooks;
 pub mod http;

@@ -100,9 +100,59 @@ impl Owner {
 /// Prefix of the LVM tag that carries an owner.
 pub const OWNER_TAG_PREFIX: &str = "ffowner_";
 
+/// Prefix of the LVM tag that carries the owner's state dir, hex-encoded
+/// (LVM tags allow few characters).
+pub const STATE_TAG_PREFIX: &str = "ffstate_";
+
+/// Longest state dir a tag carries (LVM tags hold 1024 characters).
+const MAX_STATE_TAG_PATH: usize = 500;
+
+impl Owner {
+    /// The state dir as a second LVM tag (`ffstate_<hex>`), so that a
+    /// sweep can tell a kept base of that state dir from an orphan;
+    /// `None` for an empty or very long path.
+    pub fn state_tag(&self) -> Option<String> {
+        use std::os::unix::ffi::OsStrExt;
+        let b = self.state_dir.as_os_str().as_bytes();
+        (!b.is_empty() && b.len() <= MAX_STATE_TAG_PATH)
+            .then(|| format!("{STATE_TAG_PREFIX}{}", hex::encode(b)))
+    }
+
+    /// Fills in the state dir from the tags of an LVM snapshot.
+    pub fn with_state_tag<'a>(mut self, tags: impl IntoIterator<Item = &'a str>) -> Self {
+        use std::os::unix::ffi::OsStringExt;
+        let dir = tags.into_iter().find_map(|t| {
+            hex::decode(t.strip_prefix(STATE_TAG_PREFIX)?)
+                .ok()
+                .filter(|b| !b.is_empty() && !b.contains(&0))
+        });
+        if let Some(d) = dir {
+            self.state_dir = PathBuf::from(std::ffi::OsString::from_vec(d));
+        }
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_state_dir_rides_along_in_a_tag_of_its_own() {
+        let me = Owner::me(Path::new("/var/lib/ff state"), "r1");
+        let tag = me.state_tag().unwrap();
+        assert!(tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        let back = Owner::from_tag(&me.to_tag())
+            .unwrap()
+            .with_state_tag(["freezeframe", tag.as_str()]);
+        assert_eq!(back.state_dir, Path::new("/var/lib/ff state"));
+        let none = Owner::from_tag(&me.to_tag())
+            .unwrap()
+            .with_state_tag(["ffstate_zz"]);
+        assert_eq!(none.state_dir, PathBuf::new());
+        let long = Owner::me(&PathBuf::from("/".repeat(600)), "r");
+        assert!(long.state_tag().is_none());
+    }
 
     #[test]
     fn this_process_is_alive_and_others_are_not() {

@@ -105,11 +105,13 @@ pub(super) fn volumes(raw: Vec<Spanned<RawVolume>>, text: &str) -> Result<Vec<Vo
             thin_max_data_percent: v.thin_max_data_percent.unwrap_or(80.0),
             thin_max_metadata_percent: v.thin_max_metadata_percent.unwrap_or(80.0),
         });
-        if v.keep_base == Some(true) && v.provider != ProviderKind::Btrfs {
+        if v.keep_base == Some(true)
+            && !matches!(v.provider, ProviderKind::Btrfs | ProviderKind::LvmThin)
+        {
             return Err((
                 line,
                 format!(
-                    "volume `{}`: keep_base applies only to provider = \"btrfs\" (LVM has no base snapshots yet); remove it",
+                    "volume `{}`: keep_base applies only to provider = \"btrfs\" or \"lvm-thin\" (a classic LVM snapshot's copy-on-write area would fill between runs); remove it",
                     v.name
                 ),
             ));

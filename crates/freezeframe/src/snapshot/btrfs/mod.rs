@@ -16,11 +16,12 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::{is_snapshot_name, Found, Health, Snapshot, SnapshotError, SnapshotProvider};
+use super::{
+    is_snapshot_name, Found, Health, Snapshot, SnapshotError, SnapshotProvider, VolumeChanges,
+};
 use crate::config::{ProviderKind, Volume};
 use crate::sys::fs::{fs_magic, read_regular, syncfs, BTRFS_SUPER_MAGIC};
 use crate::sys::owner::MAX_OWNER_RECORD;
-use crate::sys::send_stream::SendChanges;
 use crate::sys::{Cmd, CommandRunner, Owner};
 use crate::target::SourceId;
 
@@ -211,9 +212,9 @@ impl SnapshotProvider for BtrfsProvider {
         base: &Snapshot,
         new: &Snapshot,
         scratch: &Path,
-    ) -> Result<Option<SendChanges>, SnapshotError> {
+    ) -> Result<Option<VolumeChanges>, SnapshotError> {
         send_changes(&*self.runner, &base.root, &new.root, scratch)
-            .map(Some)
+            .map(|c| Some(c.into()))
             .map_err(|source| SnapshotError::Changes {
                 volume: new.volume.clone(),
                 source,

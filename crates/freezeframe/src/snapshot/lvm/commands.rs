@@ -19,6 +19,12 @@ pub fn lvs_cmd(target: Option<&str>, tagged_only: bool) -> Cmd {
     c
 }
 
+/// `lvs -a` as JSON of volume group `vg`: hidden LVs too (a thin pool's
+/// `[pool_tmeta]`).
+pub fn lvs_all_cmd(vg: &str) -> Cmd {
+    json_report("lvs", LV_FIELDS).arg("-a").arg(vg)
+}
+
 /// `vgs` as JSON.
 pub fn vgs_cmd(vg: &str) -> Cmd {
     json_report("vgs", VG_FIELDS).arg(vg)
@@ -44,13 +50,17 @@ pub fn create_cmd(origin: &str, name: &str, size_mib: Option<u64>, owner: &Owner
     if let Some(m) = size_mib {
         c = c.arg("-L").arg(format!("{m}m"));
     }
-    c.arg("-n")
+    c = c
+        .arg("-n")
         .arg(name)
         .arg("--addtag")
         .arg(TAG)
         .arg("--addtag")
-        .arg(owner.to_tag())
-        .arg(origin)
+        .arg(owner.to_tag());
+    if let Some(t) = owner.state_tag() {
+        c = c.arg("--addtag").arg(t);
+    }
+    c.arg(origin)
 }
 
 /// Mount options for a read-only snapshot of a file system still mounted

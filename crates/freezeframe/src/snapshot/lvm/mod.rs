@@ -10,7 +10,13 @@
 //! reboots, where files under `/run` would be lost.
 
 mod commands;
+mod delta;
+mod file_ranges;
 pub mod report;
+mod thin_base;
+mod thin_changes;
+
+pub use delta::DeltaError;
 
 pub use commands::{create_cmd, lvs_cmd, mount_options, snapshot_mib, vgs_cmd};
 
@@ -30,11 +36,14 @@ use std::sync::{Arc, Mutex};
 
 use report::{parse_lvs, parse_vgs, Lv};
 
-use super::{is_snapshot_name, Found, Health, Snapshot, SnapshotError, SnapshotProvider};
+use super::{
+    is_snapshot_name, Found, Health, Hold, Snapshot, SnapshotError, SnapshotProvider, VolumeChanges,
+};
 use crate::config::{LvmOptions, ProviderKind, SnapshotSize, Volume};
 use crate::sys::fs::syncfs;
 use crate::sys::mountinfo::{parse as parse_mountinfo, MountEntry};
 use crate::sys::{Cmd, CommandRunner, Owner};
+use crate::target::SourceId;
 
 /// The tag on every snapshot freezeframe creates.
 pub const TAG: &str = "freezeframe";
@@ -53,6 +62,7 @@ pub struct LvmProvider {
     runner: Arc<dyn CommandRunner>,
     thin: bool,
     mountinfo: PathBuf,
+    lock_dir: PathBuf,
     origins: Mutex<HashMap<String, Origin>>,
 }
 
@@ -70,8 +80,16 @@ impl LvmProvider {
             runner,
             thin,
             mountinfo: PathBuf::from("/proc/self/mountinfo"),
+            lock_dir: PathBuf::from("/run/lock"),
             origins: Mutex::default(),
         }
+    }
+
+    /// Keeps the per-pool locks (see `thin_base`) in `dir` instead of
+    /// `/run/lock`.
+    pub fn with_lock_dir(mut self, dir: PathBuf) -> Self {
+        self.lock_dir = dir;
+        self
     }
 
     /// Reads the mount table from `path` instead of `/proc/self/mountinfo`.
@@ -213,6 +231,27 @@ impl LvmProvider {
 }
 
 impl SnapshotProvider for LvmProvider {
+    fn identity(&self, snap: &Snapshot) -> Result<Option<SourceId>, SnapshotError> {
+        self.thin_identity(snap)
+    }
+
+    fn change_hold(&self, _base: &Snapshot, new: &Snapshot) -> Result<Option<Hold>, SnapshotError> {
+        self.thin_hold(new)
+    }
+
+    fn release_hold(&self, hold: &Hold) -> Result<(), SnapshotError> {
+        self.thin_release(hold)
+    }
+
+    fn changes(
+        &self,
+        base: &Snapshot,
+        new: &Snapshot,
+        _scratch: &Path,
+    ) -> Result<Option<VolumeChanges>, SnapshotError> {
+        self.thin_changes(base, new)
+    }
+
     fn kind(&self) -> ProviderKind {
         if self.thin {
             ProviderKind::LvmThin
@@ -475,7 +514,11 @@ impl SnapshotProvider for LvmProvider {
             }
             out.push(Found {
                 foreign: Self::foreign(&lv, Some(&o.lv.full_name())),
-                owner: lv.tags.iter().find_map(|t| Owner::from_tag(t)),
+                owner: lv
+                    .tags
+                    .iter()
+                    .find_map(|t| Owner::from_tag(t))
+                    .map(|o| o.with_state_tag(lv.tags.iter().map(String::as_str))),
                 snapshot: self.handle(volume, &lv.name)?,
             });
         }

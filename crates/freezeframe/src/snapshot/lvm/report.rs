@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 /// The `lvs -o` fields we ask for, in order.
-pub const LV_FIELDS: &str = "lv_name,vg_name,lv_attr,lv_size,origin,pool_lv,snap_percent,data_percent,metadata_percent,lv_tags,lv_kernel_major,lv_kernel_minor";
+pub const LV_FIELDS: &str = "lv_name,vg_name,lv_attr,lv_size,origin,pool_lv,snap_percent,data_percent,metadata_percent,lv_tags,lv_kernel_major,lv_kernel_minor,lv_uuid,thin_id,lv_dm_path";
 
 /// The `vgs -o` fields we ask for.
 pub const VG_FIELDS: &str = "vg_name,vg_size,vg_free,vg_extent_size";
@@ -34,6 +34,12 @@ pub struct Lv {
     pub tags: Vec<String>,
     /// Kernel device numbers (-1 when inactive).
     pub dev: (i64, i64),
+    /// LVM's UUID of the LV (empty in reports that lack it).
+    pub uuid: String,
+    /// The device id inside its thin pool (thin LVs only).
+    pub thin_id: Option<u64>,
+    /// Its device-mapper path (`/dev/mapper/vg-lv`).
+    pub dm_path: String,
 }
 
 impl Lv {
@@ -123,6 +129,12 @@ struct RawLv {
     lv_kernel_major: String,
     #[serde(default)]
     lv_kernel_minor: String,
+    #[serde(default)]
+    lv_uuid: String,
+    #[serde(default)]
+    thin_id: String,
+    #[serde(default)]
+    lv_dm_path: String,
 }
 
 #[derive(Deserialize)]
@@ -166,6 +178,9 @@ pub fn parse_lvs(json: &str) -> Result<Vec<Lv>, String> {
                     l.lv_kernel_major.trim().parse().unwrap_or(-1),
                     l.lv_kernel_minor.trim().parse().unwrap_or(-1),
                 ),
+                thin_id: l.thin_id.trim().parse().ok(),
+                uuid: l.lv_uuid,
+                dm_path: l.lv_dm_path,
                 name: l.lv_name,
                 vg: l.vg_name,
                 attr: l.lv_attr,

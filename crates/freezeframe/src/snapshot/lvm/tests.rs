@@ -123,7 +123,11 @@ fn owner() -> Owner {
 
 #[test]
 fn command_lines() {
-    let tag = format!("ffowner_42_7_{}", "ab".repeat(16));
+    // The owner, then its state dir (`/var/lib/ff`, hex).
+    let tag = format!(
+        "ffowner_42_7_{} --addtag ffstate_2f7661722f6c69622f6666",
+        "ab".repeat(16)
+    );
     assert_eq!(
         create_cmd("ffvg/ext", "ff-1-data", Some(44), &owner()).to_string(),
         format!("lvcreate -s -L 44m -n ff-1-data --addtag freezeframe --addtag {tag} ffvg/ext")
@@ -166,8 +170,9 @@ fn finds_the_origin_by_device_number_and_checks_space() {
     p.create(&volume("20%"), "ff-20261124T180501-data", &owner())
         .unwrap();
     let want = format!(
-        "lvcreate -s -L 40m -n ff-20261124T180501-data --addtag freezeframe --addtag {} ffvg/ext",
-        owner().to_tag()
+        "lvcreate -s -L 40m -n ff-20261124T180501-data --addtag freezeframe --addtag {} --addtag {} ffvg/ext",
+        owner().to_tag(),
+        owner().state_tag().unwrap()
     );
     assert!(fake.calls.lock().unwrap().contains(&want));
 }

@@ -25,8 +25,11 @@ use crate::target::{ChangedFiles, ContainerJob, SourceId};
 
 /// Lines of a partial snapshot's description naming what could not be read.
 pub(super) const MISSING_PREFIX: &str = "missing: ";
-/// The description line naming the btrfs snapshot a backup was read from.
-const FROM_PREFIX: &str = "from-btrfs: ";
+/// The description line naming the snapshot a backup was read from (its
+/// [`SourceId::text`]).
+const FROM_PREFIX: &str = "from-snapshot: ";
+/// The same line as versions before LVM-thin bases wrote it (btrfs only).
+const OLD_FROM_PREFIX: &str = "from-btrfs: ";
 /// The description line with the chunk bounds files were cut with
 /// (`min avg max`, bytes); a snapshot without it was cut with restic's.
 const CHUNKS_PREFIX: &str = "chunks-fastcdc: ";
@@ -232,7 +235,10 @@ fn read_from(s: &SnapshotFile) -> Option<SourceId> {
     s.description
         .as_deref()?
         .lines()
-        .find_map(|l| l.strip_prefix(FROM_PREFIX))
+        .find_map(|l| {
+            l.strip_prefix(FROM_PREFIX)
+                .or_else(|| l.strip_prefix(OLD_FROM_PREFIX))
+        })
         .and_then(SourceId::parse)
 }
 
