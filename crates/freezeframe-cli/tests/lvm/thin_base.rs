@@ -6,7 +6,8 @@
 //! after in-place writes, appends, punched holes, collapsed ranges, a
 //! rename and (XFS) a reflinked file, none of which may be missed. A
 //! metadata snapshot somebody else holds is left alone: the run reads
-//! changed files whole and says why.
+//! changed files whole and says why. A run killed while it holds the
+//! pool's metadata snapshot has it released by its guardian.
 
 use std::path::{Path, PathBuf};
 
@@ -195,6 +196,32 @@ fn case(fs: &str) {
         "the other holder's metadata snapshot was released: {status}"
     );
     restores_identically(&cfg, dir.path(), &p, &format!("{fs}-4"));
+
+    // SIGKILL while the run holds the pool's metadata snapshot: its
+    // guardian releases it (before any `recover`), the killed run's
+    // snapshot goes, the base stays, and the next run uses it.
+    let base4 = kept(&pool);
+    sh(&format!(
+        "dd if=/dev/urandom of={}/big bs=4096 seek=700 count=1 conv=notrunc status=none && sync",
+        p.display()
+    ));
+    let (code, out, err) = run(&cfg, &["backup", "--all"], Some("while-holding"));
+    assert_eq!(code, -9, "the run was not killed at the fault: {out}{err}");
+    let held = || {
+        sh(&format!("dmsetup status {tpool}"))
+            .split_whitespace()
+            .nth(6)
+            != Some("-")
+    };
+    super::guest_wait("the guardian to release the metadata snapshot", || !held());
+    let (code, out, err) = run(&cfg, &["recover"], None);
+    assert_eq!(code, 0, "recover: {out}{err}");
+    assert!(!held(), "recover took a metadata snapshot");
+    assert_eq!(kept(&pool), base4, "the killed run's snapshot or the base");
+    let fifth = backup(&cfg)["repository"].clone();
+    assert!(fifth["extents"]["not_used"].is_null(), "{fifth}");
+    restores_identically(&cfg, dir.path(), &p, &format!("{fs}-5"));
+
     let (code, out, err) = run(&cfg, &["verify", "--read-data"], None);
     assert_eq!(code, 0, "verify --read-data: {out}{err}");
     assert_eq!(kept(&pool).len(), 1);

@@ -58,13 +58,15 @@ impl Incremental {
 /// The identity of `snap`, and the changes since `base` when the base is
 /// still the snapshot that was kept (same identity). Whatever the
 /// provider holds in the kernel while it reads them is registered with
-/// `cleanup` first. Each reason not to use them goes to `notes`.
+/// `cleanup` first, and `held` is called while it is held. Each reason
+/// not to use them goes to `notes`.
 pub(super) fn incremental(
     provider: &Arc<dyn SnapshotProvider>,
     snap: &Snapshot,
     base: Option<&Base>,
     scratch: &Path,
     cleanup: &Cleanup,
+    held: &dyn Fn(),
     notes: &mut Vec<String>,
 ) -> Incremental {
     let mut out = Incremental::default();
@@ -116,7 +118,7 @@ pub(super) fn incremental(
             return out;
         }
     };
-    let changes = provider.changes(&base.snapshot, snap, scratch);
+    let changes = provider.changes(&base.snapshot, snap, scratch, held);
     // `changes` released what it held, on every path.
     if let Some(t) = token {
         cleanup.done(t);
@@ -193,12 +195,14 @@ impl Run<'_> {
             return None;
         }
         let base = self.bases.bases.get(key);
+        let tools = self.tools;
         Some(Arc::new(incremental(
             provider,
             snap,
             base,
             &state_dir,
             &self.cleanup,
+            &|| tools.faults.hit("while-holding", &tools.cancel),
             notes,
         )))
     }
@@ -272,7 +276,11 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::config::ProviderKind;
+    use crate::snapshot::{Found, Health, Hold};
+    use crate::state::{Journal, Step};
     use crate::sys::send_stream::FileChange;
+    use crate::sys::Owner;
 
     #[test]
     fn a_container_gets_the_entries_below_its_root_with_origins_below_it() {
@@ -323,5 +331,156 @@ mod tests {
         );
         let all = inc.for_container(Path::new("")).unwrap();
         assert_eq!(all.files.len(), 6);
+    }
+
+    /// A provider that holds something while it reads changes, and
+    /// records what it was asked to release.
+    #[derive(Default)]
+    struct Holding {
+        released: std::sync::Mutex<Vec<Hold>>,
+    }
+
+    const POOL: &str = "vg-pool-tpool";
+
+    impl SnapshotProvider for Holding {
+        fn kind(&self) -> ProviderKind {
+            ProviderKind::LvmThin
+        }
+        fn check(&self, _: &Volume, _: usize) -> Result<(), SnapshotError> {
+            Ok(())
+        }
+        fn prepare(&self, _: &Volume) -> Result<(), SnapshotError> {
+            Ok(())
+        }
+        fn exists(&self, _: &Volume, _: &str) -> Result<bool, SnapshotError> {
+            Ok(true)
+        }
+        fn handle(&self, _: &Volume, name: &str) -> Result<Snapshot, SnapshotError> {
+            Ok(snapshot(name))
+        }
+        fn create(&self, _: &Volume, name: &str, _: &Owner) -> Result<Snapshot, SnapshotError> {
+            Ok(snapshot(name))
+        }
+        fn health(&self, _: &Snapshot) -> Result<Health, SnapshotError> {
+            Ok(Health::ok())
+        }
+        fn remove(&self, _: &Snapshot) -> Result<(), SnapshotError> {
+            Ok(())
+        }
+        fn list(&self, _: &Volume) -> Result<Vec<Found>, SnapshotError> {
+            Ok(Vec::new())
+        }
+        fn identity(&self, s: &Snapshot) -> Result<Option<SourceId>, SnapshotError> {
+            Ok(Some(source_id(&s.name)))
+        }
+        fn change_hold(&self, _: &Snapshot, _: &Snapshot) -> Result<Option<Hold>, SnapshotError> {
+            Ok(Some(Hold { pool: POOL.into() }))
+        }
+        fn changes(
+            &self,
+            base: &Snapshot,
+            new: &Snapshot,
+            _: &Path,
+            held: &dyn Fn(),
+        ) -> Result<Option<VolumeChanges>, SnapshotError> {
+            held();
+            Ok(Some(VolumeChanges {
+                base_uuid: base.name.clone(),
+                uuid: new.name.clone(),
+                entries: BTreeMap::new(),
+                notes: Vec::new(),
+            }))
+        }
+        fn release_hold(&self, hold: &Hold) -> Result<(), SnapshotError> {
+            self.released.lock().unwrap().push(hold.clone());
+            Ok(())
+        }
+    }
+
+    fn snapshot(name: &str) -> Snapshot {
+        Snapshot {
+            name: name.into(),
+            volume: "thin".into(),
+            root: PathBuf::from("/nonexistent").join(name),
+            device: None,
+            origin: None,
+        }
+    }
+
+    fn source_id(name: &str) -> SourceId {
+        SourceId {
+            uuid: name.into(),
+            generation: 7,
+        }
+    }
+
+    fn pending_holds(journal: &Path) -> Vec<Hold> {
+        let (pending, bad) = Journal::pending(journal).unwrap();
+        assert!(bad.is_empty(), "{bad:?}");
+        pending
+            .into_iter()
+            .filter_map(|p| match p.step {
+                Step::Hold { hold, .. } => Some(hold),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The hold is journaled before it is taken and marked done after:
+    /// a run killed inside `held` leaves it for `recover`, which releases
+    /// it through its provider.
+    #[test]
+    fn a_providers_hold_is_journaled_while_it_is_held_and_recover_releases_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Arc::new(Journal::open(dir.path(), "run").unwrap());
+        let path = journal.path().to_owned();
+        let cleanup = Cleanup::new(Some(journal));
+        let holding = Arc::new(Holding::default());
+        let provider: Arc<dyn SnapshotProvider> = holding.clone();
+        let base = Base {
+            snapshot: snapshot("ff-old-thin"),
+            provider: ProviderKind::LvmThin,
+            id: source_id("ff-old-thin"),
+            run: "old".into(),
+        };
+        let seen = std::sync::Mutex::new(Vec::new());
+        let held = || seen.lock().unwrap().push(pending_holds(&path));
+        let mut notes = Vec::new();
+        let new = snapshot("ff-new-thin");
+        let out = incremental(
+            &provider,
+            &new,
+            Some(&base),
+            dir.path(),
+            &cleanup,
+            &held,
+            &mut notes,
+        );
+        assert!(notes.is_empty(), "{notes:?}");
+        assert!(out.changes.is_some(), "the changes were used");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [vec![Hold { pool: POOL.into() }]],
+            "journaled while held"
+        );
+        assert!(pending_holds(&path).is_empty(), "done once released");
+        assert!(holding.released.lock().unwrap().is_empty());
+
+        let step = Step::Hold {
+            provider: ProviderKind::LvmThin,
+            hold: Hold { pool: POOL.into() },
+        };
+        let tools = Toolbox::new(
+            Vec::new(),
+            vec![provider],
+            Arc::new(crate::sys::SystemClock::new()),
+            "host".into(),
+        );
+        let said = crate::engine::recover::undo_step(&step, &tools).unwrap();
+        assert!(said.contains(POOL), "{said}");
+        assert_eq!(
+            *holding.released.lock().unwrap(),
+            [Hold { pool: POOL.into() }]
+        );
     }
 }

@@ -221,12 +221,15 @@ pub trait SnapshotProvider: Send + Sync {
     }
     /// What changed from the older snapshot `base` to `new` (both of the
     /// same volume), where the provider can say (btrfs: `btrfs send
-    /// --no-data -p`), through a scratch file in `scratch`.
+    /// --no-data -p`), through a scratch file in `scratch`. `held` is
+    /// called once while what [`SnapshotProvider::change_hold`] named is
+    /// held (the engine's fault point there), never if nothing is.
     fn changes(
         &self,
         _base: &Snapshot,
         _new: &Snapshot,
         _scratch: &Path,
+        _held: &dyn Fn(),
     ) -> Result<Option<VolumeChanges>, SnapshotError> {
         Ok(None)
     }

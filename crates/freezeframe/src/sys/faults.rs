@@ -48,6 +48,10 @@ pub const FAULT_POINTS: &[(&str, &str)] = &[
         "the window's containers are thawed, archiving not started",
     ),
     (
+        "while-holding",
+        "a provider holds what it reads changes with (LVM-thin: the pool's metadata snapshot), journaled",
+    ),
+    (
         "mid-archive",
         "an archive is partly written to its temporary file",
     ),

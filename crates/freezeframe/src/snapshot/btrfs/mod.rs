@@ -212,6 +212,7 @@ impl SnapshotProvider for BtrfsProvider {
         base: &Snapshot,
         new: &Snapshot,
         scratch: &Path,
+        _held: &dyn Fn(),
     ) -> Result<Option<VolumeChanges>, SnapshotError> {
         send_changes(&*self.runner, &base.root, &new.root, scratch)
             .map(|c| Some(c.into()))

@@ -248,8 +248,9 @@ impl SnapshotProvider for LvmProvider {
         base: &Snapshot,
         new: &Snapshot,
         _scratch: &Path,
+        held: &dyn Fn(),
     ) -> Result<Option<VolumeChanges>, SnapshotError> {
-        self.thin_changes(base, new)
+        self.thin_changes(base, new, held)
     }
 
     fn kind(&self) -> ProviderKind {

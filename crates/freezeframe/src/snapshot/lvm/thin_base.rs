@@ -180,10 +180,12 @@ impl LvmProvider {
     /// The changes from `base` to `new`, both thin snapshots of ours of
     /// one origin in one pool; the base is mounted for the look at its
     /// files if it is not (after a reboot), and unmounted again after.
+    /// `held` is called while the pool's metadata snapshot is reserved.
     pub(super) fn thin_changes(
         &self,
         base: &Snapshot,
         new: &Snapshot,
+        held: &dyn Fn(),
     ) -> Result<Option<VolumeChanges>, SnapshotError> {
         if !self.thin {
             return Ok(None);
@@ -222,6 +224,7 @@ impl LvmProvider {
                 provider: self,
                 tpool: &pool.tpool,
             };
+            held();
             self.runner
                 .run(&thin_delta_cmd(&pool.tmeta, left, right))
                 .map_err(|e| err_cmd(&new.volume, e))?
