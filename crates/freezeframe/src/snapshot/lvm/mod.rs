@@ -3,8 +3,9 @@
 //! snapshot is named `ff-…` and tagged `freezeframe`, so orphans are found
 //! by tag and nothing else is ever removed. No `fsfreeze` before
 //! `lvcreate -s`: LVM suspends the origin itself, and a frozen file system
-//! makes the suspend fail. Snapshots are mounted read-only after the thaw
-//! (`ro,noload` for ext4, `ro,norecovery,nouuid` for xfs). The maker of each
+//! makes the suspend fail. Snapshots are mounted read-only after the thaw,
+//! `nosuid,nodev,noexec` (and `noload` for ext4, `norecovery,nouuid` for
+//! xfs: no journal replay). The maker of each
 //! snapshot rides along as a second tag ([`Owner::to_tag`]), so the orphan
 //! sweep removes only snapshots whose maker is gone — LVM keeps tags across
 //! reboots, where files under `/run` would be lost.

@@ -139,8 +139,11 @@ fn command_lines() {
     assert!(lvs_cmd(Some("ffvg"), true)
         .to_string()
         .ends_with("-S lv_tags=freezeframe ffvg"));
-    assert_eq!(mount_options("xfs"), "ro,norecovery,nouuid");
-    assert_eq!(mount_options("ext4"), "ro,noload");
+    assert_eq!(
+        mount_options("xfs"),
+        "ro,nosuid,nodev,noexec,norecovery,nouuid"
+    );
+    assert_eq!(mount_options("ext4"), "ro,nosuid,nodev,noexec,noload");
     // 20% of 200 MiB = 40 MiB, rounded up to 4 MiB extents.
     assert_eq!(snapshot_mib("20%".parse().unwrap(), 200 << 20, 4 << 20), 40);
     assert_eq!(snapshot_mib("10M".parse().unwrap(), 200 << 20, 4 << 20), 12);

@@ -13,6 +13,8 @@ use std::fs::{File, Metadata};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+
 use super::delta::ThinDelta;
 use super::file_ranges::changed_ranges;
 use crate::sys::fiemap;
@@ -71,32 +73,49 @@ fn same_file(a: &Metadata, b: &Metadata) -> bool {
         && (a.ctime(), a.ctime_nsec()) == (b.ctime(), b.ctime_nsec())
 }
 
-fn open_plain(p: &Path) -> std::io::Result<File> {
-    use rustix::fs::{open, Mode, OFlags};
-    let fd = open(
-        p,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
-        Mode::empty(),
-    )?;
+/// Opens the directory `p`.
+fn open_dir(p: &Path) -> std::io::Result<File> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    Ok(File::from(rustix::fs::open(p, flags, Mode::empty())?))
+}
+
+/// Opens `rel` below the directory `root`, never through a symlink or
+/// out of its file system (a path that did not hold a plain directory
+/// chain in the base is simply not found); `path_only`: `O_PATH`, so a
+/// device or FIFO standing there is not opened.
+fn open_beneath(root: &File, rel: &Path, path_only: bool) -> std::io::Result<File> {
+    // openat2 refuses any other flag beside O_PATH.
+    let flags = OFlags::NOFOLLOW
+        | OFlags::CLOEXEC
+        | if path_only {
+            OFlags::PATH
+        } else {
+            OFlags::RDONLY | OFlags::NOCTTY | OFlags::NONBLOCK
+        };
+    let resolve = ResolveFlags::BENEATH
+        | ResolveFlags::NO_SYMLINKS
+        | ResolveFlags::NO_MAGICLINKS
+        | ResolveFlags::NO_XDEV;
+    let fd = rustix::fs::openat2(root, rel, flags, Mode::empty(), resolve)?;
     Ok(File::from(fd))
 }
 
 /// The changed ranges of the regular file `rel` (now `new`, in the base
 /// `old`); `Err` says why they cannot be had.
 fn file_change(
-    base_root: &Path,
-    new_root: &Path,
+    base_dir: &File,
+    new_dir: &File,
     rel: &Path,
     old: &Metadata,
     new: &Metadata,
     delta: &ThinDelta,
 ) -> Result<FileChange, String> {
-    let map = |root: &Path| {
-        open_plain(&root.join(rel))
+    let map = |root: &File| {
+        open_beneath(root, rel, false)
             .and_then(|f| fiemap::extents(&f))
             .map_err(|e| format!("FIEMAP: {e}"))
     };
-    let (b, n) = (map(base_root)?, map(new_root)?);
+    let (b, n) = (map(base_dir)?, map(new_dir)?);
     let ranges = changed_ranges(&b, &n, old.len(), new.len(), delta)?;
     Ok(FileChange {
         origin: Some(rel.to_path_buf()),
@@ -117,6 +136,7 @@ pub fn file_changes(
     delta: &ThinDelta,
 ) -> std::io::Result<(BTreeMap<PathBuf, FileChange>, Vec<String>)> {
     let dev = std::fs::symlink_metadata(new_root)?.dev();
+    let (base_dir, new_dir) = (open_dir(base_root)?, open_dir(new_root)?);
     let mut entries = BTreeMap::new();
     let mut unmapped = Vec::new();
     let mut dirs = vec![PathBuf::new()];
@@ -132,13 +152,13 @@ pub fn file_changes(
             if !meta.is_file() {
                 continue;
             }
-            let Ok(old) = std::fs::symlink_metadata(base_root.join(&rel)) else {
+            let Ok(old) = open_beneath(&base_dir, &rel, true).and_then(|f| f.metadata()) else {
                 continue;
             };
             if !old.is_file() || same_file(&old, &meta) {
                 continue;
             }
-            match file_change(base_root, new_root, &rel, &old, &meta, delta) {
+            match file_change(&base_dir, &new_dir, &rel, &old, &meta, delta) {
                 Ok(c) => {
                     entries.insert(rel, c);
                 }
@@ -152,6 +172,16 @@ pub fn file_changes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pool that saw no block change.
+    fn no_delta() -> ThinDelta {
+        ThinDelta {
+            block_bytes: 65536,
+            left: 1,
+            right: 2,
+            changed: vec![],
+        }
+    }
 
     #[test]
     fn the_held_metadata_root_is_read_from_the_status_line() {
@@ -184,12 +214,7 @@ mod tests {
         write(n.join("sub/f"), &[2u8; 120_000]);
         write(n.join("new"), b"x");
         std::os::unix::fs::symlink("sub/f", n.join("link")).unwrap();
-        let delta = ThinDelta {
-            block_bytes: 65536,
-            left: 1,
-            right: 2,
-            changed: vec![],
-        };
+        let delta = no_delta();
         let (got, unmapped) = file_changes(&b, &n, &delta).unwrap();
         assert!(unmapped.is_empty(), "{unmapped:?}");
         let keys: Vec<&Path> = got.keys().map(PathBuf::as_path).collect();
@@ -198,5 +223,34 @@ mod tests {
         assert_eq!(c.ranges, vec![(0, 120_000)]);
         assert_eq!(c.truncated, Some(120_000));
         assert!(c.in_place(Path::new("sub/f")));
+    }
+
+    #[test]
+    fn the_base_is_never_looked_at_through_a_symlink_or_a_special_file() {
+        // In the base, `sub` is a symlink out of the tree (its target holds
+        // a file `f`) and `fifo` is a FIFO; in the new tree both are plain
+        // files. Neither is mapped (both are read whole), and opening the
+        // FIFO does not hang.
+        let d = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let (b, n, out) = (d.path().join("b"), d.path().join("n"), d.path().join("out"));
+        for r in [&b, &n.join("sub"), &out] {
+            std::fs::create_dir_all(r).unwrap();
+        }
+        std::fs::write(out.join("f"), [1u8; 5000]).unwrap();
+        std::os::unix::fs::symlink(&out, b.join("sub")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            b.join("fifo"),
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        std::fs::write(n.join("sub/f"), [2u8; 6000]).unwrap();
+        std::fs::write(n.join("fifo"), b"now a file").unwrap();
+        let delta = no_delta();
+        let (got, unmapped) = file_changes(&b, &n, &delta).unwrap();
+        assert!(got.is_empty(), "{got:?}");
+        assert!(unmapped.is_empty(), "{unmapped:?}");
     }
 }
