@@ -136,6 +136,17 @@ fn times_deep_paths_and_inner_mounts_round_trip_in_both_targets() {
     ));
     let mounted = Unmount(cache.clone());
     std::fs::write(cache.join("in-the-tmpfs"), "not on the volume").unwrap();
+    // A mount point named to retitle the operator's terminal and forge a
+    // line of the summary: its name is shown escaped, never as it is.
+    let hostile = private.join("var/\x1b]0;owned\x07\nx");
+    std::fs::create_dir_all(&hostile).unwrap();
+    let mount = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "ff-test-hostile"])
+        .arg(&hostile)
+        .status()
+        .unwrap();
+    assert!(mount.success());
+    let hostile_mounted = Unmount(hostile.clone());
     let ct = || Ct {
         id: "101".into(),
         cgroup: cg.rel.clone(),
@@ -153,6 +164,16 @@ fn times_deep_paths_and_inner_mounts_round_trip_in_both_targets() {
             out.contains("101: warning: var/cache is a mount point (tmpfs from ff-test-inner)"),
             "the summary warns of the mount: {out}"
         );
+        assert!(
+            out.contains(
+                "101: warning: var/\\x1b]0;owned\\x07\\nx is a mount point (tmpfs from ff-test-hostile)"
+            ),
+            "the hostile name is shown escaped: {out:?}"
+        );
+        assert!(
+            !out.contains(['\x1b', '\x07']) && !err.contains(['\x1b', '\x07']),
+            "a control character of the tree reached the terminal: {out:?} {err:?}"
+        );
         let (_, list, _) = env.run(&["list", "--json"]);
         runs.push(list);
         // The manifest records it.
@@ -167,11 +188,15 @@ fn times_deep_paths_and_inner_mounts_round_trip_in_both_targets() {
         assert_eq!(c["result"], "ok", "{c}");
         assert_eq!(
             c["mounts"],
-            serde_json::json!([{"path": "var/cache", "fs_type": "tmpfs", "source": "ff-test-inner"}]),
+            serde_json::json!([
+                {"path": "var/\\x1b]0;owned\\x07\\nx", "fs_type": "tmpfs", "source": "ff-test-hostile"},
+                {"path": "var/cache", "fs_type": "tmpfs", "source": "ff-test-inner"},
+            ]),
             "{c}"
         );
     }
     // What the backups hold: the tree as it is on the volume.
+    drop(hostile_mounted);
     drop(mounted);
     let want = describe(&private);
     assert!(

@@ -150,6 +150,21 @@ fn hostile_archives_are_refused_and_nothing_escapes() {
             Box::new(|b| entry(b, "./hl", EntryType::Link, "../escape", b"")),
             "`..` in path",
         ),
+        (
+            // A name that would retitle the operator's terminal and forge
+            // a line of the report, were it printed as it is.
+            "terminal-escape",
+            Box::new(|b| {
+                entry(
+                    b,
+                    "./../\x1b]0;owned\x07\nfreezeframe: restore ok",
+                    EntryType::Regular,
+                    "",
+                    b"x",
+                )
+            }),
+            "`..` in path",
+        ),
     ];
     let env = Env::new(Path::new("/nonexistent-volume"), &[], "");
     for (i, (name, build, expect)) in cases.iter().enumerate() {
@@ -168,6 +183,16 @@ fn hostile_archives_are_refused_and_nothing_escapes() {
             err.contains("refusing archive entry") && err.contains(expect),
             "{name}: {err}"
         );
+        assert!(
+            !err.contains(['\x1b', '\x07']) && !out.contains(['\x1b', '\x07']),
+            "{name}: a control character of the archive reached the terminal: {err:?}"
+        );
+        if *name == "terminal-escape" {
+            assert!(
+                err.contains("\\x1b]0;owned\\x07\\nfreezeframe: restore ok"),
+                "{name}: the name is not shown escaped: {err:?}"
+            );
+        }
         let after: Vec<String> = listing(outer.path())
             .into_iter()
             .filter(|p| !p.starts_with(to.to_str().unwrap()))

@@ -21,6 +21,7 @@ use super::owners::Owners;
 use super::walk::{Entry, Kind, Meta, Visitor};
 use super::{acl, sparse};
 use crate::config::Excludes;
+use crate::sys::shown::escape;
 
 /// Largest value of the 7-digit octal uid/gid fields.
 const MAX_ID: u64 = 0o7777777;
@@ -81,7 +82,7 @@ pub fn write_tree<W: Write>(
 }
 
 fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    escape(b)
 }
 
 struct TreeWriter<'p, W: Write> {

@@ -10,6 +10,7 @@ use std::io;
 use std::path::Path;
 
 use super::walk::{walk, Entry, Kind, Visitor};
+use crate::sys::shown::escape;
 
 /// Which ids a range maps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,12 +234,9 @@ impl Shifter<'_> {
         let (Some(uid), Some(gid)) = self.owner(e) else {
             self.report.unmapped_count += 1;
             if self.report.unmapped.len() < UNMAPPED_NAMED {
-                self.report.unmapped.push(format!(
-                    "{} {}:{}",
-                    String::from_utf8_lossy(e.rel),
-                    m.uid,
-                    m.gid
-                ));
+                self.report
+                    .unmapped
+                    .push(format!("{} {}:{}", escape(e.rel), m.uid, m.gid));
             }
             return Ok(());
         };
@@ -299,7 +297,7 @@ impl Visitor for Shifter<'_> {
         if let Err(err) = self.entry(e) {
             self.failed = Some(io::Error::new(
                 err.kind(),
-                format!("{}: {err}", String::from_utf8_lossy(e.rel)),
+                format!("{}: {err}", escape(e.rel)),
             ));
             return Ok(false);
         }
@@ -310,7 +308,7 @@ impl Visitor for Shifter<'_> {
         if self.failed.is_none() {
             self.failed = Some(io::Error::new(
                 error.kind(),
-                format!("{}: {what}: {error}", String::from_utf8_lossy(rel)),
+                format!("{}: {what}: {error}", escape(rel)),
             ));
         }
     }

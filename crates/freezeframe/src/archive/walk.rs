@@ -233,6 +233,7 @@ impl Entry<'_> {
     }
 }
 
+use crate::sys::shown::escape;
 use std::os::unix::ffi::OsStringExt;
 
 /// What the walk reports to.
@@ -411,7 +412,7 @@ fn reopen_parent(child: &Frame, parent: &Frame) -> io::Result<OwnedFd> {
     if st.st_ino != parent.ino || st.st_dev != parent.dev {
         return Err(io::Error::other(format!(
             "{}: the folder moved while it was walked",
-            String::from_utf8_lossy(&parent.rel)
+            escape(&parent.rel)
         )));
     }
     Ok(up)

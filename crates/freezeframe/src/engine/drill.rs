@@ -216,7 +216,7 @@ impl Visitor for Tree {
 
     fn problem(&mut self, rel: &[u8], what: &str, error: &std::io::Error) {
         self.problems
-            .push(format!("{}: {what}: {error}", String::from_utf8_lossy(rel)));
+            .push(format!("{}: {what}: {error}", escape(rel)));
     }
 }
 

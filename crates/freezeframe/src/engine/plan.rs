@@ -13,6 +13,7 @@ use crate::engine::Toolbox;
 use crate::runtime::RuntimeError;
 use crate::snapshot::SnapshotError;
 use crate::sys::mountinfo::{mounts_inside, MountEntry};
+use crate::sys::shown::{escape, escape_path};
 use crate::target::{MountRecord, Store, StoreError};
 
 /// What the operator asked for (command line over config defaults).
@@ -488,11 +489,11 @@ fn inner_mounts(table: &[MountEntry], c: &Container, vol: &Volume) -> Vec<MountR
         .map(|m| MountRecord {
             path: match m.mount_point.strip_prefix(&c.private) {
                 Ok(rel) if rel.as_os_str().is_empty() => ".".into(),
-                Ok(rel) => rel.display().to_string(),
-                Err(_) => m.mount_point.display().to_string(),
+                Ok(rel) => escape_path(rel),
+                Err(_) => escape_path(&m.mount_point),
             },
-            fs_type: m.fs_type.clone(),
-            source: m.source.clone(),
+            fs_type: escape(m.fs_type.as_bytes()),
+            source: escape(m.source.as_bytes()),
         })
         .collect()
 }

@@ -18,6 +18,7 @@ pub mod owner;
 pub mod process;
 pub mod ratelimit;
 pub mod send_stream;
+pub mod shown;
 pub mod throttle;
 pub mod time;
 

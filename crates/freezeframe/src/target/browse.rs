@@ -9,6 +9,7 @@ use std::path::{Component, Path};
 use serde::Serialize;
 
 use crate::archive::walk::Kind;
+pub use crate::sys::shown::escape;
 use crate::sys::time::Timestamp;
 
 /// A path inside a backup, as an operator names it: relative to the
@@ -102,34 +103,6 @@ impl std::fmt::Display for BrowsePath {
             f.write_str(&escape(&self.to_bytes()))
         }
     }
-}
-
-/// A name shown to a person: printable UTF-8 as it is; a backslash, a
-/// control character or a byte that is not UTF-8 as a C escape (`\\`,
-/// `\n`, `\x1b`, `\xff`), so every name shows on one line and two names
-/// never show the same.
-pub fn escape(b: &[u8]) -> String {
-    let mut out = String::with_capacity(b.len());
-    for chunk in b.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\t' => out.push_str("\\t"),
-                '\r' => out.push_str("\\r"),
-                c if c.is_control() => {
-                    for byte in c.to_string().bytes() {
-                        out.push_str(&format!("\\x{byte:02x}"));
-                    }
-                }
-                c => out.push(c),
-            }
-        }
-        for byte in chunk.invalid() {
-            out.push_str(&format!("\\x{byte:02x}"));
-        }
-    }
-    out
 }
 
 /// One entry of a backup, as `ls` shows it.
@@ -258,15 +231,6 @@ mod tests {
         );
         let raw = OsStr::from_bytes(b"bad-\xff-name");
         assert_eq!(BrowsePath::parse(raw).unwrap().to_bytes(), b"bad-\xff-name");
-    }
-
-    #[test]
-    fn names_show_on_one_line_and_never_alike() {
-        assert_eq!(escape(b"plain/\xc3\xa9t\xc3\xa9"), "plain/été");
-        assert_eq!(escape(b"a\nb"), "a\\nb");
-        assert_eq!(escape(b"bad-\xff-name"), "bad-\\xff-name");
-        assert_eq!(escape(b"a\\nb"), "a\\\\nb");
-        assert_eq!(escape(b"\x1b[31m"), "\\x1b[31m");
     }
 
     #[test]

@@ -213,11 +213,11 @@ pub struct ContainerRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountRecord {
     /// The mount point, relative to the private area (`.`: the private
-    /// area itself).
+    /// area itself), escaped (`sys::shown::escape`) like every name below.
     pub path: String,
-    /// File system type (`tmpfs`, `btrfs`, …).
+    /// File system type (`tmpfs`, `btrfs`, …), escaped.
     pub fs_type: String,
-    /// Mount source (device, `tmpfs`, …).
+    /// Mount source (device, `tmpfs`, …), escaped.
     pub source: String,
 }
 

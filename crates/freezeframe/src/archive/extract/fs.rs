@@ -12,6 +12,7 @@ use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
 
 use super::ExtractReport;
 use crate::archive::read::EntryInfo;
+use crate::sys::shown::escape;
 
 pub(super) enum ParentError {
     Symlink,
@@ -182,7 +183,7 @@ impl Extractor {
             };
             if let Err(e) = r {
                 let what = name
-                    .map(|n| n.to_string_lossy().into_owned())
+                    .map(|n| escape(std::os::unix::ffi::OsStrExt::as_bytes(n)))
                     .unwrap_or_else(|| ".".into());
                 report.warnings.push(format!(
                     "{}/{what}: xattr {k} not restored: {e}",

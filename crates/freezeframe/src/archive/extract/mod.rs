@@ -23,6 +23,7 @@ use tar::EntryType;
 use self::fs::{Extractor, ParentError};
 use super::read::{for_each, EntryInfo, Flow, Resolved};
 use super::sparse;
+use crate::sys::shown::{escape, escape_path};
 use crate::sys::time::Timestamp;
 
 /// Extraction failed.
@@ -231,7 +232,7 @@ impl Run {
         e: &mut Resolved<'_, '_, R>,
         select: &mut dyn Selector,
     ) -> Result<(), ExtractError> {
-        let shown = String::from_utf8_lossy(&e.path).into_owned();
+        let shown = escape(&e.path);
         // Checked before the selector sees it: a hostile name is refused
         // whether or not it is selected.
         components(&e.path).map_err(|r| self.hostile(&shown, r))?;
@@ -402,7 +403,7 @@ impl Run {
         let dirs = std::mem::take(&mut self.dirs);
         let x = &self.x;
         for d in dirs.iter().rev() {
-            let shown = d.rel.display().to_string();
+            let shown = escape_path(&d.rel);
             let fd = if d.rel.as_os_str().is_empty() {
                 rustix::io::dup(&x.root).map_err(|err| io_err(&shown)(errno_io(err)))?
             } else {

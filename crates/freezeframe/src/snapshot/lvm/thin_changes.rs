@@ -19,6 +19,7 @@ use super::delta::ThinDelta;
 use super::file_ranges::changed_ranges;
 use crate::sys::fiemap;
 use crate::sys::send_stream::FileChange;
+use crate::sys::shown::escape_path;
 use crate::sys::Cmd;
 
 /// `dmsetup message POOL 0 reserve_metadata_snap` (or release).
@@ -162,7 +163,7 @@ pub fn file_changes(
                 Ok(c) => {
                     entries.insert(rel, c);
                 }
-                Err(why) => unmapped.push(format!("{}: {why}", rel.display())),
+                Err(why) => unmapped.push(format!("{}: {why}", escape_path(&rel))),
             }
         }
     }

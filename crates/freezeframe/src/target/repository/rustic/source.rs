@@ -36,6 +36,7 @@ use crate::target::repository::gomode::to_go;
 use crate::target::repository::RESERVED_DIR;
 
 use super::write::ReadAt;
+use crate::sys::shown::{escape, escape_path};
 
 /// Entries walked ahead of the archiver.
 const WALK_AHEAD: usize = 256;
@@ -358,7 +359,7 @@ impl Visitor for NodeWalker {
             return Ok(false);
         }
         let name = e.name();
-        let shown = String::from_utf8_lossy(rel).into_owned();
+        let shown = escape(rel);
         let node = match self.node(e, name) {
             Ok(n) => n,
             Err(err) => {
@@ -392,7 +393,7 @@ impl Visitor for NodeWalker {
     fn problem(&mut self, rel: &[u8], what: &str, error: &io::Error) {
         let rel = rel.strip_prefix(b"./").unwrap_or(rel);
         self.findings
-            .unreadable(format!("{}: {what}: {error}", String::from_utf8_lossy(rel)));
+            .unreadable(format!("{}: {what}: {error}", escape(rel)));
     }
 }
 
@@ -449,7 +450,7 @@ impl Entries {
                 })),
                 Err(err) => {
                     self.findings
-                        .unreadable(format!("{} ({rel}): {err}", e.path.display()));
+                        .unreadable(format!("{} ({rel}): {err}", escape_path(&e.path)));
                 }
             }
         }

@@ -11,6 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use rustic_core::repofile::{BlobType, IndexFile, Node, NodeType};
 use rustic_core::{BlobId, IndexedFull, Repository, TreeId};
 
+use crate::sys::shown::escape;
 use crate::sys::time::Timestamp;
 use crate::sys::Cancel;
 use crate::target::browse::BrowsePath;
@@ -57,8 +58,8 @@ fn checked_name(node: &Node) -> Result<Vec<u8>, StreamError> {
     if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
     {
         return Err(StreamError::Repository(format!(
-            "the snapshot holds an impossible file name {:?}; the repository is damaged or hostile (run `freezeframe verify`)",
-            String::from_utf8_lossy(&name)
+            "the snapshot holds an impossible file name `{}`; the repository is damaged or hostile (run `freezeframe verify`)",
+            escape(&name)
         )));
     }
     Ok(name)
@@ -231,7 +232,7 @@ impl<S: IndexedFull, W: Write> Writer<'_, S, W> {
                 let Some(sub) = node.subtree else {
                     return Err(StreamError::Repository(format!(
                         "folder {} has no subtree; the repository is damaged",
-                        String::from_utf8_lossy(path)
+                        escape(path)
                     )));
                 };
                 self.tree(sub, path, false, filtered)?;
@@ -260,14 +261,14 @@ impl<S: IndexedFull, W: Write> Writer<'_, S, W> {
             return Err(StreamError::Repository(damaged_content(
                 self.repo,
                 node,
-                &String::from_utf8_lossy(path),
+                &escape(path),
                 &e.to_string(),
             )));
         }
         if exact.left != 0 {
             return Err(StreamError::Repository(format!(
                 "{} is {} bytes shorter than its recorded size; the repository is damaged",
-                String::from_utf8_lossy(path),
+                escape(path),
                 exact.left
             )));
         }

@@ -15,6 +15,7 @@ use super::index::Known;
 use super::readers::Around;
 use super::resync::ParentChunk;
 use super::store::id_bytes;
+use crate::sys::shown::escape_path;
 use crate::target::ChangedFiles;
 
 /// Why a changed file was read whole although the kernel's ranges were
@@ -74,7 +75,7 @@ impl ExtentCounts {
         *self.fallbacks.entry(why.text()).or_default() += 1;
         if self.examples.len() < EXAMPLES {
             self.examples
-                .push(format!("{}: {}", rel.display(), why.text()));
+                .push(format!("{}: {}", escape_path(rel), why.text()));
         }
     }
 }

@@ -172,7 +172,7 @@ impl<'s> Trees<'s> {
             if self.stack.len() == 1 {
                 return Err(WriteError::Stopped(format!(
                     "the walk left the root for {}",
-                    dir.display()
+                    crate::sys::shown::escape_path(dir)
                 )));
             }
             self.close_top();
