@@ -35,6 +35,7 @@ use self::readers::Readers;
 pub(crate) use self::resync::ReadAt;
 pub(crate) use self::store::{hex, id_bytes, Store};
 use self::trees::{unchanged, Slot, Trees};
+use crate::target::repository::RESERVED_DIR;
 use crate::target::ChangedFiles;
 
 /// Packs named per index file.
@@ -236,9 +237,12 @@ impl Walk<'_> {
                 return Ok(());
             }
         }
+        let rel = path.strip_prefix(self.root).unwrap_or(&path);
         let around = match (self.hints, &old) {
+            // The config and dump beside the tree are not on the volume:
+            // no kernel lists them, and they are read whole, unremarked.
+            _ if rel.starts_with(RESERVED_DIR) => None,
             (Some(h), Some(old)) => {
-                let rel = path.strip_prefix(self.root).unwrap_or(&path);
                 let k = known
                     .read()
                     .map_err(|_| WriteError::Stopped("the index lock was poisoned".into()))?;
