@@ -386,7 +386,7 @@ impl Volume {
         match self.provider {
             ProviderKind::Btrfs => self.keep_base != Some(false),
             ProviderKind::LvmThin => self.keep_base == Some(true),
-            _ => false,
+            ProviderKind::Lvm => false,
         }
     }
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use super::bases::forget_bases;
 use super::cleanup::{remove_incomplete_run, UndoError};
 use super::Toolbox;
-use crate::config::Volume;
+use crate::config::{ProviderKind, Volume};
+use crate::snapshot::SnapshotProvider;
 use crate::state::journal::JOURNAL_NAME;
 use crate::state::{is_current_base, Bases, Journal, JournalError, Pending, Step};
 
@@ -95,6 +96,19 @@ fn sweep_volume(v: &Volume, tools: &Toolbox, report: &mut RecoverReport) {
     }
 }
 
+/// The provider of `kind` for undoing a step on `what` (a snapshot, a
+/// pool), or why there is none.
+fn provider_for<'t>(
+    tools: &'t Toolbox,
+    kind: ProviderKind,
+    what: &str,
+) -> Result<&'t Arc<dyn SnapshotProvider>, UndoError> {
+    tools.provider(kind).ok_or_else(|| UndoError::NoProvider {
+        provider: kind,
+        snapshot: what.to_owned(),
+    })
+}
+
 /// Undoes one journaled step.
 pub fn undo_step(step: &Step, tools: &Toolbox) -> Result<String, UndoError> {
     match step {
@@ -113,23 +127,11 @@ pub fn undo_step(step: &Step, tools: &Toolbox) -> Result<String, UndoError> {
             Ok(format!("thawed container {container}"))
         }
         Step::Snapshot { provider, snapshot } => {
-            let p = tools
-                .provider(*provider)
-                .ok_or_else(|| UndoError::NoProvider {
-                    provider: *provider,
-                    snapshot: snapshot.name.clone(),
-                })?;
-            p.remove(snapshot)?;
+            provider_for(tools, *provider, &snapshot.name)?.remove(snapshot)?;
             Ok(format!("removed snapshot {}", snapshot.name))
         }
         Step::Hold { provider, hold } => {
-            let p = tools
-                .provider(*provider)
-                .ok_or_else(|| UndoError::NoProvider {
-                    provider: *provider,
-                    snapshot: hold.pool.clone(),
-                })?;
-            p.release_hold(hold)?;
+            provider_for(tools, *provider, &hold.pool)?.release_hold(hold)?;
             Ok(format!(
                 "released the metadata snapshot of thin pool {} (if it was still held)",
                 hold.pool
