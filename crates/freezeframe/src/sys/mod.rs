@@ -16,6 +16,7 @@ pub mod http;
 pub mod mountinfo;
 pub mod owner;
 pub mod process;
+pub mod ranges;
 pub mod ratelimit;
 pub mod send_stream;
 pub mod shown;

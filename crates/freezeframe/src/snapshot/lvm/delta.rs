@@ -13,6 +13,8 @@
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
+use crate::sys::ranges::merged;
+
 /// The changed blocks between two thin devices.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThinDelta {
@@ -146,19 +148,11 @@ pub fn parse(text: &str, left: u64, right: u64) -> Result<ThinDelta, DeltaError>
             got_right,
         });
     }
-    ranges.sort_unstable();
-    let mut changed: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
-    for (a, b) in ranges {
-        match changed.last_mut() {
-            Some(last) if a <= last.1 => last.1 = last.1.max(b),
-            _ => changed.push((a, b)),
-        }
-    }
     Ok(ThinDelta {
         block_bytes: sectors * 512,
         left,
         right,
-        changed,
+        changed: merged(ranges),
     })
 }
 

@@ -16,6 +16,7 @@ use crate::sys::fiemap::{
     Extent, DATA_ENCRYPTED, DATA_INLINE, DATA_TAIL, DELALLOC, ENCODED, NOT_ALIGNED, UNKNOWN,
     UNWRITTEN,
 };
+use crate::sys::ranges::merged;
 
 /// Flags that make an extent's device offset meaningless for us.
 const UNCERTAIN: u32 =
@@ -75,10 +76,7 @@ pub fn changed_ranges(
     cuts.sort_unstable();
     cuts.dedup();
     let mut out: Vec<(u64, u64)> = Vec::new();
-    let mut push = |s: u64, e: u64| match out.last_mut() {
-        Some(last) if s <= last.1 => last.1 = last.1.max(e),
-        _ => out.push((s, e)),
-    };
+    let mut push = |s: u64, e: u64| out.push((s, e));
     let (mut bi, mut ni) = (0, 0);
     let mut in_delta = Vec::new();
     for w in cuts.windows(2) {
@@ -105,7 +103,7 @@ pub fn changed_ranges(
     if new_size > common {
         push(common, new_size);
     }
-    Ok(out)
+    Ok(merged(out))
 }
 
 #[cfg(test)]

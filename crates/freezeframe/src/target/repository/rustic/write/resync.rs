@@ -181,17 +181,9 @@ impl Plan {
             // changes the cuts: not the same in both.
             ranges.push((base.min(len).saturating_sub(bounds.avg as u64), u64::MAX));
         }
-        ranges.sort_unstable();
-        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
-        for (a, b) in ranges {
-            match merged.last_mut() {
-                Some(last) if a <= last.1 => last.1 = last.1.max(b),
-                _ => merged.push((a, b)),
-            }
-        }
         Self {
             starts,
-            changed: merged,
+            changed: crate::sys::ranges::merged(ranges),
             len,
         }
     }
