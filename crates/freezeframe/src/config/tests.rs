@@ -319,6 +319,12 @@ fn a_relative_state_dir_is_rejected_with_its_line() {
     );
     let e = err(&format!("state_dir = \"/var/lib/../tmp\"\n{GOOD}"));
     assert!(e.contains("must not contain `..`"), "{e}");
+    let long = format!("/{}", "d/".repeat(300));
+    let e = err(&format!("state_dir = \"{long}\"\n{GOOD}"));
+    assert!(
+        e.contains("line 1") && e.contains("601 bytes long; at most 500"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -104,8 +104,10 @@ pub const OWNER_TAG_PREFIX: &str = "ffowner_";
 /// (LVM tags allow few characters).
 pub const STATE_TAG_PREFIX: &str = "ffstate_";
 
-/// Longest state dir a tag carries (LVM tags hold 1024 characters).
-const MAX_STATE_TAG_PATH: usize = 500;
+/// Longest state dir a tag carries (LVM tags hold 1024 characters, and
+/// the tag is hex); the config refuses longer ones, so that every kept
+/// LVM base says whose it is.
+pub const MAX_STATE_DIR_BYTES: usize = 500;
 
 impl Owner {
     /// The state dir as a second LVM tag (`ffstate_<hex>`), so that a
@@ -114,7 +116,7 @@ impl Owner {
     pub fn state_tag(&self) -> Option<String> {
         use std::os::unix::ffi::OsStrExt;
         let b = self.state_dir.as_os_str().as_bytes();
-        (!b.is_empty() && b.len() <= MAX_STATE_TAG_PATH)
+        (!b.is_empty() && b.len() <= MAX_STATE_DIR_BYTES)
             .then(|| format!("{STATE_TAG_PREFIX}{}", hex::encode(b)))
     }
 

@@ -37,6 +37,20 @@ pub(super) fn absolute(p: &Path, what: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks the state dir fits the LVM tag that marks a kept base as this
+/// state dir's (a base without it would look like an orphan to a sweep).
+fn short_state_dir(p: &Path) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let len = p.as_os_str().as_bytes().len();
+    let max = crate::sys::owner::MAX_STATE_DIR_BYTES;
+    if len > max {
+        return Err(format!(
+            "state_dir is {len} bytes long; at most {max} are allowed (the LVM tags that mark kept snapshots as this state dir's carry it): choose a shorter path"
+        ));
+    }
+    Ok(())
+}
+
 /// A duration key within `range`, or its default.
 pub(super) fn bounded_duration(
     text: &str,
@@ -73,6 +87,7 @@ pub(super) fn validate(raw: RawConfig, text: &str) -> Result<Config, Invalid> {
             let line = line_of(text, d.span().start);
             let d = d.into_inner();
             absolute(&d, "state_dir").map_err(|m| (line, m))?;
+            short_state_dir(&d).map_err(|m| (line, m))?;
             d
         }
         None => PathBuf::from("/var/lib/freezeframe"),
