@@ -432,8 +432,14 @@ fn a_kill_around_the_base_swap_leaves_one_base_or_none() {
             "{point}"
         );
         assert!(s.vol.snapshots().join(&now).join("ct1/big").exists());
-        // The next run is right, whichever base it found.
-        env.backup_json(&["ct1"]);
+        // The next run is right, whichever base it found, and pairs with
+        // it: before the swap, the killed run's backup was read from a
+        // snapshot that is gone, so the one before it (read from the base
+        // that stayed) is the parent, and the edit is read around.
+        let r = record(&env.backup_json(&["ct1"]));
+        assert!(r["extents"]["not_used"].is_null(), "{point}: {r}");
+        let edited = r["extents"]["files"].as_u64() > Some(0);
+        assert_eq!(edited, point == "before-base-swap", "{point}: {r}");
         restores_identically(&env, &s, point);
         assert_eq!(s.vol.snapshot_names().len(), 1, "{point}");
     }

@@ -138,15 +138,20 @@ impl Repo {
         })
     }
 
-    /// The newest snapshot (complete or partial) of this container from
-    /// this host, whose unchanged files are not read again; and the part
-    /// snapshots of this container an older version left on this host.
+    /// The snapshot (complete or partial) of this container from this
+    /// host whose unchanged files are not read again: the newest one read
+    /// from the kernel's base when there is one (after a run killed before
+    /// its base swap, the newest backup was read from a snapshot that is
+    /// gone, and the one before it pairs with the base), else the newest.
+    /// Also the part snapshots of this container an older version left on
+    /// this host.
     fn parent_and_leftovers(
         &self,
         req: &ContainerJob<'_>,
     ) -> Result<(Option<SnapshotFile>, Vec<SnapshotFile>), RepoError> {
         let ct = format!("ct:{}", req.id);
         let mut parent: Option<SnapshotFile> = None;
+        let mut from_base: Option<SnapshotFile> = None;
         let mut leftovers = Vec::new();
         let all = self.with_open(|repo| {
             repo.get_all_snapshots()
@@ -158,14 +163,32 @@ impl Repo {
             }
             if s.tags.contains(PART_TAG) && s.tags.contains(&ct) {
                 leftovers.push(s);
-            } else if s.tags.contains(TAG)
-                && s.label == req.id.as_str()
-                && parent.as_ref().is_none_or(|p| s.time > p.time)
-            {
-                parent = Some(s);
+            } else if s.tags.contains(TAG) && s.label == req.id.as_str() {
+                let newer =
+                    |than: &Option<SnapshotFile>| than.as_ref().is_none_or(|p| s.time > p.time);
+                if req
+                    .changes
+                    .is_some_and(|c| read_from(&s).as_ref() == Some(&c.base))
+                    && newer(&from_base)
+                {
+                    from_base = Some(s.clone());
+                }
+                if newer(&parent) {
+                    parent = Some(s);
+                }
             }
         }
-        Ok((parent, leftovers))
+        if let (Some(b), Some(p)) = (&from_base, &parent) {
+            if b.id != p.id {
+                tracing::info!(
+                    container = %req.id,
+                    "parent backup {}, the newest read from the base; the newest, {}, was read from another snapshot",
+                    &full_hex(&b.id)[..8],
+                    &full_hex(&p.id)[..8]
+                );
+            }
+        }
+        Ok((from_base.or(parent), leftovers))
     }
 
     fn remove(&self, snaps: &[SnapshotFile]) -> Result<(), RepoError> {
