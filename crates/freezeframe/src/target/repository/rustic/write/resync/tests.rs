@@ -141,6 +141,15 @@ fn edit(rng: &mut Rng, d: &[u8], kind: u64) -> (&'static str, Vec<u8>, Vec<(u64,
     }
 }
 
+/// Asserts that the cut of `new` around `changed` gives a full read's
+/// blob list (`SMALL` bounds) and reads no more than the file.
+fn same_as_full_read(new: &[u8], parent: &[ParentChunk], changed: &[(u64, u64)], what: &str) {
+    let want: Vec<Hash> = full(new, SMALL).iter().map(|c| c.id).collect();
+    let (got, read) = around(new, parent, changed, SMALL);
+    assert_eq!(got, want, "{what}");
+    assert!(read <= new.len() as u64, "{what}: read {read} bytes");
+}
+
 #[test]
 fn every_kind_of_edit_gives_a_full_reads_blob_list() {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -151,10 +160,12 @@ fn every_kind_of_edit_gives_a_full_reads_blob_list() {
         let parent = full(&base, SMALL);
         let kind = round % 8;
         let (what, new, changed) = edit(&mut rng, &base, kind);
-        let want: Vec<Hash> = full(&new, SMALL).iter().map(|c| c.id).collect();
-        let (got, read) = around(&new, &parent, &changed, SMALL);
-        assert_eq!(got, want, "round {round}: {what} in {len} bytes");
-        assert!(read <= new.len() as u64, "round {round}: {what}");
+        same_as_full_read(
+            &new,
+            &parent,
+            &changed,
+            &format!("round {round}: {what} in {len} bytes"),
+        );
     }
 }
 
@@ -254,6 +265,53 @@ fn a_file_shorter_than_listed_is_an_error() {
     let parent = full(&base, SMALL);
     let changed = [(0, 10), (60_000, 60_010)];
     let r = recut::<_, io::Error>(&base[..50_000], 100_000, &parent, &changed, SMALL, |_| {
+        Ok(())
+    });
+    assert_eq!(r.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+}
+
+#[test]
+fn hundreds_of_changes_give_a_full_reads_blob_list() {
+    // Hundreds of runs of changed chunks, some close enough that the cut
+    // around one reaches past the next, some far apart; with appends,
+    // truncations and inserts on top.
+    let mut rng = Rng(0xC0FF_EE00_D15E_A5E5);
+    for round in 0..40u64 {
+        let base = data(2 << 20, round);
+        let parent = full(&base, SMALL);
+        let mut new = base.clone();
+        let mut changed = Vec::new();
+        for _ in 0..1 + rng.below(300) {
+            let a = rng.below(new.len() as u64);
+            let e = (a + 1 + rng.below(3 * PAGE)).min(new.len() as u64);
+            let fresh = rng.bytes((e - a) as usize);
+            new[a as usize..e as usize].copy_from_slice(&fresh);
+            changed.push(pages(a, e));
+        }
+        match round % 4 {
+            1 => {
+                let at = new.len() as u64;
+                new.extend(rng.bytes(50_000));
+                changed.push(pages(at, new.len() as u64));
+            }
+            2 => new.truncate(new.len() - rng.below(100_000) as usize),
+            3 => {
+                let at = rng.below(new.len() as u64) as usize;
+                new.splice(at..at, rng.bytes(777));
+                changed.push(pages(at as u64, new.len() as u64));
+            }
+            _ => {}
+        }
+        same_as_full_read(&new, &parent, &changed, &format!("round {round}"));
+    }
+}
+
+#[test]
+fn a_read_error_far_into_a_file_of_many_changes_is_an_error() {
+    let base = data(400_000, 8);
+    let parent = full(&base, SMALL);
+    let changed: Vec<(u64, u64)> = (0..40).map(|i| pages(i * 9_000, i * 9_000 + 10)).collect();
+    let r = recut::<_, io::Error>(&base[..200_000], 400_000, &parent, &changed, SMALL, |_| {
         Ok(())
     });
     assert_eq!(r.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
