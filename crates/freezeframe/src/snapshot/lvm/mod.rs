@@ -34,6 +34,7 @@ fn fixture(name: &str) -> PathBuf {
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use report::{parse_lvs, parse_vgs, Lv};
 
@@ -64,6 +65,9 @@ pub struct LvmProvider {
     thin: bool,
     mountinfo: PathBuf,
     lock_dir: PathBuf,
+    /// How long a run waits for another freezeframe's hold of a pool's
+    /// metadata snapshot before it reads changed files whole.
+    lock_wait: Duration,
     origins: Mutex<HashMap<String, Origin>>,
 }
 
@@ -82,6 +86,7 @@ impl LvmProvider {
             thin,
             mountinfo: PathBuf::from("/proc/self/mountinfo"),
             lock_dir: PathBuf::from("/run/lock"),
+            lock_wait: thin_base::POOL_LOCK_WAIT,
             origins: Mutex::default(),
         }
     }
@@ -90,6 +95,13 @@ impl LvmProvider {
     /// `/run/lock`.
     pub fn with_lock_dir(mut self, dir: PathBuf) -> Self {
         self.lock_dir = dir;
+        self
+    }
+
+    /// Waits at most `wait` for another freezeframe's hold of a thin
+    /// pool's metadata snapshot (see `thin_base`).
+    pub fn with_lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
         self
     }
 

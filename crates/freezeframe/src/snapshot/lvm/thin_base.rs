@@ -7,9 +7,12 @@
 //! reboots. Every freezeframe process takes it under an `flock` of one
 //! file per pool, held until it is released; the undo of a killed run
 //! (journaled first) releases a held one only when it can take that lock,
-//! so it never releases another live freezeframe's.
+//! so it never releases another live freezeframe's. A run waits for that
+//! lock a bounded time ([`POOL_LOCK_WAIT`]): a holder stuck in `thin_delta`
+//! makes the others read changed files whole, not hang.
 
 use std::fs::File;
+use std::time::{Duration, Instant};
 
 use rustix::fs::{flock, FlockOperation};
 
@@ -22,6 +25,13 @@ use super::{err_cmd, LvmProvider};
 use crate::snapshot::{Hold, Snapshot, SnapshotError, SnapshotProvider, VolumeChanges};
 use crate::sys::Cmd;
 use crate::target::SourceId;
+
+/// How long a run waits, by default, for another freezeframe's hold of a
+/// pool's metadata snapshot (`thin_delta` over a large pool takes
+/// minutes).
+pub(super) const POOL_LOCK_WAIT: Duration = Duration::from_secs(600);
+/// How often a waiting run tries the lock again.
+const LOCK_RETRY: Duration = Duration::from_millis(50);
 
 /// What a thin snapshot's identity starts with (its LV UUID follows, and
 /// its thin device id is the generation): never equal to a btrfs UUID.
@@ -87,19 +97,20 @@ impl LvmProvider {
     }
 
     /// The lock every freezeframe takes before it reserves `tpool`'s
-    /// metadata snapshot (`blocking`: wait for it).
+    /// metadata snapshot: taken at once or not (`wait` none), or within
+    /// `wait`; `None` when another process holds it.
     fn pool_lock(
         &self,
         volume: &str,
         tpool: &str,
-        blocking: bool,
+        wait: Option<Duration>,
     ) -> Result<Option<File>, SnapshotError> {
         if tpool.is_empty() || tpool.contains('/') || tpool.contains('\0') {
             return Err(SnapshotError::NotOurs(format!(
                 "{tpool:?} is not a device-mapper name"
             )));
         }
-        let path = self.lock_dir.join(format!("freezeframe-{tpool}.lock"));
+        let path = self.pool_lock_path(tpool);
         let io = |source| SnapshotError::Io {
             volume: volume.to_owned(),
             path: path.clone(),
@@ -111,16 +122,40 @@ impl LvmProvider {
             .write(true)
             .open(&path)
             .map_err(io)?;
-        let op = if blocking {
-            FlockOperation::LockExclusive
-        } else {
-            FlockOperation::NonBlockingLockExclusive
-        };
-        match flock(&f, op) {
-            Ok(()) => Ok(Some(f)),
-            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-            Err(e) => Err(io(e.into())),
+        let deadline = wait.map(|w| Instant::now() + w);
+        loop {
+            match flock(&f, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Ok(Some(f)),
+                Err(rustix::io::Errno::WOULDBLOCK) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(io(e.into())),
+            }
+            match deadline {
+                Some(d) if Instant::now() < d => std::thread::sleep(LOCK_RETRY),
+                _ => return Ok(None),
+            }
         }
+    }
+
+    /// `tpool`'s lock, waited for at most `lock_wait`; after that the
+    /// volume is unsuitable for this run (its changed files are read
+    /// whole), with who to look at.
+    fn pool_lock_waiting(&self, volume: &str, tpool: &str) -> Result<File, SnapshotError> {
+        self.pool_lock(volume, tpool, Some(self.lock_wait))?
+            .ok_or_else(|| SnapshotError::Unsuitable {
+                volume: volume.to_owned(),
+                path: self.pool_lock_path(tpool),
+                reason: format!(
+                    "is locked by another freezeframe, which has held thin pool {tpool}'s \
+                     metadata snapshot for over {} s (`fuser -v` on the file names it)",
+                    self.lock_wait.as_secs()
+                ),
+            })
+    }
+
+    /// The file `tpool`'s lock is taken on.
+    fn pool_lock_path(&self, tpool: &str) -> std::path::PathBuf {
+        self.lock_dir.join(format!("freezeframe-{tpool}.lock"))
     }
 
     /// The live LV of a thin snapshot of ours, or why it cannot be used.
@@ -162,7 +197,7 @@ impl LvmProvider {
 
     pub(super) fn thin_release(&self, hold: &Hold) -> Result<(), SnapshotError> {
         // Another freezeframe holds the lock: the snapshot is its own.
-        let Some(_lock) = self.pool_lock("-", &hold.pool, false)? else {
+        let Some(_lock) = self.pool_lock("-", &hold.pool, None)? else {
             return Ok(());
         };
         let out = self
@@ -202,7 +237,7 @@ impl LvmProvider {
         let pool = self.pool_of(&new.volume, &n)?;
         let (left, right) = (b.thin_id.unwrap_or_default(), n.thin_id.unwrap_or_default());
         let text = {
-            let _lock = self.pool_lock(&new.volume, &pool.tpool, true)?;
+            let _lock = self.pool_lock_waiting(&new.volume, &pool.tpool)?;
             self.runner
                 .run(&metadata_snap_cmd(&pool.tpool, true))
                 .map_err(|e| match &e {
@@ -342,12 +377,37 @@ mod tests {
         };
         let (fake, p, locks) = provider(true);
         // Another process's lock: a second open file description.
-        let theirs = p.pool_lock("v", &hold.pool, false).unwrap().unwrap();
+        let theirs = p.pool_lock("v", &hold.pool, None).unwrap().unwrap();
         p.release_hold(&hold).unwrap();
         assert_eq!(releases(&fake), 0, "{:?}", fake.calls.lock().unwrap());
         drop(theirs);
         p.release_hold(&hold).unwrap();
         assert_eq!(releases(&fake), 1);
         assert!(locks.path().join("freezeframe-vg-pool-tpool.lock").exists());
+    }
+
+    #[test]
+    fn a_run_waits_a_bounded_time_for_another_freezeframes_pool_lock() {
+        let (_, p, _locks) = provider(false);
+        let p = p.with_lock_wait(Duration::from_millis(300));
+        let theirs = p.pool_lock("v", "vg-pool-tpool", None).unwrap().unwrap();
+        assert!(p.pool_lock("v", "vg-pool-tpool", None).unwrap().is_none());
+        let t0 = Instant::now();
+        let waited = p
+            .pool_lock("v", "vg-pool-tpool", Some(p.lock_wait))
+            .unwrap();
+        assert!(waited.is_none(), "the lock is theirs");
+        assert!(
+            t0.elapsed() >= p.lock_wait,
+            "gave up before the wait was over"
+        );
+        // Let go while a run waits: it takes the lock.
+        let letting_go = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(theirs);
+        });
+        let ours = p.pool_lock("v", "vg-pool-tpool", Some(Duration::from_secs(30)));
+        letting_go.join().unwrap();
+        assert!(ours.unwrap().is_some());
     }
 }
