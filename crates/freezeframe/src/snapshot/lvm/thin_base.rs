@@ -127,7 +127,6 @@ impl LvmProvider {
             match flock(&f, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => return Ok(Some(f)),
                 Err(rustix::io::Errno::WOULDBLOCK) => {}
-                Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(io(e.into())),
             }
             match deadline {
@@ -400,6 +399,17 @@ mod tests {
         assert!(
             t0.elapsed() >= p.lock_wait,
             "gave up before the wait was over"
+        );
+        // What `changes` gets: the volume unsuitable for this run (its
+        // changed files read whole), naming the lock file.
+        let t0 = Instant::now();
+        let why = p.pool_lock_waiting("v", "vg-pool-tpool").unwrap_err();
+        assert!(t0.elapsed() >= p.lock_wait);
+        assert!(matches!(&why, SnapshotError::Unsuitable { .. }), "{why:?}");
+        let why = why.to_string();
+        assert!(
+            why.contains("freezeframe-vg-pool-tpool.lock") && why.contains("another freezeframe"),
+            "{why}"
         );
         // Let go while a run waits: it takes the lock.
         let letting_go = std::thread::spawn(move || {
